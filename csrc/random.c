@@ -1,0 +1,444 @@
+/*
+ * random.c -- the counter-based generator (Philox 4x32-10) and the
+ * sampling constructors rand, randn, randint, normal, uniform.
+ *
+ * Element i of a draw is a pure function of (seed, offset + i / 2): each
+ * 128-bit Philox block feeds two elements.  So the numbers do not depend
+ * on how the work is split between threads, and a GPU backend computing
+ * the same function gives the same numbers.  After a draw of n elements
+ * the generator's offset advances by ceil(n / 2) blocks.
+ */
+#include "kernels/kernels.h"
+#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+/* The fixed seed a fresh process starts with: runs are reproducible by default. */
+#define PF_DEFAULT_SEED 20260101u
+
+static struct {
+    uint64_t seed;
+    uint64_t offset;
+} rng = {PF_DEFAULT_SEED, 0};
+
+typedef struct {
+    uint32_t v[4];
+} philox_block;
+
+static inline philox_block philox(uint64_t counter, uint64_t seed)
+{
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    philox_block b = {{c0, c1, c2, c3}};
+    return b;
+}
+
+/* 53 random bits as a double in [0, 1). */
+static inline double u53(uint32_t hi, uint32_t lo)
+{
+    uint64_t x = ((uint64_t)hi << 32 | lo) >> 11;
+    return (double)x * (1.0 / 9007199254740992.0);
+}
+
+uint64_t pf_random_next_offset(uint64_t count)
+{
+    uint64_t at = rng.offset;
+    rng.offset += (count + 1) / 2;
+    return at;
+}
+
+typedef enum { DIST_UNIFORM, DIST_NORMAL, DIST_INT } dist_kind;
+
+typedef struct {
+    dist_kind kind;
+    double a, b;            /* uniform: low, high; normal: mean, std */
+    int64_t low;            /* int: low + [0, range) */
+    uint64_t range;
+    uint64_t seed, offset;
+} dist;
+
+/* The i-th sample, in double (or int64 for DIST_INT). */
+static inline void sample(const dist *d, int64_t i, double *fv, int64_t *iv)
+{
+    philox_block b = philox(d->offset + (uint64_t)i / 2, d->seed);
+    int odd = (int)(i & 1);
+    switch (d->kind) {
+    case DIST_UNIFORM:
+        *fv = d->a + (d->b - d->a) * u53(b.v[2 * odd], b.v[2 * odd + 1]);
+        break;
+    case DIST_NORMAL: {
+        /* Box-Muller over the whole block; element parity picks cos or sin */
+        double u1 = 1.0 - u53(b.v[0], b.v[1]);          /* (0, 1]: log stays finite */
+        double u2 = u53(b.v[2], b.v[3]);
+        double r = sqrt(-2.0 * log(u1));
+        double z = odd ? r * sin(2.0 * M_PI * u2) : r * cos(2.0 * M_PI * u2);
+        *fv = d->a + d->b * z;
+        break;
+    }
+    case DIST_INT: {
+        /* multiply-shift maps 64 random bits onto [0, range) */
+        uint64_t x = (uint64_t)b.v[2 * odd] << 32 | b.v[2 * odd + 1];
+        *iv = d->low + (int64_t)(((unsigned __int128)x * d->range) >> 64);
+        break;
+    }
+    }
+}
+
+static void fill_dist(PfTensor *t, dist *d)
+{
+    int64_t n = pf_numel(t->shape, t->ndim);
+    d->seed = rng.seed;
+    d->offset = pf_random_next_offset((uint64_t)n);
+    char *p = pf_tensor_data(t);
+    int isz = pf_dtypes[t->dtype].itemsize;
+    pf_dtype dt = t->dtype;
+    int nth = n >= PF_GRAIN / 4 ? pf_get_num_threads() : 1;
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t i = 0; i < n; i++) {
+        double fv = 0;
+        int64_t iv = 0;
+        sample(d, i, &fv, &iv);
+        if (d->kind == DIST_INT) {
+            pf_cast_one(&iv, PF_INT64, p + i * isz, dt);
+        }
+        else {
+            pf_cast_one(&fv, PF_FLOAT64, p + i * isz, dt);
+        }
+    }
+}
+
+static PyObject *draw(PyObject *args, PyObject *kwds, const char *op, dist *d)
+{
+    int64_t shape[PF_MAX_DIMS];
+    int ndim, has_dtype, rg;
+    pf_dtype dtype = PF_FLOAT32;
+    if (pf_parse_creation(args, kwds, op, shape, &ndim, &dtype, &has_dtype, &rg) < 0) {
+        return NULL;
+    }
+    if (!has_dtype && d->kind == DIST_INT) {
+        dtype = PF_INT64;
+    }
+    if (d->kind != DIST_INT && !pf_is_float(dtype)) {
+        return PF_ERR(PyExc_TypeError, "%s: needs a floating-point dtype; got %s", op,
+                      pf_dtypes[dtype].name);
+    }
+    pf_device cpu = {PF_DEV_CPU, 0};
+    PfTensor *t = pf_tensor_empty(ndim, shape, dtype, cpu, op);
+    if (t == NULL) {
+        return NULL;
+    }
+    fill_dist(t, d);
+    return pf_finish_creation((PyObject *)t, rg, op);
+}
+
+static PyObject *py_rand(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
+{
+    dist d = {.kind = DIST_UNIFORM, .a = 0.0, .b = 1.0};
+    return draw(args, kwds, "pf.rand", &d);
+}
+
+static PyObject *py_randn(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
+{
+    dist d = {.kind = DIST_NORMAL, .a = 0.0, .b = 1.0};
+    return draw(args, kwds, "pf.randn", &d);
+}
+
+/*
+ * Take named float parameters out of args/kwds (positionally first), leaving
+ * the rest (the shape and creation keywords) for draw().  names[i] may have
+ * an alias (NumPy loc/scale, PyTorch mean/std).
+ */
+static int take_params(PyObject **args, PyObject **kwds, const char *op, int nparams,
+                       const char *const *names, const char *const *aliases, double *vals,
+                       int *given)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(*args);
+    Py_ssize_t used = n < nparams ? n : nparams;
+    PyObject *kw = *kwds ? PyDict_Copy(*kwds) : PyDict_New();
+    if (kw == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < nparams; i++) {
+        PyObject *o = i < used ? PyTuple_GET_ITEM(*args, i) : NULL;
+        const char *keys[2] = {names[i], aliases[i]};
+        for (int k = 0; k < 2; k++) {
+            if (keys[k] == NULL) {
+                continue;
+            }
+            PyObject *v = PyDict_GetItemString(kw, keys[k]);
+            if (v != NULL) {
+                if (o != NULL) {
+                    Py_DECREF(kw);
+                    return PF_ERRI(PyExc_TypeError, "%s: %s given twice", op, names[i]);
+                }
+                o = v;      /* stays alive: the caller's kwds still holds it */
+                if (PyDict_DelItemString(kw, keys[k]) < 0) {
+                    Py_DECREF(kw);
+                    return -1;
+                }
+            }
+        }
+        given[i] = o != NULL;
+        if (o != NULL) {
+            if (PyComplex_Check(o) || !PyNumber_Check(o)) {
+                Py_DECREF(kw);
+                return PF_ERRI(PyExc_TypeError, "%s: %s must be a number; got %.100s", op,
+                               names[i], Py_TYPE(o)->tp_name);
+            }
+            vals[i] = PyFloat_AsDouble(o);
+            if (vals[i] == -1.0 && PyErr_Occurred()) {
+                Py_DECREF(kw);
+                return -1;
+            }
+        }
+    }
+    PyObject *rest = PyTuple_GetSlice(*args, used, n);
+    if (rest == NULL) {
+        Py_DECREF(kw);
+        return -1;
+    }
+    *args = rest;
+    *kwds = kw;
+    return 0;
+}
+
+static PyObject *param_draw(PyObject *args, PyObject *kwds, const char *op, dist *d,
+                            const char *const *names, const char *const *aliases, double *vals)
+{
+    int given[2];
+    PyObject *a = args, *k = kwds;
+    if (take_params(&a, &k, op, 2, names, aliases, vals, given) < 0) {
+        return NULL;
+    }
+    PyObject *r = NULL;
+    if (!(isfinite(vals[0]) && isfinite(vals[1]))) {
+        PyErr_Format(PyExc_ValueError, "%s: %s and %s must be finite; got %g and %g", op,
+                     names[0], names[1], vals[0], vals[1]);
+    }
+    else if (d->kind == DIST_NORMAL && vals[1] < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: std must be >= 0; got %g", op, vals[1]);
+    }
+    else if (d->kind == DIST_UNIFORM && vals[1] < vals[0]) {
+        PyErr_Format(PyExc_ValueError, "%s: high (%g) must be >= low (%g)", op, vals[1], vals[0]);
+    }
+    else {
+        d->a = vals[0];
+        d->b = vals[1];
+        r = draw(a, k, op, d);
+    }
+    Py_DECREF(a);
+    Py_DECREF(k);
+    return r;
+}
+
+/* pf.normal(mean=0.0, std=1.0, size=()) -- NumPy's loc/scale accepted */
+static PyObject *py_normal(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
+{
+    static const char *const names[] = {"mean", "std"};
+    static const char *const aliases[] = {"loc", "scale"};
+    double vals[2] = {0.0, 1.0};
+    dist d = {.kind = DIST_NORMAL};
+    return param_draw(args, kwds, "pf.normal", &d, names, aliases, vals);
+}
+
+/* pf.uniform(low=0.0, high=1.0, size=()) */
+static PyObject *py_uniform(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
+{
+    static const char *const names[] = {"low", "high"};
+    static const char *const aliases[] = {"from_", "to"};
+    double vals[2] = {0.0, 1.0};
+    dist d = {.kind = DIST_UNIFORM};
+    return param_draw(args, kwds, "pf.uniform", &d, names, aliases, vals);
+}
+
+/*
+ * pf.randint(low, high, size) (PyTorch and NumPy), randint(high, size)
+ * (PyTorch), randint(high) (NumPy, one value): integers in [low, high).
+ */
+static PyObject *py_randint(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
+{
+    const char *op = "pf.randint";
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *lo_o = NULL, *hi_o = NULL, *size_o = NULL;
+    PyObject *kw = kwds ? PyDict_Copy(kwds) : PyDict_New();
+    if (kw == NULL) {
+        return NULL;
+    }
+    PyObject *v;
+    if ((v = PyDict_GetItemString(kw, "low")) != NULL) {
+        lo_o = v;
+    }
+    if ((v = PyDict_GetItemString(kw, "high")) != NULL) {
+        hi_o = v;
+    }
+    if ((v = PyDict_GetItemString(kw, "size")) != NULL) {
+        size_o = v;
+    }
+    Py_XINCREF(lo_o);
+    Py_XINCREF(hi_o);
+    Py_XINCREF(size_o);
+    PyDict_DelItemString(kw, "low");
+    PyDict_DelItemString(kw, "high");
+    PyDict_DelItemString(kw, "size");
+    PyErr_Clear();
+    PyObject *pos[3] = {NULL, NULL, NULL};
+    for (Py_ssize_t i = 0; i < n && i < 3; i++) {
+        pos[i] = PyTuple_GET_ITEM(args, i);
+    }
+    PyObject *r = NULL;
+    if (n > 3) {
+        PyErr_Format(PyExc_TypeError, "%s(low, high, size): too many positional arguments", op);
+        goto done;
+    }
+    if (n == 3) {
+        lo_o = lo_o ? lo_o : Py_NewRef(pos[0]);
+        hi_o = hi_o ? hi_o : Py_NewRef(pos[1]);
+        size_o = size_o ? size_o : Py_NewRef(pos[2]);
+    }
+    else if (n == 2 && (PyTuple_Check(pos[1]) || PyList_Check(pos[1]))) {
+        hi_o = hi_o ? hi_o : Py_NewRef(pos[0]);
+        size_o = size_o ? size_o : Py_NewRef(pos[1]);
+    }
+    else if (n == 2) {
+        lo_o = lo_o ? lo_o : Py_NewRef(pos[0]);
+        hi_o = hi_o ? hi_o : Py_NewRef(pos[1]);
+    }
+    else if (n == 1) {
+        if (hi_o == NULL) {
+            hi_o = Py_NewRef(pos[0]);
+        }
+        else {
+            lo_o = lo_o ? lo_o : Py_NewRef(pos[0]);
+        }
+    }
+    if (hi_o == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: high is required: randint(low, high, size) or "
+                     "randint(high, size)", op);
+        goto done;
+    }
+    long long lo = 0, hi;
+    if (lo_o != NULL) {
+        if (PyFloat_Check(lo_o) || !PyIndex_Check(lo_o)) {
+            PyErr_Format(PyExc_TypeError, "%s: low must be an integer; got %.100s", op,
+                         Py_TYPE(lo_o)->tp_name);
+            goto done;
+        }
+        lo = PyLong_AsLongLong(lo_o);
+    }
+    if (PyFloat_Check(hi_o) || !PyIndex_Check(hi_o)) {
+        PyErr_Format(PyExc_TypeError, "%s: high must be an integer; got %.100s", op,
+                     Py_TYPE(hi_o)->tp_name);
+        goto done;
+    }
+    hi = PyLong_AsLongLong(hi_o);
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    if (hi <= lo) {
+        PyErr_Format(PyExc_ValueError, "%s: high (%lld) must be greater than low (%lld): the "
+                     "range [low, high) is empty", op, hi, lo);
+        goto done;
+    }
+    dist d = {.kind = DIST_INT, .low = lo, .range = (uint64_t)hi - (uint64_t)lo};
+    PyObject *shape_args = size_o ? PyTuple_Pack(1, size_o) : PyTuple_New(0);
+    if (shape_args != NULL) {
+        r = draw(shape_args, kw, op, &d);
+        Py_DECREF(shape_args);
+    }
+done:
+    Py_XDECREF(lo_o);
+    Py_XDECREF(hi_o);
+    Py_XDECREF(size_o);
+    Py_DECREF(kw);
+    return r;
+}
+
+static PyObject *py_manual_seed(PyObject *Py_UNUSED(m), PyObject *seed)
+{
+    if (PyFloat_Check(seed) || !PyIndex_Check(seed)) {
+        return PF_ERR(PyExc_TypeError, "pf.manual_seed: seed must be an integer; got %.100s",
+                      Py_TYPE(seed)->tp_name);
+    }
+    PyObject *idx = PyNumber_Index(seed);
+    if (idx == NULL) {
+        return NULL;
+    }
+    /* any int: negative seeds and seeds past 64 bits wrap, as in PyTorch */
+    unsigned long long s = PyLong_AsUnsignedLongLongMask(idx);
+    Py_DECREF(idx);
+    if (s == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    rng.seed = s;
+    rng.offset = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_rng_state(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs))
+{
+    return Py_BuildValue("(KK)", (unsigned long long)rng.seed, (unsigned long long)rng.offset);
+}
+
+static PyObject *py_set_rng_state(PyObject *Py_UNUSED(m), PyObject *state)
+{
+    unsigned long long seed, offset;
+    if (!PyTuple_Check(state) || !PyArg_ParseTuple(state, "KK", &seed, &offset)) {
+        PyErr_Clear();
+        return PF_ERR(PyExc_TypeError, "pf.set_rng_state: expected the (seed, offset) tuple "
+                      "that pf.get_rng_state() returns");
+    }
+    rng.seed = seed;
+    rng.offset = offset;
+    Py_RETURN_NONE;
+}
+
+/* The raw Philox block for a counter, for tests against reference vectors. */
+static PyObject *py_philox(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    unsigned long long counter, key;
+    if (!PyArg_ParseTuple(args, "KK:_philox", &counter, &key)) {
+        return NULL;
+    }
+    philox_block b = philox(counter, key);
+    return Py_BuildValue("(kkkk)", (unsigned long)b.v[0], (unsigned long)b.v[1],
+                         (unsigned long)b.v[2], (unsigned long)b.v[3]);
+}
+
+#define KW (PyCFunction)(void (*)(void))
+PyMethodDef pf_random_module_methods[] = {
+    {"rand", KW py_rand, METH_VARARGS | METH_KEYWORDS,
+     "rand(*shape, dtype=float32): uniform on [0, 1)"},
+    {"randn", KW py_randn, METH_VARARGS | METH_KEYWORDS,
+     "randn(*shape, dtype=float32): standard normal"},
+    {"randint", KW py_randint, METH_VARARGS | METH_KEYWORDS,
+     "randint(low, high, size) or randint(high, size): integers in [low, high), int64"},
+    {"normal", KW py_normal, METH_VARARGS | METH_KEYWORDS,
+     "normal(mean=0.0, std=1.0, size=()): normal samples (loc/scale accepted)"},
+    {"uniform", KW py_uniform, METH_VARARGS | METH_KEYWORDS,
+     "uniform(low=0.0, high=1.0, size=()): uniform samples on [low, high)"},
+    {"manual_seed", py_manual_seed, METH_O,
+     "manual_seed(seed): seed the generator; the same seed gives the same numbers on any "
+     "thread count"},
+    {"get_rng_state", py_get_rng_state, METH_NOARGS, "the generator state as (seed, offset)"},
+    {"set_rng_state", py_set_rng_state, METH_O, "restore a state from get_rng_state()"},
+    {"_philox", py_philox, METH_VARARGS, "_philox(counter, key): one Philox4x32-10 block"},
+    {NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,966 @@
+/*
+ * tensor.c -- the Tensor type object: life cycle, properties, copying and
+ * conversion to Python values, repr.  Views live in views.c, indexing in
+ * indexing.c, the NumPy/DLPack bridge in bridge.c, constructors in
+ * create.c.
+ */
+#include "kernels/kernels.h"
+
+extern int64_t pf_live_tensors;
+
+/* ------------------------------------------------------------- life cycle */
+
+PfTensor *pf_tensor_wrap(pf_storage *s, pf_dtype dtype, int ndim, const int64_t *shape,
+                         const int64_t *strides, int64_t offset)
+{
+    PfTensor *t = (PfTensor *)PfTensor_Type.tp_alloc(&PfTensor_Type, 0);
+    if (t == NULL) {
+        return NULL;
+    }
+    pf_storage_incref(s);
+    t->storage = s;
+    t->offset = offset;
+    t->ndim = ndim;
+    t->dtype = dtype;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->strides[i] = strides[i];
+    }
+    pf_live_tensors++;
+    return t;
+}
+
+PfTensor *pf_tensor_empty(int ndim, const int64_t *shape, pf_dtype dtype, pf_device dev,
+                          const char *op)
+{
+    int64_t nbytes = pf_checked_nbytes(shape, ndim, pf_dtypes[dtype].itemsize, op);
+    if (nbytes < 0) {
+        return NULL;
+    }
+    pf_storage *s = pf_storage_new((size_t)nbytes, dev, op);
+    if (s == NULL) {
+        return NULL;
+    }
+    int64_t strides[PF_MAX_DIMS];
+    pf_contiguous_strides(shape, ndim, strides);
+    PfTensor *t = pf_tensor_wrap(s, dtype, ndim, shape, strides, 0);
+    pf_storage_decref(s);
+    return t;
+}
+
+PfTensor *pf_tensor_view(PfTensor *base, int ndim, const int64_t *shape, const int64_t *strides,
+                         int64_t offset)
+{
+    return pf_tensor_wrap(base->storage, base->dtype, ndim, shape, strides, offset);
+}
+
+static int tensor_traverse(PfTensor *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->grad);
+    Py_VISIT(self->grad_fn);
+    /* storage->owner is shared by every view of the storage, so no single
+       tensor owns that reference: it is not visited */
+    return 0;
+}
+
+static int tensor_clear(PfTensor *self)
+{
+    Py_CLEAR(self->grad);
+    Py_CLEAR(self->grad_fn);
+    return 0;
+}
+
+static void tensor_dealloc(PfTensor *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    tensor_clear(self);
+    pf_storage_decref(self->storage);
+    pf_live_tensors--;
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *tensor_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
+{
+    PyObject *data, *dtype_obj = Py_None;
+    int requires_grad = 0;
+    static char *kwlist[] = {"data", "dtype", "requires_grad", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$p:Tensor", kwlist, &data, &dtype_obj,
+                                     &requires_grad)) {
+        return NULL;
+    }
+    pf_dtype d = PF_FLOAT32;
+    if (dtype_obj != Py_None && pf_dtype_from_object(dtype_obj, "pf.Tensor", &d) < 0) {
+        return NULL;
+    }
+    PyObject *t = pf_tensor_from_data(data, dtype_obj != Py_None, d, "pf.Tensor");
+    if (t != NULL && requires_grad) {
+        if (!pf_is_float(((PfTensor *)t)->dtype)) {
+            Py_DECREF(t);
+            return PF_ERR(PyExc_TypeError,
+                          "pf.Tensor: requires_grad=True needs a floating-point dtype; got %s",
+                          pf_dtypes[d].name);
+        }
+        ((PfTensor *)t)->requires_grad = 1;
+    }
+    return t;
+}
+
+/* ------------------------------------------------------- copying, casting */
+
+int pf_tensor_check_writable(PfTensor *t, const char *op)
+{
+    if (t->storage->readonly) {
+        return PF_ERRI(PyExc_ValueError,
+                       "%s: tensor is read-only (it shares memory with a read-only NumPy array "
+                       "or buffer); make a writable copy with .clone() first", op);
+    }
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->strides[i] == 0 && t->shape[i] > 1) {
+            return PF_ERRI(PyExc_RuntimeError,
+                           "%s: cannot write into an expanded (broadcast) tensor: several "
+                           "elements share one memory location; write into .clone() instead",
+                           op);
+        }
+    }
+    return 0;
+}
+
+/* Byte range [lo, hi) a tensor touches within its storage. */
+static void byte_extent(const PfTensor *t, char **lo, char **hi)
+{
+    int64_t isz = pf_dtypes[t->dtype].itemsize;
+    char *base = pf_tensor_data(t);
+    int64_t first = 0, last = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] == 0) {
+            *lo = *hi = base;
+            return;
+        }
+        int64_t span = (t->shape[i] - 1) * t->strides[i];
+        if (span < 0) {
+            first += span;
+        }
+        else {
+            last += span;
+        }
+    }
+    *lo = base + first * isz;
+    *hi = base + (last + 1) * isz;
+}
+
+static int may_overlap(const PfTensor *a, const PfTensor *b)
+{
+    if (a->storage != b->storage) {
+        return 0;
+    }
+    char *alo, *ahi, *blo, *bhi;
+    byte_extent(a, &alo, &ahi);
+    byte_extent(b, &blo, &bhi);
+    return alo < bhi && blo < ahi;
+}
+
+int pf_tensor_assign(PfTensor *dst, PfTensor *src, const char *op)
+{
+    int64_t shape[PF_MAX_DIMS];
+    int n;
+    /* NumPy allows extra leading size-1 dimensions on the source */
+    int sdim = src->ndim, skip = 0;
+    while (sdim > dst->ndim && src->shape[skip] == 1) {
+        skip++;
+        sdim--;
+    }
+    if (pf_broadcast_shapes(src->shape + skip, sdim, dst->shape, dst->ndim, shape, &n, op) < 0) {
+        return -1;
+    }
+    if (n != dst->ndim || memcmp(shape, dst->shape, sizeof(int64_t) * (size_t)n) != 0) {
+        char a[PF_SHAPE_STRLEN], b[PF_SHAPE_STRLEN];
+        return PF_ERRI(PyExc_ValueError,
+                       "%s: cannot broadcast a value of shape %s into a tensor of shape %s",
+                       op, pf_shape_str(src->shape, src->ndim, a, sizeof(a)),
+                       pf_shape_str(dst->shape, dst->ndim, b, sizeof(b)));
+    }
+    if (pf_tensor_check_writable(dst, op) < 0) {
+        return -1;
+    }
+    PfTensor *tmp = NULL;
+    if (may_overlap(dst, src)) {
+        /* t[1:] = t[:-1]: read everything before writing anything */
+        tmp = pf_tensor_copy_as(src, src->dtype, op);
+        if (tmp == NULL) {
+            return -1;
+        }
+        src = tmp;
+    }
+    PfTensor view = *src;   /* the source without its skipped leading 1-dims */
+    view.ndim = sdim;
+    memmove(view.shape, src->shape + skip, sizeof(int64_t) * (size_t)sdim);
+    memmove(view.strides, src->strides + skip, sizeof(int64_t) * (size_t)sdim);
+    PfTensor *ops[2] = {&view, dst};
+    pf_iter it;
+    pf_iter_build(&it, 2, ops, dst->shape, dst->ndim);
+    pf_loop loop = src->dtype == dst->dtype ? pf_copy_loop(pf_dtypes[dst->dtype].itemsize)
+                                            : pf_cast_loops[src->dtype][dst->dtype];
+    pf_iter_run(&it, loop, NULL);
+    dst->storage->version++;
+    Py_XDECREF(tmp);
+    return 0;
+}
+
+PfTensor *pf_tensor_copy_as(PfTensor *src, pf_dtype dtype, const char *op)
+{
+    PfTensor *out = pf_tensor_empty(src->ndim, src->shape, dtype, src->storage->device, op);
+    if (out == NULL) {
+        return NULL;
+    }
+    PfTensor *ops[2] = {src, out};
+    pf_iter it;
+    pf_iter_build(&it, 2, ops, src->shape, src->ndim);
+    pf_loop loop = src->dtype == dtype ? pf_copy_loop(pf_dtypes[dtype].itemsize)
+                                       : pf_cast_loops[src->dtype][dtype];
+    pf_iter_run(&it, loop, NULL);
+    return out;
+}
+
+int pf_tensor_fill_scalar(PfTensor *dst, PyObject *value, const char *op)
+{
+    union {
+        double d;
+        int64_t i;
+        char raw[8];
+    } v;
+    if (pf_tensor_check_writable(dst, op) < 0 || pf_scalar_to_raw(value, dst->dtype, &v, op) < 0) {
+        return -1;
+    }
+    PfTensor *ops[1] = {dst};
+    pf_iter it;
+    pf_iter_build(&it, 1, ops, dst->shape, dst->ndim);
+    pf_iter_run(&it, pf_fill_loop(pf_dtypes[dst->dtype].itemsize), v.raw);
+    dst->storage->version++;
+    return 0;
+}
+
+/* ----------------------------------------------------- scalars and lists */
+
+static int int_in_range(long long v, pf_dtype d)
+{
+    switch (d) {
+    case PF_UINT8: return v >= 0 && v <= UINT8_MAX;
+    case PF_INT8: return v >= INT8_MIN && v <= INT8_MAX;
+    case PF_INT16: return v >= INT16_MIN && v <= INT16_MAX;
+    case PF_INT32: return v >= INT32_MIN && v <= INT32_MAX;
+    default: return 1;
+    }
+}
+
+int pf_scalar_to_raw(PyObject *obj, pf_dtype dtype, void *out, const char *op)
+{
+    if (PyBool_Check(obj)) {
+        uint8_t b = obj == Py_True;
+        pf_cast_one(&b, PF_BOOL, out, dtype);
+        return 0;
+    }
+    if (PfTensor_Check(obj)) {
+        PfTensor *t = (PfTensor *)obj;
+        if (pf_numel(t->shape, t->ndim) != 1) {
+            char buf[PF_SHAPE_STRLEN];
+            return PF_ERRI(PyExc_ValueError,
+                           "%s: expected a scalar or a one-element tensor; got a tensor of "
+                           "shape %s", op, pf_shape_str(t->shape, t->ndim, buf, sizeof(buf)));
+        }
+        pf_cast_one(pf_tensor_data(t), t->dtype, out, dtype);
+        return 0;
+    }
+    if (PyLong_Check(obj) || (!PyFloat_Check(obj) && PyIndex_Check(obj))) {
+        int overflow = 0;
+        PyObject *idx = PyNumber_Index(obj);
+        if (idx == NULL) {
+            return -1;
+        }
+        long long v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(idx);
+            return -1;
+        }
+        if (overflow && pf_is_float(dtype)) {
+            double d = PyLong_AsDouble(idx);
+            Py_DECREF(idx);
+            if (d == -1.0 && PyErr_Occurred()) {
+                return -1;
+            }
+            pf_cast_one(&d, PF_FLOAT64, out, dtype);
+            return 0;
+        }
+        Py_DECREF(idx);
+        if (overflow || (dtype != PF_BOOL && pf_is_int(dtype) && !int_in_range(v, dtype))) {
+            return PF_ERRI(PyExc_ValueError,
+                           "%s: Python integer %S is out of range for dtype %s; use a wider "
+                           "dtype (int64, float64) or a value in range",
+                           op, obj, pf_dtypes[dtype].name);
+        }
+        int64_t i = v;
+        pf_cast_one(&i, PF_INT64, out, dtype);
+        return 0;
+    }
+    if (PyFloat_Check(obj) || PyNumber_Check(obj)) {
+        if (PyComplex_Check(obj)) {
+            return PF_ERRI(PyExc_TypeError,
+                           "%s: complex values are not supported (got %S); pyframe has no "
+                           "complex dtype", op, obj);
+        }
+        double d = PyFloat_AsDouble(obj);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return PF_ERRI(PyExc_TypeError, "%s: expected a number; got %.100s", op,
+                           Py_TYPE(obj)->tp_name);
+        }
+        if (pf_is_int(dtype) && !(d == d && d < 1e300 && d > -1e300)) {
+            return PF_ERRI(PyExc_ValueError,
+                           "%s: cannot convert %R to integer dtype %s; only finite values "
+                           "can be stored in an integer tensor", op, obj, pf_dtypes[dtype].name);
+        }
+        pf_cast_one(&d, PF_FLOAT64, out, dtype);
+        return 0;
+    }
+    return PF_ERRI(PyExc_TypeError, "%s: expected a number (bool, int or float); got %.100s", op,
+                   Py_TYPE(obj)->tp_name);
+}
+
+PyObject *pf_raw_to_scalar(const char *p, pf_dtype dtype)
+{
+    switch (pf_dtypes[dtype].kind) {
+    case PF_KIND_BOOL:
+        return PyBool_FromLong(*(const uint8_t *)p != 0);
+    case PF_KIND_UINT:
+    case PF_KIND_INT: {
+        int64_t v;
+        pf_cast_one(p, dtype, &v, PF_INT64);
+        return PyLong_FromLongLong(v);
+    }
+    default: {
+        double v;
+        pf_cast_one(p, dtype, &v, PF_FLOAT64);
+        return PyFloat_FromDouble(v);
+    }
+    }
+}
+
+static PyObject *tolist_rec(PfTensor *t, int dim, const char *p)
+{
+    if (dim == t->ndim) {
+        return pf_raw_to_scalar(p, t->dtype);
+    }
+    PyObject *list = PyList_New(t->shape[dim]);
+    if (list == NULL) {
+        return NULL;
+    }
+    int64_t step = t->strides[dim] * pf_dtypes[t->dtype].itemsize;
+    for (int64_t i = 0; i < t->shape[dim]; i++) {
+        PyObject *v = tolist_rec(t, dim + 1, p + i * step);
+        if (v == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, v);
+    }
+    return list;
+}
+
+static PyObject *tensor_tolist(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return tolist_rec(self, 0, pf_tensor_data(self));
+}
+
+static int require_one_element(PfTensor *self, const char *op)
+{
+    if (pf_numel(self->shape, self->ndim) != 1) {
+        char buf[PF_SHAPE_STRLEN];
+        return PF_ERRI(PyExc_ValueError,
+                       "%s: only a tensor with exactly one element can be converted to a "
+                       "Python scalar; got shape %s (use .tolist() for many values)",
+                       op, pf_shape_str(self->shape, self->ndim, buf, sizeof(buf)));
+    }
+    return 0;
+}
+
+static PyObject *tensor_item(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    if (require_one_element(self, "Tensor.item") < 0) {
+        return NULL;
+    }
+    return pf_raw_to_scalar(pf_tensor_data(self), self->dtype);
+}
+
+static int tensor_bool(PfTensor *self)
+{
+    if (pf_numel(self->shape, self->ndim) != 1) {
+        char buf[PF_SHAPE_STRLEN];
+        return PF_ERRI(PyExc_ValueError,
+                       "bool(Tensor): the truth value of a tensor with shape %s is ambiguous; "
+                       "only one-element tensors have one (use .any() or .all())",
+                       pf_shape_str(self->shape, self->ndim, buf, sizeof(buf)));
+    }
+    uint8_t b;
+    pf_cast_one(pf_tensor_data(self), self->dtype, &b, PF_BOOL);
+    return b != 0;
+}
+
+static PyObject *tensor_float(PfTensor *self)
+{
+    if (require_one_element(self, "float(Tensor)") < 0) {
+        return NULL;
+    }
+    double d;
+    pf_cast_one(pf_tensor_data(self), self->dtype, &d, PF_FLOAT64);
+    return PyFloat_FromDouble(d);
+}
+
+static PyObject *tensor_int(PfTensor *self)
+{
+    if (require_one_element(self, "int(Tensor)") < 0) {
+        return NULL;
+    }
+    if (pf_is_float(self->dtype)) {
+        double d;
+        pf_cast_one(pf_tensor_data(self), self->dtype, &d, PF_FLOAT64);
+        return PyLong_FromDouble(d);
+    }
+    int64_t v;
+    pf_cast_one(pf_tensor_data(self), self->dtype, &v, PF_INT64);
+    return PyLong_FromLongLong(v);
+}
+
+static PyObject *tensor_index(PfTensor *self)
+{
+    if (pf_is_float(self->dtype) || self->dtype == PF_BOOL) {
+        return PF_ERR(PyExc_TypeError,
+                      "Tensor.__index__: only integer tensors with one element can be used as "
+                      "an index; got dtype %s", pf_dtypes[self->dtype].name);
+    }
+    return tensor_int(self);
+}
+
+/* -------------------------------------------------------------- properties */
+
+static PyObject *get_shape(PfTensor *self, void *Py_UNUSED(c))
+{
+    return pf_shape_tuple(self->shape, self->ndim);
+}
+
+static PyObject *get_strides(PfTensor *self, void *Py_UNUSED(c))
+{
+    int64_t b[PF_MAX_DIMS];
+    for (int i = 0; i < self->ndim; i++) {
+        b[i] = self->strides[i] * pf_dtypes[self->dtype].itemsize;
+    }
+    return pf_shape_tuple(b, self->ndim);
+}
+
+static PyObject *get_dtype(PfTensor *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(pf_dtype_objs[self->dtype]);
+}
+
+static PyObject *get_device(PfTensor *self, void *Py_UNUSED(c))
+{
+    return pf_device_new(self->storage->device);
+}
+
+static PyObject *get_ndim(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->ndim);
+}
+
+static PyObject *get_size(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(pf_numel(self->shape, self->ndim));
+}
+
+static PyObject *get_itemsize(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(pf_dtypes[self->dtype].itemsize);
+}
+
+static PyObject *get_nbytes(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(pf_numel(self->shape, self->ndim) *
+                               pf_dtypes[self->dtype].itemsize);
+}
+
+static PyObject *get_requires_grad(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->requires_grad);
+}
+
+static int set_requires_grad_flag(PfTensor *self, int flag, const char *op)
+{
+    if (flag && !pf_is_float(self->dtype)) {
+        return PF_ERRI(PyExc_TypeError,
+                       "%s: only floating-point tensors can require gradients; this tensor is "
+                       "%s (cast it with .astype(pf.float32) first)",
+                       op, pf_dtypes[self->dtype].name);
+    }
+    self->requires_grad = (char)flag;
+    return 0;
+}
+
+static int set_requires_grad(PfTensor *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL || !PyBool_Check(value)) {
+        return PF_ERRI(PyExc_TypeError, "Tensor.requires_grad must be set to True or False");
+    }
+    return set_requires_grad_flag(self, value == Py_True, "Tensor.requires_grad");
+}
+
+static PyObject *get_grad(PfTensor *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->grad ? self->grad : Py_None);
+}
+
+static int set_grad(PfTensor *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(self->grad);
+        return 0;
+    }
+    if (!PfTensor_Check(value)) {
+        return PF_ERRI(PyExc_TypeError, "Tensor.grad must be a Tensor or None; got %.100s",
+                       Py_TYPE(value)->tp_name);
+    }
+    PfTensor *g = (PfTensor *)value;
+    if (g->ndim != self->ndim ||
+        memcmp(g->shape, self->shape, sizeof(int64_t) * (size_t)self->ndim) != 0) {
+        char a[PF_SHAPE_STRLEN], b[PF_SHAPE_STRLEN];
+        return PF_ERRI(PyExc_ValueError,
+                       "Tensor.grad: gradient of shape %s does not match the tensor's shape %s",
+                       pf_shape_str(g->shape, g->ndim, a, sizeof(a)),
+                       pf_shape_str(self->shape, self->ndim, b, sizeof(b)));
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->grad, value);
+    return 0;
+}
+
+static PyObject *get_grad_fn(PfTensor *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->grad_fn ? self->grad_fn : Py_None);
+}
+
+static PyObject *get_is_leaf(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->grad_fn == NULL);
+}
+
+static PyObject *get_version(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(self->storage->version);
+}
+
+static PyObject *get_readonly(PfTensor *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->storage->readonly);
+}
+
+static PyGetSetDef tensor_getset[] = {
+    {"shape", (getter)get_shape, NULL, "dimensions as a tuple", NULL},
+    {"strides", (getter)get_strides, NULL, "byte steps per dimension, as NumPy", NULL},
+    {"dtype", (getter)get_dtype, NULL, "element type", NULL},
+    {"device", (getter)get_device, NULL, "device holding the data", NULL},
+    {"ndim", (getter)get_ndim, NULL, "number of dimensions", NULL},
+    {"size", (getter)get_size, NULL, "number of elements (as ndarray.size)", NULL},
+    {"itemsize", (getter)get_itemsize, NULL, "bytes per element", NULL},
+    {"nbytes", (getter)get_nbytes, NULL, "bytes of the elements (size * itemsize)", NULL},
+    {"requires_grad", (getter)get_requires_grad, (setter)set_requires_grad, NULL, NULL},
+    {"grad", (getter)get_grad, (setter)set_grad, "accumulated gradient or None", NULL},
+    {"grad_fn", (getter)get_grad_fn, NULL, "the node that produced this tensor", NULL},
+    {"is_leaf", (getter)get_is_leaf, NULL, NULL, NULL},
+    {"_version", (getter)get_version, NULL, "in-place write counter of the storage", NULL},
+    {"readonly", (getter)get_readonly, NULL, "True if writes are refused", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* ----------------------------------------------------------------- methods */
+
+static PyObject *tensor_numel(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return get_size(self, NULL);
+}
+
+static PyObject *tensor_dim(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return get_ndim(self, NULL);
+}
+
+static PyObject *tensor_is_contiguous(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return PyBool_FromLong(pf_tensor_is_contiguous(self));
+}
+
+static PyObject *tensor_stride(PfTensor *self, PyObject *args)
+{
+    PyObject *dim = Py_None;
+    if (!PyArg_ParseTuple(args, "|O:stride", &dim)) {
+        return NULL;
+    }
+    if (dim == Py_None) {
+        return pf_shape_tuple(self->strides, self->ndim);
+    }
+    Py_ssize_t d = PyNumber_AsSsize_t(dim, PyExc_IndexError);
+    if ((d == -1 && PyErr_Occurred()) || pf_normalize_axis(&d, self->ndim, "Tensor.stride") < 0) {
+        return NULL;
+    }
+    return PyLong_FromLongLong(self->strides[d]);
+}
+
+static PyObject *tensor_contiguous(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    if (pf_tensor_is_contiguous(self)) {
+        return Py_NewRef(self);
+    }
+    return (PyObject *)pf_tensor_copy_as(self, self->dtype, "Tensor.contiguous");
+}
+
+static PyObject *tensor_clone(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return (PyObject *)pf_tensor_copy_as(self, self->dtype, "Tensor.clone");
+}
+
+static PyObject *tensor_copy_(PfTensor *self, PyObject *src)
+{
+    PfTensor *s = pf_as_tensor(src, 0, PF_FLOAT32, "Tensor.copy_");
+    if (s == NULL) {
+        return NULL;
+    }
+    int r = pf_tensor_assign(self, s, "Tensor.copy_");
+    Py_DECREF(s);
+    return r < 0 ? NULL : Py_NewRef(self);
+}
+
+static PyObject *tensor_fill_(PfTensor *self, PyObject *value)
+{
+    if (pf_tensor_fill_scalar(self, value, "Tensor.fill_") < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *tensor_zero_(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    PyObject *zero = PyLong_FromLong(0);
+    int r = pf_tensor_fill_scalar(self, zero, "Tensor.zero_");
+    Py_DECREF(zero);
+    return r < 0 ? NULL : Py_NewRef(self);
+}
+
+static PyObject *tensor_astype(PfTensor *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *dt;
+    int copy = 1;
+    static char *kwlist[] = {"dtype", "copy", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:astype", kwlist, &dt, &copy)) {
+        return NULL;
+    }
+    pf_dtype d;
+    if (pf_dtype_from_object(dt, "Tensor.astype", &d) < 0) {
+        return NULL;
+    }
+    if (!copy && d == self->dtype) {
+        return Py_NewRef(self);
+    }
+    return (PyObject *)pf_tensor_copy_as(self, d, "Tensor.astype");
+}
+
+/*
+ * to(dtype), to(device), to(device, dtype), to(other_tensor), with
+ * dtype=/device=/copy= keywords, as in PyTorch.  Returns self when
+ * nothing changes and copy is False.
+ */
+static PyObject *tensor_to(PfTensor *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *a = Py_None, *b = Py_None, *dev_obj = Py_None, *dt_obj = Py_None;
+    int copy = 0, non_blocking = 0;
+    static char *kwlist[] = {"", "", "device", "dtype", "non_blocking", "copy", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO$OOpp:to", kwlist, &a, &b, &dev_obj,
+                                     &dt_obj, &non_blocking, &copy)) {
+        return NULL;
+    }
+    pf_dtype d = self->dtype;
+    pf_device dev = self->storage->device;
+    PyObject *pos[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        PyObject *o = pos[i];
+        if (o == Py_None) {
+            continue;
+        }
+        if (PfTensor_Check(o)) {
+            d = ((PfTensor *)o)->dtype;
+            dev = ((PfTensor *)o)->storage->device;
+        }
+        else if (Py_IS_TYPE(o, &PfDevice_Type) ||
+                 (PyUnicode_Check(o) && pf_device_from_object(o, "Tensor.to", &dev) == 0)) {
+            if (Py_IS_TYPE(o, &PfDevice_Type)) {
+                dev = ((PfDeviceObject *)o)->dev;
+            }
+        }
+        else {
+            PyErr_Clear();
+            if (pf_dtype_from_object(o, "Tensor.to", &d) < 0) {
+                return NULL;
+            }
+        }
+    }
+    if (dev_obj != Py_None && pf_device_from_object(dev_obj, "Tensor.to", &dev) < 0) {
+        return NULL;
+    }
+    if (dt_obj != Py_None && pf_dtype_from_object(dt_obj, "Tensor.to", &d) < 0) {
+        return NULL;
+    }
+    if (pf_device_check_available(dev, "Tensor.to") < 0) {
+        return NULL;
+    }
+    if (!copy && d == self->dtype) {
+        return Py_NewRef(self);
+    }
+    return (PyObject *)pf_tensor_copy_as(self, d, "Tensor.to");
+}
+
+static PyObject *tensor_cpu(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *tensor_requires_grad_(PfTensor *self, PyObject *args)
+{
+    int flag = 1;
+    if (!PyArg_ParseTuple(args, "|p:requires_grad_", &flag)) {
+        return NULL;
+    }
+    if (set_requires_grad_flag(self, flag, "Tensor.requires_grad_") < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *tensor_detach(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return (PyObject *)pf_tensor_view(self, self->ndim, self->shape, self->strides, self->offset);
+}
+
+static PyObject *tensor_resize_(PfTensor *self, PyObject *args)
+{
+    int64_t shape[PF_MAX_DIMS];
+    int ndim;
+    if (pf_parse_shape(args, "Tensor.resize_", shape, &ndim) < 0) {
+        return NULL;
+    }
+    int64_t nbytes = pf_checked_nbytes(shape, ndim, pf_dtypes[self->dtype].itemsize,
+                                       "Tensor.resize_");
+    if (nbytes < 0) {
+        return NULL;
+    }
+    size_t need = (size_t)nbytes + (size_t)self->offset * (size_t)pf_dtypes[self->dtype].itemsize;
+    if (need > self->storage->nbytes || self->storage->exports > 0) {
+        if (pf_storage_resize(self->storage, need, "Tensor.resize_") < 0) {
+            return NULL;
+        }
+    }
+    self->ndim = ndim;
+    memcpy(self->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    pf_contiguous_strides(shape, ndim, self->strides);
+    return Py_NewRef(self);
+}
+
+static PyObject *tensor_repr(PfTensor *self)
+{
+    PyObject *np = NULL, *arr = NULL, *fn = NULL, *s = NULL, *res = NULL, *kw = NULL;
+    PfTensor *tmp = NULL;
+    PfTensor *src = self;
+    if (self->dtype == PF_BFLOAT16) {
+        /* NumPy has no bfloat16: print the exact float32 values */
+        tmp = pf_tensor_copy_as(self, PF_FLOAT32, "repr");
+        if (tmp == NULL) {
+            return NULL;
+        }
+        src = tmp;
+    }
+    np = PyImport_ImportModule("numpy");
+    if (np == NULL) {
+        goto fail;
+    }
+    arr = pf_tensor_to_numpy(src, "repr");
+    if (arr == NULL) {
+        goto fail;
+    }
+    fn = PyObject_GetAttrString(np, "array2string");
+    kw = Py_BuildValue("{s:s,s:s,s:i}", "separator", ", ", "prefix", "tensor(", "threshold", 1000);
+    if (fn == NULL || kw == NULL) {
+        goto fail;
+    }
+    PyObject *posargs = PyTuple_Pack(1, arr);
+    if (posargs == NULL) {
+        goto fail;
+    }
+    s = PyObject_Call(fn, posargs, kw);
+    Py_DECREF(posargs);
+    if (s == NULL) {
+        goto fail;
+    }
+    res = PyUnicode_FromFormat("tensor(%U, dtype=%s%s)", s, pf_dtypes[self->dtype].name,
+                               self->requires_grad ? ", requires_grad=True" : "");
+fail:
+    Py_XDECREF(np);
+    Py_XDECREF(arr);
+    Py_XDECREF(fn);
+    Py_XDECREF(kw);
+    Py_XDECREF(s);
+    Py_XDECREF((PyObject *)tmp);
+    return res;
+}
+
+static PyMethodDef tensor_methods[] = {
+    {"numel", (PyCFunction)tensor_numel, METH_NOARGS, "number of elements"},
+    {"dim", (PyCFunction)tensor_dim, METH_NOARGS, "number of dimensions"},
+    {"is_contiguous", (PyCFunction)tensor_is_contiguous, METH_NOARGS,
+     "True if the elements are laid out row-major without gaps"},
+    {"stride", (PyCFunction)tensor_stride, METH_VARARGS,
+     "stride(dim=None): steps in elements, as PyTorch (t.strides gives bytes, as NumPy)"},
+    {"contiguous", (PyCFunction)tensor_contiguous, METH_NOARGS,
+     "self if contiguous, else a contiguous copy"},
+    {"clone", (PyCFunction)tensor_clone, METH_NOARGS, "a contiguous copy with its own memory"},
+    {"copy_", (PyCFunction)tensor_copy_, METH_O,
+     "copy_(src): copy src into self in place, broadcasting and casting"},
+    {"fill_", (PyCFunction)tensor_fill_, METH_O, "fill_(value): set every element"},
+    {"zero_", (PyCFunction)tensor_zero_, METH_NOARGS, "set every element to zero"},
+    {"astype", (PyCFunction)(void (*)(void))tensor_astype, METH_VARARGS | METH_KEYWORDS,
+     "astype(dtype, copy=True): a copy converted to dtype"},
+    {"to", (PyCFunction)(void (*)(void))tensor_to, METH_VARARGS | METH_KEYWORDS,
+     "to(dtype) / to(device) / to(device, dtype) / to(tensor); copy=False returns self "
+     "when nothing changes"},
+    {"cpu", (PyCFunction)tensor_cpu, METH_NOARGS, "the tensor on the cpu"},
+    {"item", (PyCFunction)tensor_item, METH_NOARGS, "the value of a one-element tensor"},
+    {"tolist", (PyCFunction)tensor_tolist, METH_NOARGS, "nested Python lists of the values"},
+    {"requires_grad_", (PyCFunction)tensor_requires_grad_, METH_VARARGS,
+     "requires_grad_(flag=True): set requires_grad in place"},
+    {"detach", (PyCFunction)tensor_detach, METH_NOARGS,
+     "a view of the same memory outside the autograd graph"},
+    {"resize_", (PyCFunction)tensor_resize_, METH_VARARGS,
+     "resize_(*shape): change shape in place, growing the memory if needed; raises "
+     "BufferError while a NumPy array or memoryview of it is alive"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* -------------------------------------------------------- sequence slots */
+
+static Py_ssize_t tensor_len(PfTensor *self)
+{
+    if (self->ndim == 0) {
+        PyErr_SetString(PyExc_TypeError, "len() of a 0-d tensor: it has no first dimension");
+        return -1;
+    }
+    return (Py_ssize_t)self->shape[0];
+}
+
+/* Row i: used by iteration. */
+static PyObject *tensor_sq_item(PfTensor *self, Py_ssize_t i)
+{
+    if (self->ndim == 0) {
+        return PF_ERR(PyExc_TypeError, "iteration over a 0-d tensor");
+    }
+    if (i < 0 || i >= self->shape[0]) {
+        return PF_ERR(PyExc_IndexError,
+                      "index %zd is out of bounds for dimension 0 with size %lld", i,
+                      (long long)self->shape[0]);
+    }
+    return (PyObject *)pf_tensor_view(self, self->ndim - 1, self->shape + 1, self->strides + 1,
+                                      self->offset + i * self->strides[0]);
+}
+
+static PySequenceMethods tensor_as_sequence = {
+    .sq_length = (lenfunc)tensor_len,
+    .sq_item = (ssizeargfunc)tensor_sq_item,
+};
+
+static PyNumberMethods tensor_as_number = {
+    .nb_bool = (inquiry)tensor_bool,
+    .nb_int = (unaryfunc)tensor_int,
+    .nb_float = (unaryfunc)tensor_float,
+    .nb_index = (unaryfunc)tensor_index,
+};
+
+PyTypeObject PfTensor_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyframe.Tensor",
+    .tp_basicsize = sizeof(PfTensor),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An n-dimensional array on a device, with autograd fields.\n\n"
+              "Create with pf.tensor(data), pf.zeros(shape), pf.from_numpy(array)...",
+    .tp_new = tensor_new,
+    .tp_dealloc = (destructor)tensor_dealloc,
+    .tp_traverse = (traverseproc)tensor_traverse,
+    .tp_clear = (inquiry)tensor_clear,
+    .tp_repr = (reprfunc)tensor_repr,
+    .tp_as_number = &tensor_as_number,
+    .tp_as_sequence = &tensor_as_sequence,
+    .tp_as_mapping = &pf_tensor_as_mapping,
+    .tp_as_buffer = &pf_tensor_as_buffer,
+    .tp_weaklistoffset = offsetof(PfTensor, weakreflist),
+};
+
+/* Methods and properties come from several files; join them into one table. */
+static void *join_tables(const void *const *tables, const size_t *counts, int n, size_t elem)
+{
+    size_t total = 1;
+    for (int i = 0; i < n; i++) {
+        total += counts[i];
+    }
+    char *out = PyMem_Calloc(total, elem);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(out + at * elem, tables[i], counts[i] * elem);
+        at += counts[i];
+    }
+    return out;
+}
+
+static size_t count_methods(const PyMethodDef *m)
+{
+    size_t n = 0;
+    while (m[n].ml_name != NULL) {
+        n++;
+    }
+    return n;
+}
+
+static size_t count_getset(const PyGetSetDef *g)
+{
+    size_t n = 0;
+    while (g[n].name != NULL) {
+        n++;
+    }
+    return n;
+}
+
+int pf_tensor_type_init(PyObject *module)
+{
+    const void *mt[] = {tensor_methods, pf_view_methods, pf_bridge_methods};
+    size_t mc[] = {count_methods(tensor_methods), count_methods(pf_view_methods),
+                   count_methods(pf_bridge_methods)};
+    const void *gt[] = {tensor_getset, pf_view_getset, pf_bridge_getset};
+    size_t gc[] = {count_getset(tensor_getset), count_getset(pf_view_getset),
+                   count_getset(pf_bridge_getset)};
+    PfTensor_Type.tp_methods = join_tables(mt, mc, 3, sizeof(PyMethodDef));
+    PfTensor_Type.tp_getset = join_tables(gt, gc, 3, sizeof(PyGetSetDef));
+    if (PfTensor_Type.tp_methods == NULL || PfTensor_Type.tp_getset == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (PyType_Ready(&PfTensor_Type) < 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "Tensor", (PyObject *)&PfTensor_Type);
+}

@@ -1,0 +1,34 @@
+"""pyframe: tensors, kernels and autograd in C, with a Keras-like Python layer.
+
+    import pyframe as pf
+    x = pf.tensor([[1.0, 2.0], [3.0, 4.0]])
+    a = np.asarray(x)            # zero-copy
+"""
+# Load OpenBLAS into the process before the extension that links against it.
+import scipy_openblas32 as _openblas  # noqa: F401
+
+from . import _C
+from ._C import (  # noqa: F401
+    Tensor, dtype, device, promote_types, MAX_DIMS,
+    bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
+    tensor, asarray, from_numpy, from_dlpack,
+    zeros, ones, empty, full, zeros_like, ones_like, empty_like, full_like,
+    arange, linspace, eye,
+    rand, randn, randint, normal, uniform, manual_seed, get_rng_state, set_rng_state,
+    set_num_threads, get_num_threads, memory_stats, empty_cache,
+)
+from ._config import show_config, config  # noqa: F401
+from ._functions import (  # noqa: F401
+    reshape, transpose, permute, swapaxes, squeeze, expand_dims, unsqueeze, broadcast_to,
+    flatten, result_type, seed,
+)
+from . import _pandas
+
+_C._set_pandas_hook(_pandas.to_numpy)
+
+__version__ = _C._build_info()["version"]
+
+# PyTorch-style aliases that conflict with nothing
+half = float16
+double = float64
+long = int64

@@ -1,0 +1,46 @@
+"""pf.config() and pf.show_config(): what this pyframe was built with and runs on."""
+import platform
+import sys
+
+from . import _C
+
+
+def _cuda_status():
+    # The CUDA backend is a separate shared object, loaded only when asked for.
+    try:
+        from . import cuda  # noqa: F401
+    except ImportError:
+        return False, "not built (no CUDA backend in this install)"
+    return cuda.is_available(), cuda.status()
+
+
+def config():
+    """Build and runtime facts as a dict (the data behind show_config)."""
+    info = dict(_C._build_info())
+    info["python"] = platform.python_version()
+    np = sys.modules.get("numpy")
+    if np is None:
+        import numpy as np
+    info["numpy"] = np.__version__
+    info["cuda_available"], info["cuda"] = _cuda_status()
+    return info
+
+
+def show_config():
+    """Print the version, BLAS library and core, thread counts, SIMD level and CUDA status."""
+    c = config()
+    lines = [
+        ("pyframe", c["version"]),
+        ("python", c["python"]),
+        ("numpy", c["numpy"]),
+        ("BLAS", c["blas"]),
+        ("BLAS core", c["blas_core"]),
+        ("threads", "%d (pyframe kernels), %d (OpenBLAS)" % (c["num_threads"], c["blas_threads"])),
+        ("OpenMP", c["openmp"]),
+        ("SIMD", "%s in use (build baseline %s)" % (c["simd"], c["simd_baseline"])),
+        ("CUDA", "available" if c["cuda_available"] else c["cuda"]),
+        ("compiler", c["compiler"]),
+        ("sanitizers", "on" if c["sanitize"] else "off"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    print("\n".join("%-*s  %s" % (width, k, v) for k, v in lines))
