@@ -75,36 +75,44 @@ typedef struct {
     uint64_t seed, offset;
 } dist;
 
-/* The i-th sample, in double (or int64 for DIST_INT). */
-static inline void sample(const dist *d, int64_t i, double *fv, int64_t *iv)
+/*
+ * The two samples of block j (elements 2j and 2j + 1), in double, or in
+ * int64 for DIST_INT.  One Philox call and, for normals, one log and one
+ * sincos serve both.
+ */
+static inline void sample_pair(const dist *d, uint64_t j, double fv[2], int64_t iv[2])
 {
-    philox_block b = philox(d->offset + (uint64_t)i / 2, d->seed);
-    int odd = (int)(i & 1);
+    philox_block b = philox(d->offset + j, d->seed);
     switch (d->kind) {
     case DIST_UNIFORM:
-        *fv = d->a + (d->b - d->a) * u53(b.v[2 * odd], b.v[2 * odd + 1]);
+        for (int k = 0; k < 2; k++) {
+            fv[k] = d->a + (d->b - d->a) * u53(b.v[2 * k], b.v[2 * k + 1]);
+        }
         break;
     case DIST_NORMAL: {
-        /* Box-Muller over the whole block; element parity picks cos or sin */
+        /* Box-Muller: the even element takes the cosine, the odd one the sine */
         double u1 = 1.0 - u53(b.v[0], b.v[1]);          /* (0, 1]: log stays finite */
         double u2 = u53(b.v[2], b.v[3]);
-        double r = sqrt(-2.0 * log(u1));
-        double z = odd ? r * sin(2.0 * M_PI * u2) : r * cos(2.0 * M_PI * u2);
-        *fv = d->a + d->b * z;
+        double r = sqrt(-2.0 * log(u1)), s, c;
+        sincos(2.0 * M_PI * u2, &s, &c);
+        fv[0] = d->a + d->b * r * c;
+        fv[1] = d->a + d->b * r * s;
         break;
     }
-    case DIST_INT: {
+    case DIST_INT:
         /* multiply-shift maps 64 random bits onto [0, range) */
-        uint64_t x = (uint64_t)b.v[2 * odd] << 32 | b.v[2 * odd + 1];
-        *iv = d->low + (int64_t)(((unsigned __int128)x * d->range) >> 64);
+        for (int k = 0; k < 2; k++) {
+            uint64_t x = (uint64_t)b.v[2 * k] << 32 | b.v[2 * k + 1];
+            iv[k] = d->low + (int64_t)(((unsigned __int128)x * d->range) >> 64);
+        }
         break;
-    }
     }
 }
 
 static void fill_dist(PfTensor *t, dist *d)
 {
     int64_t n = pf_numel(t->shape, t->ndim);
+    int64_t blocks = (n + 1) / 2;
     d->seed = rng.seed;
     d->offset = pf_random_next_offset((uint64_t)n);
     char *p = pf_tensor_data(t);
@@ -112,15 +120,18 @@ static void fill_dist(PfTensor *t, dist *d)
     pf_dtype dt = t->dtype;
     int nth = n >= PF_GRAIN / 4 ? pf_get_num_threads() : 1;
     #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
-    for (int64_t i = 0; i < n; i++) {
-        double fv = 0;
-        int64_t iv = 0;
-        sample(d, i, &fv, &iv);
-        if (d->kind == DIST_INT) {
-            pf_cast_one(&iv, PF_INT64, p + i * isz, dt);
-        }
-        else {
-            pf_cast_one(&fv, PF_FLOAT64, p + i * isz, dt);
+    for (int64_t j = 0; j < blocks; j++) {
+        double fv[2] = {0, 0};
+        int64_t iv[2] = {0, 0};
+        sample_pair(d, (uint64_t)j, fv, iv);
+        for (int k = 0; k < 2 && 2 * j + k < n; k++) {
+            char *dst = p + (2 * j + k) * isz;
+            if (d->kind == DIST_INT) {
+                pf_cast_one(&iv[k], PF_INT64, dst, dt);
+            }
+            else {
+                pf_cast_one(&fv[k], PF_FLOAT64, dst, dt);
+            }
         }
     }
 }
