@@ -4,10 +4,9 @@
     x = pf.tensor([[1.0, 2.0], [3.0, 4.0]])
     a = np.asarray(x)            # zero-copy
 """
-# Load OpenBLAS into the process before the extension that links against it.
-import scipy_openblas32 as _openblas  # noqa: F401
+from ._loader import load_extension
 
-from . import _C
+_C = load_extension()
 from ._C import (  # noqa: F401
     Tensor, dtype, device, promote_types, MAX_DIMS,
     bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
@@ -22,9 +21,15 @@ from ._functions import (  # noqa: F401
     reshape, transpose, permute, swapaxes, squeeze, expand_dims, unsqueeze, broadcast_to,
     flatten, result_type, seed,
 )
-from . import _pandas
 
-_C._set_pandas_hook(_pandas.to_numpy)
+
+def _pandas_to_numpy(obj, op):
+    # imported on first use: `import pyframe` loads neither pandas nor NumPy
+    from ._pandas import to_numpy
+    return to_numpy(obj, op)
+
+
+_C._set_pandas_hook(_pandas_to_numpy)
 
 __version__ = _C._build_info()["version"]
 

@@ -1,5 +1,4 @@
 """pf.config() and pf.show_config(): what this pyframe was built with and runs on."""
-import platform
 import sys
 
 from . import _C
@@ -16,6 +15,8 @@ def _cuda_status():
 
 def config():
     """Build and runtime facts as a dict (the data behind show_config)."""
+    import platform
+
     info = dict(_C._build_info())
     info["python"] = platform.python_version()
     np = sys.modules.get("numpy")
