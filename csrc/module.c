@@ -2,7 +2,7 @@
  * module.c -- the pyframe._C module: initialisation, threads, and the build
  * facts that pf.show_config() prints.
  */
-#include "pyframe.h"
+#include "ops.h"
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -147,7 +147,12 @@ PyMODINIT_FUNC PyInit__C(void)
     if (m == NULL) {
         return NULL;
     }
-    if (pf_dtype_init(m) < 0 || pf_device_init(m) < 0 || pf_tensor_type_init(m) < 0 ||
+    pf_ew_kernels_init();
+    PyMethodDef *op_functions = pf_ops_module_methods();
+    if (op_functions == NULL || pf_ops_check_kernels() < 0 ||
+        PyModule_AddFunctions(m, op_functions) < 0 ||
+        PyModule_AddFunctions(m, pf_ops_info_methods) < 0 ||
+        pf_dtype_init(m) < 0 || pf_device_init(m) < 0 || pf_tensor_type_init(m) < 0 ||
         PyModule_AddFunctions(m, pf_create_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_random_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bridge_module_methods) < 0 ||

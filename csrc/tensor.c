@@ -4,7 +4,7 @@
  * indexing.c, the NumPy/DLPack bridge in bridge.c, constructors in
  * create.c.
  */
-#include "kernels/kernels.h"
+#include "ops.h"
 
 extern int64_t pf_live_tensors;
 
@@ -947,20 +947,35 @@ static size_t count_getset(const PyGetSetDef *g)
 
 int pf_tensor_type_init(PyObject *module)
 {
-    const void *mt[] = {tensor_methods, pf_view_methods, pf_bridge_methods};
+    PyMethodDef *op_methods = pf_ops_tensor_methods();
+    if (op_methods == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    const void *mt[] = {tensor_methods, pf_view_methods, pf_bridge_methods, op_methods};
     size_t mc[] = {count_methods(tensor_methods), count_methods(pf_view_methods),
-                   count_methods(pf_bridge_methods)};
+                   count_methods(pf_bridge_methods), count_methods(op_methods)};
     const void *gt[] = {tensor_getset, pf_view_getset, pf_bridge_getset};
     size_t gc[] = {count_getset(tensor_getset), count_getset(pf_view_getset),
                    count_getset(pf_bridge_getset)};
-    PfTensor_Type.tp_methods = join_tables(mt, mc, 3, sizeof(PyMethodDef));
+    PfTensor_Type.tp_methods = join_tables(mt, mc, 4, sizeof(PyMethodDef));
     PfTensor_Type.tp_getset = join_tables(gt, gc, 3, sizeof(PyGetSetDef));
+    PyMem_Free(op_methods);
     if (PfTensor_Type.tp_methods == NULL || PfTensor_Type.tp_getset == NULL) {
         PyErr_NoMemory();
         return -1;
     }
+    pf_ops_install_slots(&PfTensor_Type);
     if (PyType_Ready(&PfTensor_Type) < 0) {
         return -1;
     }
+    /* NumPy's binary operators defer to ours (ndarray + tensor gives a tensor) */
+    PyObject *prio = PyFloat_FromDouble(1000.0);
+    if (prio == NULL || PyDict_SetItemString(PfTensor_Type.tp_dict, "__array_priority__", prio) < 0) {
+        Py_XDECREF(prio);
+        return -1;
+    }
+    Py_DECREF(prio);
+    PyType_Modified(&PfTensor_Type);
     return PyModule_AddObjectRef(module, "Tensor", (PyObject *)&PfTensor_Type);
 }

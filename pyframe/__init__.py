@@ -16,7 +16,14 @@ from ._C import (  # noqa: F401
     rand, randn, randint, normal, uniform, manual_seed, get_rng_state, set_rng_state,
     set_num_threads, get_num_threads, memory_stats, empty_cache,
 )
-from ._config import show_config, config  # noqa: F401
+# every row of the op table (csrc/ops.def) and its aliases: pf.add, pf.exp, pf.sub ...
+for _row in _C._op_table():
+    globals()[_row["name"]] = getattr(_C, _row["name"])
+for _alias in _C._op_aliases():
+    globals()[_alias] = getattr(_C, _alias)
+del _row, _alias
+
+from ._config import show_config, config  # noqa: F401,E402
 from ._functions import (  # noqa: F401
     reshape, transpose, permute, swapaxes, squeeze, expand_dims, unsqueeze, broadcast_to,
     flatten, result_type, seed,

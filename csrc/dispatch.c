@@ -1,0 +1,465 @@
+/*
+ * dispatch.c -- the path every elementwise op takes: turn inputs into
+ * tensors (Python scalars stay weak, NEP 50), pick the result and compute
+ * dtypes, check shapes and out=, allocate, and run the kernel through the
+ * iterator.  Operands whose dtype differs from the kernel's (float16,
+ * bfloat16, mixed dtypes) are converted in small chunks on the way in and
+ * out, never as whole temporary tensors.
+ */
+#include "ops.h"
+#include <math.h>
+
+#define M PF_F_M
+#define I PF_F_I
+#define D PF_F_D
+const pf_opinfo pf_ops[PF_OP_COUNT] = {
+#define PF_OP(E, py, K, N, F) {#py, PF_OK_##K, N, F},
+#include "ops.def"
+#undef PF_OP
+};
+#undef M
+#undef I
+#undef D
+
+const pf_param_spec pf_op_params[PF_OP_COUNT] = {
+    [PF_OP_LEAKY_RELU] = {1, {"negative_slope", NULL}, {0.01, 0}},
+    [PF_OP_ELU] = {1, {"alpha", NULL}, {1.0, 0}},
+    [PF_OP_SOFTPLUS] = {2, {"beta", "threshold"}, {1.0, 20.0}},
+    [PF_OP_CLIP] = {2, {"min", "max"}, {-INFINITY, INFINITY}},
+    [PF_OP_GELU] = {1, {"approximate", NULL}, {0, 0}},
+    [PF_OP_ROUND] = {1, {"decimals", NULL}, {0, 0}},
+};
+
+/* ------------------------------------------------------------ dtype rules */
+
+static pf_dtype float_compute(pf_dtype d)
+{
+    return (d == PF_FLOAT16 || d == PF_BFLOAT16) ? PF_FLOAT32 : d;
+}
+
+static int dtype_error(pf_op op, const pf_dtype *in, int nin, const char *why)
+{
+    char got[64] = "";
+    for (int i = 0; i < nin; i++) {
+        strcat(got, i ? ", " : "");
+        strcat(got, pf_dtypes[in[i]].name);
+    }
+    return PF_ERRI(PyExc_TypeError, "%s: not supported for dtype%s %s; %s", pf_ops[op].name,
+                   nin > 1 ? "s" : "", got, why);
+}
+
+int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dtype *result)
+{
+    pf_dtype r = in[0];
+    for (int i = 1; i < nin; i++) {
+        r = pf_promote(r, in[i]);
+    }
+    switch (pf_ops[op].kind) {
+    case PF_OK_UFLOAT:
+    case PF_OK_BFLOAT:
+        *result = pf_is_float(r) ? r : PF_FLOAT32;
+        *compute = float_compute(*result);
+        return 0;
+    case PF_OK_USAME:
+        if (op == PF_OP_NEG && r == PF_BOOL) {
+            return dtype_error(op, in, nin, "use logical_not (or ~) to negate booleans");
+        }
+        *result = r;
+        *compute = r == PF_BOOL ? PF_UINT8 : float_compute(r);
+        return 0;
+    case PF_OK_UPRED:
+        *result = PF_BOOL;
+        *compute = r == PF_FLOAT64 ? PF_FLOAT64 : PF_FLOAT32;
+        return 0;
+    case PF_OK_ULOGICAL:
+    case PF_OK_LOGICAL:
+        *result = PF_BOOL;
+        *compute = PF_BOOL;
+        return 0;
+    case PF_OK_UBITWISE:
+    case PF_OK_BITWISE:
+        if (pf_is_float(r)) {
+            return dtype_error(op, in, nin, "bitwise operations need integer or bool tensors");
+        }
+        *result = *compute = r;
+        return 0;
+    case PF_OK_BARITH:
+        if (r == PF_BOOL && op != PF_OP_ADD && op != PF_OP_MUL && op != PF_OP_MAXIMUM &&
+            op != PF_OP_MINIMUM) {
+            return dtype_error(op, in, nin, "cast booleans to an integer dtype first "
+                               "(.astype(pf.int64))");
+        }
+        *result = r;
+        *compute = float_compute(r);
+        return 0;
+    case PF_OK_COMPARE:
+        *result = PF_BOOL;
+        *compute = float_compute(r);
+        return 0;
+    case PF_OK_WHERE:
+        /* in[0] is the condition; the values decide the dtype */
+        r = nin == 3 ? pf_promote(in[1], in[2]) : r;
+        *result = *compute = r;
+        return 0;
+    case PF_OK_CUSTOM:
+        break;
+    }
+    return PF_ERRI(PyExc_RuntimeError, "%s: not an elementwise op", pf_ops[op].name);
+}
+
+/* The dtype a kernel reads for input k and writes for its output. */
+static pf_dtype kernel_in_dtype(pf_op op, int k, pf_dtype compute)
+{
+    pf_opkind kind = pf_ops[op].kind;
+    if (kind == PF_OK_ULOGICAL || kind == PF_OK_LOGICAL || (kind == PF_OK_WHERE && k == 0)) {
+        return PF_BOOL;
+    }
+    return compute;
+}
+
+static pf_dtype kernel_out_dtype(pf_op op, pf_dtype compute)
+{
+    switch (pf_ops[op].kind) {
+    case PF_OK_UPRED:
+    case PF_OK_COMPARE:
+    case PF_OK_ULOGICAL:
+    case PF_OK_LOGICAL:
+        return PF_BOOL;
+    default:
+        return compute;
+    }
+}
+
+/* where's kernels are picked by item size, not by dtype */
+static pf_loop find_kernel(pf_op op, pf_dtype compute)
+{
+    if (pf_ops[op].kind == PF_OK_WHERE) {
+        static const pf_dtype by_size[9] = {0, PF_UINT8, PF_INT16, 0, PF_INT32, 0, 0, 0, PF_INT64};
+        return pf_ew_kernels[op][by_size[pf_dtypes[compute].itemsize]];
+    }
+    return pf_ew_kernels[op][compute];
+}
+
+/* ---------------------------------------------------- chunked conversion */
+
+#define CHUNK 256
+
+typedef struct {
+    pf_loop inner;
+    void *inner_ctx;
+    int nop;                        /* inputs then one output */
+    pf_dtype actual[PF_MAX_OPERANDS];
+    pf_dtype want[PF_MAX_OPERANDS];
+} cast_ctx;
+
+/*
+ * Run `inner` on chunks of CHUNK elements, converting each operand whose
+ * dtype differs from what the kernel wants through a stack buffer.
+ */
+static void cast_loop(char **data, const int64_t *strides, int64_t n, void *vctx)
+{
+    cast_ctx *c = vctx;
+    _Alignas(64) char buf[PF_MAX_OPERANDS][CHUNK * 8];
+    char *ptr[PF_MAX_OPERANDS];
+    int64_t st[PF_MAX_OPERANDS];
+    int out = c->nop - 1;
+    for (int64_t done = 0; done < n; done += CHUNK) {
+        int64_t m = n - done < CHUNK ? n - done : CHUNK;
+        for (int k = 0; k < c->nop; k++) {
+            char *p = data[k] + done * strides[k];
+            if (c->actual[k] == c->want[k]) {
+                ptr[k] = p;
+                st[k] = strides[k];
+                continue;
+            }
+            ptr[k] = buf[k];
+            st[k] = pf_dtypes[c->want[k]].itemsize;
+            if (k != out) {
+                char *args[2] = {p, buf[k]};
+                int64_t cst[2] = {strides[k], st[k]};
+                pf_cast_loops[c->actual[k]][c->want[k]](args, cst, m, NULL);
+            }
+        }
+        c->inner(ptr, st, m, c->inner_ctx);
+        if (c->actual[out] != c->want[out]) {
+            char *args[2] = {buf[out], data[out] + done * strides[out]};
+            int64_t cst[2] = {st[out], strides[out]};
+            pf_cast_loops[c->want[out]][c->actual[out]](args, cst, m, NULL);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ operands */
+
+static int scalar_rank(PyObject *o)
+{
+    if (PyBool_Check(o)) {
+        return 0;
+    }
+    if (PyLong_CheckExact(o)) {
+        return 1;
+    }
+    if (PyFloat_CheckExact(o)) {
+        return 2;
+    }
+    return -1;
+}
+
+static int kind_rank(pf_dtype d)
+{
+    switch (pf_dtypes[d].kind) {
+    case PF_KIND_BOOL: return 0;
+    case PF_KIND_FLOAT: return 2;
+    default: return 1;
+    }
+}
+
+/*
+ * A Python scalar operand becomes a stack tensor: no allocation, never
+ * seen by Python.  Its storage is the 8-byte slot inside the struct.
+ */
+typedef struct {
+    PfTensor t;
+    pf_storage s;
+    union {
+        double d;
+        int64_t i;
+        char raw[8];
+    } v;
+} stack_scalar;
+
+static int make_stack_scalar(stack_scalar *ss, PyObject *value, pf_dtype dtype, const char *op)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (pf_scalar_to_raw(value, dtype, ss->v.raw, op) < 0) {
+        return -1;
+    }
+    ss->s.refcnt = 1;
+    ss->s.data = ss->v.raw;
+    ss->s.nbytes = 8;
+    ss->t.storage = &ss->s;
+    ss->t.ndim = 0;
+    ss->t.dtype = dtype;
+    return 0;
+}
+
+/* byte range a view touches, for overlap checks */
+static void extent(const PfTensor *t, char **lo, char **hi)
+{
+    int64_t isz = pf_dtypes[t->dtype].itemsize, a = 0, b = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] == 0) {
+            *lo = *hi = pf_tensor_data(t);
+            return;
+        }
+        int64_t span = (t->shape[i] - 1) * t->strides[i];
+        if (span < 0) {
+            a += span;
+        }
+        else {
+            b += span;
+        }
+    }
+    *lo = pf_tensor_data(t) + a * isz;
+    *hi = pf_tensor_data(t) + (b + 1) * isz;
+}
+
+/* out may be written while reading `in` only if they are the same view or disjoint */
+static int unsafe_overlap(const PfTensor *out, const PfTensor *in)
+{
+    if (out->storage != in->storage) {
+        return 0;
+    }
+    if (out->offset == in->offset && out->ndim == in->ndim && out->dtype == in->dtype &&
+        memcmp(out->shape, in->shape, sizeof(int64_t) * (size_t)out->ndim) == 0 &&
+        memcmp(out->strides, in->strides, sizeof(int64_t) * (size_t)out->ndim) == 0) {
+        return 0;
+    }
+    char *alo, *ahi, *blo, *bhi;
+    extent(out, &alo, &ahi);
+    extent(in, &blo, &bhi);
+    return alo < bhi && blo < ahi;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p)
+{
+    const char *name = pf_ops[op].name;
+    int nin = pf_ops[op].nin;
+    PfTensor *t[PF_MAX_OPERANDS] = {NULL};
+    PyObject *owned[PF_MAX_OPERANDS] = {NULL};
+    stack_scalar scal[PF_MAX_OPERANDS];
+    PyObject *result = NULL;
+    pf_dtype in_dt[PF_MAX_OPERANDS] = {PF_BOOL};
+    int weak[PF_MAX_OPERANDS];
+
+    /* strong operands first: tensors and array-likes fix the dtype */
+    int strong_rank = -1;
+    pf_dtype strong = PF_BOOL;
+    for (int k = 0; k < nin; k++) {
+        weak[k] = scalar_rank(inputs[k]);
+        if (weak[k] >= 0) {
+            continue;
+        }
+        if (PfTensor_Check(inputs[k])) {
+            t[k] = (PfTensor *)inputs[k];
+        }
+        else {
+            owned[k] = (PyObject *)pf_as_tensor(inputs[k], 0, PF_FLOAT32, name);
+            if (owned[k] == NULL) {
+                goto done;
+            }
+            t[k] = (PfTensor *)owned[k];
+        }
+        in_dt[k] = t[k]->dtype;
+        /* where's condition does not take part in the value dtype */
+        if (!(pf_ops[op].kind == PF_OK_WHERE && k == 0)) {
+            strong = strong_rank < 0 ? t[k]->dtype : pf_promote(strong, t[k]->dtype);
+            strong_rank = 0;
+        }
+    }
+    /* weak scalars adapt to the strong dtype unless they are of a higher kind */
+    for (int k = 0; k < nin; k++) {
+        if (weak[k] < 0) {
+            continue;
+        }
+        static const pf_dtype by_rank[3] = {PF_BOOL, PF_INT64, PF_FLOAT32};
+        pf_dtype d = (strong_rank >= 0 && kind_rank(strong) >= weak[k]) ? strong
+                                                                         : by_rank[weak[k]];
+        if (pf_ops[op].kind == PF_OK_WHERE && k == 0) {
+            d = PF_BOOL;
+        }
+        if (make_stack_scalar(&scal[k], inputs[k], d, name) < 0) {
+            goto done;
+        }
+        t[k] = &scal[k].t;
+        in_dt[k] = d;
+    }
+
+    pf_dtype compute, res;
+    if (pf_ew_dtypes(op, in_dt, nin, &compute, &res) < 0) {
+        goto done;
+    }
+    pf_loop kernel = find_kernel(op, compute);
+    if (kernel == NULL) {
+        dtype_error(op, in_dt, nin, "no kernel for this dtype");
+        goto done;
+    }
+
+    /* broadcast shape */
+    int64_t shape[PF_MAX_DIMS];
+    int ndim = 0;
+    for (int k = 0; k < nin; k++) {
+        if (pf_broadcast_shapes(shape, ndim, t[k]->shape, t[k]->ndim, shape, &ndim, name) < 0) {
+            goto done;
+        }
+    }
+
+    PfTensor *dst;
+    PfTensor *tmp_out = NULL;
+    if (out != NULL) {
+        if (out->ndim != ndim || memcmp(out->shape, shape, sizeof(int64_t) * (size_t)ndim) != 0) {
+            char a[PF_SHAPE_STRLEN], b[PF_SHAPE_STRLEN];
+            PyErr_Format(PyExc_ValueError,
+                         "%s: the output has shape %s but the inputs broadcast to %s; in-place "
+                         "ops and out= need exactly the broadcast shape", name,
+                         pf_shape_str(out->shape, out->ndim, a, sizeof(a)),
+                         pf_shape_str(shape, ndim, b, sizeof(b)));
+            goto done;
+        }
+        if (kind_rank(res) > kind_rank(out->dtype)) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s: the result has dtype %s, which cannot be stored in the %s output "
+                         "without losing its kind; use an output of dtype %s (or cast first)",
+                         name, pf_dtypes[res].name, pf_dtypes[out->dtype].name,
+                         pf_dtypes[res].name);
+            goto done;
+        }
+        if (pf_tensor_check_writable(out, name) < 0) {
+            goto done;
+        }
+        dst = out;
+        for (int k = 0; k < nin; k++) {
+            if (unsafe_overlap(out, t[k])) {
+                /* shifted views of one buffer: compute aside, then copy in */
+                tmp_out = pf_tensor_empty(ndim, shape, out->dtype, out->storage->device, name);
+                if (tmp_out == NULL) {
+                    goto done;
+                }
+                dst = tmp_out;
+                break;
+            }
+        }
+    }
+    else {
+        dst = pf_tensor_empty(ndim, shape, res, t[0]->storage->device, name);
+        if (dst == NULL) {
+            goto done;
+        }
+    }
+
+    PfTensor *ops[PF_MAX_OPERANDS + 1];
+    for (int k = 0; k < nin; k++) {
+        ops[k] = t[k];
+    }
+    ops[nin] = dst;
+    pf_iter it;
+    pf_iter_build(&it, nin + 1, ops, shape, ndim);
+    cast_ctx cc = {kernel, (void *)p, nin + 1, {0}, {0}};
+    int needs_cast = 0;
+    for (int k = 0; k <= nin; k++) {
+        cc.actual[k] = ops[k]->dtype;
+        cc.want[k] = k < nin ? kernel_in_dtype(op, k, compute) : kernel_out_dtype(op, compute);
+        if (pf_ops[op].kind == PF_OK_WHERE && k > 0) {
+            cc.want[k] = compute;
+        }
+        needs_cast |= cc.actual[k] != cc.want[k];
+    }
+    if (needs_cast) {
+        pf_iter_run(&it, cast_loop, &cc);
+    }
+    else {
+        pf_iter_run(&it, kernel, (void *)p);
+    }
+    if (out != NULL) {
+        if (tmp_out != NULL) {
+            int r = pf_tensor_assign(out, tmp_out, name);
+            Py_DECREF(tmp_out);
+            if (r < 0) {
+                goto done;
+            }
+        }
+        else {
+            out->storage->version++;
+        }
+        result = Py_NewRef(out);
+    }
+    else {
+        result = (PyObject *)dst;
+    }
+done:
+    for (int k = 0; k < nin; k++) {
+        Py_XDECREF(owned[k]);
+    }
+    return result;
+}
+
+int pf_ops_check_kernels(void)
+{
+    for (int op = 0; op < PF_OP_COUNT; op++) {
+        if (pf_ops[op].kind == PF_OK_CUSTOM) {
+            continue;
+        }
+        int any = 0;
+        for (int d = 0; d < PF_NDTYPES; d++) {
+            any |= pf_ew_kernels[op][d] != NULL;
+        }
+        if (!any) {
+            return PF_ERRI(PyExc_ImportError,
+                           "pyframe._C: op '%s' is in the op table but has no kernel; add it "
+                           "to kernels/elementwise.c", pf_ops[op].name);
+        }
+    }
+    return 0;
+}

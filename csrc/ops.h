@@ -1,0 +1,98 @@
+/*
+ * ops.h -- the op enum generated from ops.def, op kinds, and the dispatch
+ * entry points every op goes through.
+ */
+#ifndef PF_OPS_H
+#define PF_OPS_H
+
+#include "kernels/kernels.h"
+
+/*
+ * What an op's KIND fixes:
+ *   UFLOAT    unary, float result; ints and bool compute in float32
+ *   USAME     unary, result in the input dtype (bool computes as uint8)
+ *   UPRED     unary predicate, bool result
+ *   ULOGICAL  unary on truth values (input read as bool), bool result
+ *   UBITWISE  unary on integers and bool
+ *   BARITH    binary, promoted result
+ *   BFLOAT    binary, float result (ints compute in float32)
+ *   COMPARE   binary, bool result, compared in the promoted dtype
+ *   LOGICAL   binary on truth values, bool result
+ *   BITWISE   binary on integers and bool
+ *   WHERE     where(cond, x, y)
+ *   CUSTOM    anything else: a hand-written binding pf_op_<pyname>
+ */
+typedef enum {
+    PF_OK_UFLOAT,
+    PF_OK_USAME,
+    PF_OK_UPRED,
+    PF_OK_ULOGICAL,
+    PF_OK_UBITWISE,
+    PF_OK_BARITH,
+    PF_OK_BFLOAT,
+    PF_OK_COMPARE,
+    PF_OK_LOGICAL,
+    PF_OK_BITWISE,
+    PF_OK_WHERE,
+    PF_OK_CUSTOM,
+} pf_opkind;
+
+#define PF_F_M 1    /* Tensor method */
+#define PF_F_I 2    /* in-place method <name>_ */
+#define PF_F_D 4    /* differentiable */
+
+typedef enum {
+#define PF_OP(E, py, K, N, F) PF_OP_##E,
+#include "ops.def"
+#undef PF_OP
+    PF_OP_COUNT
+} pf_op;
+
+typedef struct {
+    const char *name;
+    pf_opkind kind;
+    int nin;
+    int flags;
+} pf_opinfo;
+
+extern const pf_opinfo pf_ops[PF_OP_COUNT];
+
+/* Scalar parameters of parametrised elementwise ops, handed to kernels as ctx. */
+typedef struct {
+    double p[2];
+} pf_params;
+
+typedef struct {
+    int n;
+    const char *names[2];
+    double defaults[2];
+} pf_param_spec;
+
+extern const pf_param_spec pf_op_params[PF_OP_COUNT];
+
+/* Elementwise kernels by op and compute dtype (NULL: dtype not supported). */
+extern pf_loop pf_ew_kernels[PF_OP_COUNT][PF_NDTYPES];
+void pf_ew_kernels_init(void);
+int pf_ops_check_kernels(void);
+
+/*
+ * Elementwise dispatch.  Inputs are Python objects: tensors, Python scalars
+ * (weak: they adapt to the tensor's dtype, NEP 50) or anything pf.asarray
+ * takes.  `out` may be NULL (allocate), or a tensor to write (out= and the
+ * in-place methods).  Returns a new reference.
+ */
+PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p);
+
+/* The dtype an elementwise op computes in and returns, or -1 with TypeError. */
+int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dtype *result);
+
+/* Parse the generic elementwise call: inputs, params, out=. */
+PyObject *pf_py_elementwise(pf_op op, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames, int inplace);
+
+PyMethodDef *pf_ops_module_methods(void);
+PyMethodDef *pf_ops_tensor_methods(void);
+void pf_ops_install_slots(PyTypeObject *type);
+extern PyMethodDef pf_ops_info_methods[];
+
+#endif /* PF_OPS_H */
