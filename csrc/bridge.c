@@ -82,7 +82,8 @@ static int dtype_from_descr(PyArray_Descr *d, pf_dtype *out)
         return 0;
     case 'V':
         /* ml_dtypes.bfloat16 */
-        if (isz == 2 && strcmp(d->typeobj->tp_name, "bfloat16") == 0) {
+        if (isz == 2 && (strcmp(d->typeobj->tp_name, "bfloat16") == 0 ||
+                         strcmp(d->typeobj->tp_name, "ml_dtypes.bfloat16") == 0)) {
             *out = PF_BFLOAT16;
             return 1;
         }
@@ -235,6 +236,12 @@ PyObject *pf_from_numpy_impl(PyObject *obj, const char *op, int allow_copy)
     PyObject *t = pf_from_numpy_impl(copy, op, 0);
     Py_DECREF(copy);
     return t;
+}
+
+int pf_ndarray_owns_data(PyObject *arr)
+{
+    return pf_is_ndarray(arr) && (PyArray_FLAGS((PyArrayObject *)arr) & NPY_ARRAY_OWNDATA) &&
+           PyArray_BASE((PyArrayObject *)arr) == NULL;
 }
 
 static PyObject *py_from_numpy(PyObject *Py_UNUSED(m), PyObject *arr)

@@ -243,10 +243,11 @@ static PyObject *via_numpy(PyObject *data, const char *op, int *how)
         if (arr == NULL) {
             return NULL;
         }
+        int fresh = pf_ndarray_owns_data(arr);
         PfTensor *t = (PfTensor *)pf_from_numpy_impl(arr, op, 1);
         Py_DECREF(arr);
-        if (t != NULL) {
-            t->storage->readonly = 1;
+        if (t != NULL && !fresh) {
+            t->storage->readonly = 1;   /* shares the frame's memory */
         }
         return (PyObject *)t;
     }
@@ -672,18 +673,9 @@ static PyObject *py_full_like(PyObject *Py_UNUSED(m), PyObject *a, PyObject *k)
 
 static int number_arg(PyObject *o, const char *op, const char *name, double *out, int *is_int)
 {
-    if (PyBool_Check(o) || PyLong_Check(o) || (!PyFloat_Check(o) && PyIndex_Check(o))) {
-        *is_int = 1;
-    }
-    else if (PyFloat_Check(o) || PyNumber_Check(o)) {
-        *is_int = 0;
-    }
-    else {
-        return PF_ERRI(PyExc_TypeError, "%s: %s must be a number; got %.100s", op, name,
-                       Py_TYPE(o)->tp_name);
-    }
-    *out = PyFloat_AsDouble(o);
-    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+    *is_int = PyBool_Check(o) || PyLong_Check(o) || (!PyFloat_Check(o) && PyIndex_Check(o) &&
+                                                     !PfTensor_Check(o));
+    return pf_double_arg(o, op, name, out);
 }
 
 /* Write start + i * step for i < n, computed in float64 (int64 for integer ranges). */
@@ -747,9 +739,11 @@ static PyObject *py_arange(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwd
     if (s == 0) {
         return PF_ERR(PyExc_ValueError, "%s: step must not be zero", op);
     }
-    if (!(a == a && b == b && s == s) || isinf(a) || isinf(b) || isinf(s)) {
-        return PF_ERR(PyExc_ValueError, "%s: start, stop and step must be finite; got %g, %g, %g",
-                      op, a, b, s);
+    if (!(isfinite(a) && isfinite(b) && isfinite(s))) {
+        char x[32], y[32], z[32];
+        return PF_ERR(PyExc_ValueError, "%s: start, stop and step must be finite; got %s, %s, %s",
+                      op, pf_fmt_double(a, x, 32), pf_fmt_double(b, y, 32),
+                      pf_fmt_double(s, z, 32));
     }
     int ints = ia && ib && is;
     int has_dtype;
@@ -760,21 +754,26 @@ static PyObject *py_arange(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwd
     }
     double len = ceil((b - a) / s);
     if (len > 9e18) {
-        return PF_ERR(PyExc_ValueError, "%s: the range has too many elements (%g)", op, len);
+        char x[32];
+        return PF_ERR(PyExc_ValueError, "%s: the range has too many elements (%s)", op,
+                      pf_fmt_double(len, x, 32));
     }
     int64_t shape[1] = {len > 0 ? (int64_t)len : 0};
     int64_t ia_v = 0, is_v = 1;
     if (ints) {
-        ia_v = start ? PyLong_AsLongLong(start) : 0;
-        is_v = step ? PyLong_AsLongLong(step) : 1;
-        int64_t ib_v = PyLong_AsLongLong(stop);
-        if (PyErr_Occurred()) {
+        int64_t ib_v;
+        if ((start && pf_int_arg(start, op, "start", &ia_v) < 0) ||
+            pf_int_arg(stop, op, "stop", &ib_v) < 0 ||
+            (step && pf_int_arg(step, op, "step", &is_v) < 0)) {
             return NULL;
         }
-        /* exact integer length, no rounding through double */
-        int64_t span = ib_v - ia_v;
-        int64_t cnt = is_v > 0 ? (span + is_v - 1) / is_v : (span + is_v + 1) / is_v;
-        shape[0] = cnt > 0 ? cnt : 0;
+        /* exact integer length in 128 bits: no rounding through double, no overflow */
+        __int128 span = (__int128)ib_v - ia_v;
+        __int128 cnt = is_v > 0 ? (span + is_v - 1) / is_v : (span + is_v + 1) / is_v;
+        if (cnt > (__int128)INT64_MAX / 8) {
+            return PF_ERR(PyExc_ValueError, "%s: the range has too many elements", op);
+        }
+        shape[0] = cnt > 0 ? (int64_t)cnt : 0;
     }
     PfTensor *t = pf_tensor_empty(1, shape, dtype, dev, op);
     if (t == NULL) {
@@ -806,19 +805,12 @@ static PyObject *py_linspace(PyObject *Py_UNUSED(m), PyObject *args, PyObject *k
     if (number_arg(start, op, "start", &a, &ia) < 0 || number_arg(stop, op, "stop", &b, &ib) < 0) {
         return NULL;
     }
-    long long count = 50;
-    if (num != NULL) {
-        if (PyFloat_Check(num) || !PyIndex_Check(num)) {
-            return PF_ERR(PyExc_TypeError, "%s: num must be an integer; got %.100s", op,
-                          Py_TYPE(num)->tp_name);
-        }
-        count = PyLong_AsLongLong(num);
-        if (count == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
+    int64_t count = 50;
+    if (num != NULL && pf_int_arg(num, op, "num", &count) < 0) {
+        return NULL;
     }
     if (count < 0) {
-        return PF_ERR(PyExc_ValueError, "%s: num must be >= 0; got %lld", op, count);
+        return PF_ERR(PyExc_ValueError, "%s: num must be >= 0; got %lld", op, (long long)count);
     }
     int endpoint = ex[3] == NULL ? 1 : PyObject_IsTrue(ex[3]);
     if (endpoint < 0) {
@@ -839,7 +831,7 @@ static PyObject *py_linspace(PyObject *Py_UNUSED(m), PyObject *args, PyObject *k
     double step = div > 0 ? (b - a) / div : 0;
     char *p = pf_tensor_data(t);
     int isz = pf_dtypes[dtype].itemsize;
-    for (long long i = 0; i < count; i++) {
+    for (int64_t i = 0; i < count; i++) {
         /* the last point is exactly stop, as NumPy guarantees */
         double v = (endpoint && i == count - 1 && count > 1) ? b : a + (double)i * step;
         if (pf_is_int(dtype)) {
@@ -868,17 +860,9 @@ static PyObject *py_eye(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
     if (objs[0] == NULL || n > 3) {
         return PF_ERR(PyExc_TypeError, "%s(N, M=None, k=0, dtype=None) needs N", op);
     }
-    long long v[3] = {0, -1, 0};
+    int64_t v[3] = {0, -1, 0};
     for (int i = 0; i < 3; i++) {
-        if (objs[i] == NULL || objs[i] == Py_None) {
-            continue;
-        }
-        if (PyFloat_Check(objs[i]) || !PyIndex_Check(objs[i])) {
-            return PF_ERR(PyExc_TypeError, "%s: %s must be an integer; got %.100s", op,
-                          extra[i], Py_TYPE(objs[i])->tp_name);
-        }
-        v[i] = PyLong_AsLongLong(objs[i]);
-        if (v[i] == -1 && PyErr_Occurred()) {
+        if (objs[i] != NULL && objs[i] != Py_None && pf_int_arg(objs[i], op, extra[i], &v[i]) < 0) {
             return NULL;
         }
     }

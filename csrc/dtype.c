@@ -82,7 +82,10 @@ pf_dtype pf_promote(pf_dtype a, pf_dtype b)
 
 static int dtype_from_string(const char *s, pf_dtype *out)
 {
-    /* NumPy writes byte order as a prefix; only native order names a dtype. */
+    /* NumPy writes byte order as a prefix; only native (little-endian) order names a dtype */
+    if (s[0] == '>' || s[0] == '!') {
+        return 0;
+    }
     if (s[0] == '<' || s[0] == '=' || s[0] == '|') {
         s++;
     }
@@ -122,7 +125,8 @@ static int dtype_from_numpy_like(PyObject *obj, pf_dtype *out)
     int found = 0;
     PyObject *name = PyObject_GetAttrString(d, "name");
     PyObject *isnative = PyObject_GetAttrString(d, "isnative");
-    if (name != NULL && PyUnicode_Check(name) && isnative != NULL) {
+    /* big-endian dtypes describe memory pyframe cannot read in place: not a dtype here */
+    if (name != NULL && PyUnicode_Check(name) && isnative == Py_True) {
         const char *s = PyUnicode_AsUTF8(name);
         if (s != NULL) {
             for (int i = 0; i < PF_NDTYPES; i++) {
@@ -144,6 +148,11 @@ static int dtype_from_numpy_like(PyObject *obj, pf_dtype *out)
 
 int pf_dtype_from_object(PyObject *obj, const char *op, pf_dtype *out)
 {
+    if (obj == Py_None) {
+        return PF_ERRI(PyExc_TypeError,
+                       "%s: dtype None is not a dtype; pass e.g. pf.float32, or leave the "
+                       "argument out for the default", op);
+    }
     if (Py_IS_TYPE(obj, &PfDType_Type)) {
         *out = ((PfDTypeObject *)obj)->id;
         return 0;

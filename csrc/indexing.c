@@ -8,6 +8,16 @@
  */
 #include "pyframe.h"
 
+/* ndim of a NumPy array without the NumPy headers: its .ndim attribute */
+static int PyArray_NDIM_compat(PyObject *arr)
+{
+    PyObject *nd = PyObject_GetAttrString(arr, "ndim");
+    long v = nd ? PyLong_AsLong(nd) : 0;
+    Py_XDECREF(nd);
+    PyErr_Clear();
+    return (int)v;
+}
+
 /* Parse `key` into the view it selects.  Returns a new reference. */
 static PfTensor *basic_index(PfTensor *self, PyObject *key, const char *op)
 {
@@ -39,7 +49,8 @@ static PfTensor *basic_index(PfTensor *self, PyObject *key, const char *op)
         }
         else if (PySlice_Check(it) ||
                  (!PyBool_Check(it) && !PyFloat_Check(it) && PyIndex_Check(it) &&
-                  !(PfTensor_Check(it) && ((PfTensor *)it)->ndim > 0))) {
+                  !(PfTensor_Check(it) && ((PfTensor *)it)->ndim > 0) &&
+                  !(pf_is_ndarray(it) && PyArray_NDIM_compat(it) > 0))) {
             consumed++;
         }
         else {

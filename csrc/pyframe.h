@@ -193,6 +193,11 @@ int64_t pf_checked_nbytes(const int64_t *shape, int ndim, int itemsize, const ch
 int pf_broadcast_shapes(const int64_t *a, int na, const int64_t *b, int nb, int64_t *out,
                         int *nout, const char *op);
 int pf_normalize_axis(Py_ssize_t *axis, int ndim, const char *op);
+/* Argument readers that name the op and the argument in their errors. */
+int pf_int_arg(PyObject *o, const char *op, const char *what, int64_t *out);
+int pf_double_arg(PyObject *o, const char *op, const char *what, double *out);
+/* A double formatted for an error message (PyErr_Format has no %g). */
+const char *pf_fmt_double(double v, char *buf, size_t size);
 /* Format "(2, 3)" into buf. */
 const char *pf_shape_str(const int64_t *shape, int ndim, char *buf, size_t size);
 #define PF_SHAPE_STRLEN 200
@@ -209,6 +214,8 @@ PyObject *pf_raw_to_scalar(const char *p, pf_dtype dtype);
 
 int pf_numpy_ensure(void);
 int pf_is_ndarray(PyObject *obj);
+/* True for an array that owns its memory (a fresh copy nobody else sees). */
+int pf_ndarray_owns_data(PyObject *arr);
 PyObject *pf_from_numpy_impl(PyObject *arr, const char *op, int allow_copy);
 PyObject *pf_tensor_to_numpy(PfTensor *t, const char *op);
 int pf_bridge_init(PyObject *module);

@@ -109,6 +109,50 @@ static inline void sample_pair(const dist *d, uint64_t j, double fv[2], int64_t 
     }
 }
 
+/*
+ * Store a uniform sample, keeping the interval half-open: rounding to a
+ * narrow dtype can carry a value just below `high` up to `high` itself,
+ * and then the largest value of the dtype below `high` is stored instead.
+ */
+static void store_below(double v, double high, pf_dtype dt, char *dst)
+{
+    double back;
+    pf_cast_one(&v, PF_FLOAT64, dst, dt);
+    pf_cast_one(dst, dt, &back, PF_FLOAT64);
+    if (back < high) {
+        return;
+    }
+    if (dt == PF_FLOAT64) {
+        double x = nextafter(high, -INFINITY);
+        memcpy(dst, &x, 8);
+    }
+    else if (dt == PF_FLOAT32) {
+        float x = (float)high;
+        while ((double)x >= high) {
+            x = nextafterf(x, -INFINITY);
+        }
+        memcpy(dst, &x, 4);
+    }
+    else {
+        /* float16 / bfloat16: step the 16-bit pattern toward -inf */
+        uint16_t h;
+        memcpy(&h, dst, 2);
+        for (int guard = 0; guard < 4 && back >= high; guard++) {
+            if ((h & 0x7fff) == 0) {
+                h = 0x8001;                 /* below +-0: the smallest negative */
+            }
+            else if (h & 0x8000) {
+                h++;                        /* negative: larger magnitude */
+            }
+            else {
+                h--;
+            }
+            memcpy(dst, &h, 2);
+            pf_cast_one(dst, dt, &back, PF_FLOAT64);
+        }
+    }
+}
+
 static void fill_dist(PfTensor *t, dist *d)
 {
     int64_t n = pf_numel(t->shape, t->ndim);
@@ -129,6 +173,9 @@ static void fill_dist(PfTensor *t, dist *d)
             if (d->kind == DIST_INT) {
                 pf_cast_one(&iv[k], PF_INT64, dst, dt);
             }
+            else if (d->kind == DIST_UNIFORM && d->b > d->a) {
+                store_below(fv[k], d->b, dt, dst);
+            }
             else {
                 pf_cast_one(&fv[k], PF_FLOAT64, dst, dt);
             }
@@ -146,6 +193,25 @@ static PyObject *draw(PyObject *args, PyObject *kwds, const char *op, dist *d)
     }
     if (!has_dtype && d->kind == DIST_INT) {
         dtype = PF_INT64;
+    }
+    if (d->kind == DIST_INT && pf_is_int(dtype)) {
+        /* every value of [low, high) must be representable: no silent wrap-around */
+        static const int64_t lim[PF_NDTYPES][2] = {
+            [PF_UINT8] = {0, UINT8_MAX}, [PF_INT8] = {INT8_MIN, INT8_MAX},
+            [PF_INT16] = {INT16_MIN, INT16_MAX}, [PF_INT32] = {INT32_MIN, INT32_MAX},
+            [PF_INT64] = {INT64_MIN, INT64_MAX},
+        };
+        int64_t last = (int64_t)((uint64_t)d->low + d->range - 1);
+        if (d->low < lim[dtype][0] || last > lim[dtype][1]) {
+            return PF_ERR(PyExc_ValueError,
+                          "%s: the range [%lld, %lld] does not fit dtype %s (%lld..%lld); use a "
+                          "wider dtype or a smaller range", op, (long long)d->low,
+                          (long long)last, pf_dtypes[dtype].name, (long long)lim[dtype][0],
+                          (long long)lim[dtype][1]);
+        }
+    }
+    if (d->kind == DIST_INT && dtype == PF_BOOL && (d->low < 0 || d->low + (int64_t)d->range > 2)) {
+        return PF_ERR(PyExc_ValueError, "%s: a bool result needs a range within [0, 2)", op);
     }
     if (d->kind != DIST_INT && !pf_is_float(dtype)) {
         return PF_ERR(PyExc_TypeError, "%s: needs a floating-point dtype; got %s", op,
@@ -208,17 +274,9 @@ static int take_params(PyObject **args, PyObject **kwds, const char *op, int npa
             }
         }
         given[i] = o != NULL;
-        if (o != NULL) {
-            if (PyComplex_Check(o) || !PyNumber_Check(o)) {
-                Py_DECREF(kw);
-                return PF_ERRI(PyExc_TypeError, "%s: %s must be a number; got %.100s", op,
-                               names[i], Py_TYPE(o)->tp_name);
-            }
-            vals[i] = PyFloat_AsDouble(o);
-            if (vals[i] == -1.0 && PyErr_Occurred()) {
-                Py_DECREF(kw);
-                return -1;
-            }
+        if (o != NULL && pf_double_arg(o, op, names[i], &vals[i]) < 0) {
+            Py_DECREF(kw);
+            return -1;
         }
     }
     PyObject *rest = PyTuple_GetSlice(*args, used, n);
@@ -240,15 +298,18 @@ static PyObject *param_draw(PyObject *args, PyObject *kwds, const char *op, dist
         return NULL;
     }
     PyObject *r = NULL;
+    char x[32], y[32];
+    pf_fmt_double(vals[0], x, sizeof(x));
+    pf_fmt_double(vals[1], y, sizeof(y));
     if (!(isfinite(vals[0]) && isfinite(vals[1]))) {
-        PyErr_Format(PyExc_ValueError, "%s: %s and %s must be finite; got %g and %g", op,
-                     names[0], names[1], vals[0], vals[1]);
+        PyErr_Format(PyExc_ValueError, "%s: %s and %s must be finite; got %s and %s", op,
+                     names[0], names[1], x, y);
     }
     else if (d->kind == DIST_NORMAL && vals[1] < 0) {
-        PyErr_Format(PyExc_ValueError, "%s: std must be >= 0; got %g", op, vals[1]);
+        PyErr_Format(PyExc_ValueError, "%s: std must be >= 0; got %s", op, y);
     }
     else if (d->kind == DIST_UNIFORM && vals[1] < vals[0]) {
-        PyErr_Format(PyExc_ValueError, "%s: high (%g) must be >= low (%g)", op, vals[1], vals[0]);
+        PyErr_Format(PyExc_ValueError, "%s: high (%s) must be >= low (%s)", op, y, x);
     }
     else {
         d->a = vals[0];
@@ -345,27 +406,14 @@ static PyObject *py_randint(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw
                      "randint(high, size)", op);
         goto done;
     }
-    long long lo = 0, hi;
-    if (lo_o != NULL) {
-        if (PyFloat_Check(lo_o) || !PyIndex_Check(lo_o)) {
-            PyErr_Format(PyExc_TypeError, "%s: low must be an integer; got %.100s", op,
-                         Py_TYPE(lo_o)->tp_name);
-            goto done;
-        }
-        lo = PyLong_AsLongLong(lo_o);
-    }
-    if (PyFloat_Check(hi_o) || !PyIndex_Check(hi_o)) {
-        PyErr_Format(PyExc_TypeError, "%s: high must be an integer; got %.100s", op,
-                     Py_TYPE(hi_o)->tp_name);
-        goto done;
-    }
-    hi = PyLong_AsLongLong(hi_o);
-    if (PyErr_Occurred()) {
+    int64_t lo = 0, hi;
+    if ((lo_o != NULL && pf_int_arg(lo_o, op, "low", &lo) < 0) ||
+        pf_int_arg(hi_o, op, "high", &hi) < 0) {
         goto done;
     }
     if (hi <= lo) {
         PyErr_Format(PyExc_ValueError, "%s: high (%lld) must be greater than low (%lld): the "
-                     "range [low, high) is empty", op, hi, lo);
+                     "range [low, high) is empty", op, (long long)hi, (long long)lo);
         goto done;
     }
     dist d = {.kind = DIST_INT, .low = lo, .range = (uint64_t)hi - (uint64_t)lo};

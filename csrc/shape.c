@@ -111,26 +111,9 @@ int pf_check_shape(const int64_t *shape, int ndim, const char *op)
 
 static int dim_from_object(PyObject *o, const char *op, int pos, int64_t *out)
 {
-    if (PyFloat_Check(o) || !PyIndex_Check(o)) {
-        return PF_ERRI(PyExc_TypeError,
-                       "%s: shape entries must be integers; got %.100s at position %d",
-                       op, Py_TYPE(o)->tp_name, pos);
-    }
-    int overflow = 0;
-    PyObject *idx = PyNumber_Index(o);
-    if (idx == NULL) {
-        return -1;
-    }
-    long long v = PyLong_AsLongLongAndOverflow(idx, &overflow);
-    Py_DECREF(idx);
-    if (overflow || (v == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return PF_ERRI(PyExc_ValueError,
-                       "%s: dimension at position %d does not fit in a 64-bit integer; "
-                       "the tensor would be too big", op, pos);
-    }
-    *out = v;
-    return 0;
+    char what[40];
+    snprintf(what, sizeof(what), "dimension %d", pos);
+    return pf_int_arg(o, op, what, out);
 }
 
 /*
@@ -193,6 +176,56 @@ int pf_broadcast_shapes(const int64_t *a, int na, const int64_t *b, int nb, int6
     }
     *nout = n;
     return 0;
+}
+
+int pf_int_arg(PyObject *o, const char *op, const char *what, int64_t *out)
+{
+    if (PyFloat_Check(o) || PyComplex_Check(o) || !PyIndex_Check(o)) {
+        return PF_ERRI(PyExc_TypeError, "%s: %s must be an integer; got %.100s", op, what,
+                       Py_TYPE(o)->tp_name);
+    }
+    PyObject *idx = PyNumber_Index(o);
+    if (idx == NULL) {
+        PyErr_Clear();
+        return PF_ERRI(PyExc_TypeError, "%s: %s must be an integer; got %.100s", op, what,
+                       Py_TYPE(o)->tp_name);
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError, "%s: %s = %S does not fit in a 64-bit integer", op, what,
+                     idx);
+        Py_DECREF(idx);
+        return -1;
+    }
+    Py_DECREF(idx);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int pf_double_arg(PyObject *o, const char *op, const char *what, double *out)
+{
+    if (PyComplex_Check(o) || PyUnicode_Check(o) || !PyNumber_Check(o)) {
+        return PF_ERRI(PyExc_TypeError, "%s: %s must be a real number; got %.100s", op, what,
+                       Py_TYPE(o)->tp_name);
+    }
+    double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return PF_ERRI(PyExc_TypeError, "%s: %s must be a real number (a Python or NumPy scalar); "
+                       "got %.100s", op, what, Py_TYPE(o)->tp_name);
+    }
+    *out = d;
+    return 0;
+}
+
+const char *pf_fmt_double(double v, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.17g", v);
+    return buf;
 }
 
 int pf_normalize_axis(Py_ssize_t *axis, int ndim, const char *op)

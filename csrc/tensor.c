@@ -98,10 +98,11 @@ static PyObject *tensor_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObj
     PyObject *t = pf_tensor_from_data(data, dtype_obj != Py_None, d, "pf.Tensor");
     if (t != NULL && requires_grad) {
         if (!pf_is_float(((PfTensor *)t)->dtype)) {
+            pf_dtype got = ((PfTensor *)t)->dtype;
             Py_DECREF(t);
             return PF_ERR(PyExc_TypeError,
                           "pf.Tensor: requires_grad=True needs a floating-point dtype; got %s",
-                          pf_dtypes[d].name);
+                          pf_dtypes[got].name);
         }
         ((PfTensor *)t)->requires_grad = 1;
     }

@@ -29,12 +29,8 @@ static int parse_target_shape(PyObject *args, int64_t numel, const char *op, int
     int64_t known = 1;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
-        if (PyFloat_Check(o) || !PyIndex_Check(o)) {
-            return PF_ERRI(PyExc_TypeError, "%s: shape entries must be integers; got %.100s",
-                           op, Py_TYPE(o)->tp_name);
-        }
-        long long v = PyLong_AsLongLong(o);
-        if (v == -1 && PyErr_Occurred()) {
+        int64_t v;
+        if (pf_int_arg(o, op, "shape entry", &v) < 0) {
             return -1;
         }
         if (v == -1) {
@@ -48,7 +44,7 @@ static int parse_target_shape(PyObject *args, int64_t numel, const char *op, int
         if (v < 0) {
             return PF_ERRI(PyExc_ValueError,
                            "%s: invalid dimension %lld at position %zd; dimensions must be "
-                           ">= 0, or -1 to infer one", op, v, i);
+                           ">= 0, or -1 to infer one", op, (long long)v, i);
         }
         shape[i] = v;
         if (__builtin_mul_overflow(known, v, &known)) {
@@ -230,7 +226,7 @@ static PyObject *swap_impl(PfTensor *self, PyObject *a0, PyObject *a1, const cha
         perm[i] = i;
     }
     perm[a] = b;
-    perm[b] = a;
+    perm[b] = a;    /* a == b leaves the identity */
     return permute_impl(self, perm, op);
 }
 
@@ -244,10 +240,10 @@ static PyObject *reverse_axes(PfTensor *self, const char *op)
 }
 
 /*
- * transpose() reverses the axes (NumPy); transpose(axes) or transpose(*axes)
- * with ndim axes permutes (NumPy); transpose(d0, d1) swaps two axes
- * (PyTorch).  The last two agree for 2-D tensors and cannot be confused
- * otherwise, since a permutation names every axis.
+ * transpose() reverses the axes (NumPy); transpose(axes) with a tuple or
+ * list permutes (NumPy); transpose(d0, d1) with two ints swaps two axes
+ * (PyTorch's idiom, and what a 2-D t.transpose(0, 1) means to its users);
+ * transpose(*axes) with ndim != 2 ints permutes (NumPy).
  */
 static PyObject *tensor_transpose(PfTensor *self, PyObject *args)
 {
@@ -259,12 +255,12 @@ static PyObject *tensor_transpose(PfTensor *self, PyObject *args)
                    PyList_Check(PyTuple_GET_ITEM(args, 0)))) {
         return permute_from_seq(self, PyTuple_GET_ITEM(args, 0), "Tensor.transpose");
     }
-    if (n == self->ndim) {
-        return permute_from_seq(self, args, "Tensor.transpose");
-    }
     if (n == 2) {
         return swap_impl(self, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1),
                          "Tensor.transpose");
+    }
+    if (n == self->ndim) {
+        return permute_from_seq(self, args, "Tensor.transpose");
     }
     return PF_ERR(PyExc_ValueError,
                   "Tensor.transpose: got %zd axes for a tensor with %d dimensions; pass none "
@@ -417,8 +413,8 @@ static PyObject *expand_impl(PfTensor *self, const int64_t *req, int ndim, int a
         else {
             char a[PF_SHAPE_STRLEN], b[PF_SHAPE_STRLEN];
             return PF_ERR(PyExc_ValueError,
-                          "%s: cannot broadcast shape %s to %s: dimension %d has size %lld, "
-                          "which is neither 1 nor %lld",
+                          "%s: cannot broadcast shape %s to %s: dimension %d has size %lld; "
+                          "only a size equal to the target's (%lld) or 1 broadcasts",
                           op, pf_shape_str(self->shape, self->ndim, a, sizeof(a)),
                           pf_shape_str(req, ndim, b, sizeof(b)), i, (long long)self->shape[j],
                           (long long)want);
@@ -443,13 +439,7 @@ static int read_sizes(PyObject *args, int64_t *shape, int *ndim, const char *op)
                        op, n, PF_MAX_DIMS);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
-        if (PyFloat_Check(o) || !PyIndex_Check(o)) {
-            return PF_ERRI(PyExc_TypeError, "%s: sizes must be integers; got %.100s", op,
-                           Py_TYPE(o)->tp_name);
-        }
-        shape[i] = PyLong_AsLongLong(o);
-        if (shape[i] == -1 && PyErr_Occurred()) {
+        if (pf_int_arg(PySequence_Fast_GET_ITEM(seq, i), op, "size", &shape[i]) < 0) {
             return -1;
         }
     }

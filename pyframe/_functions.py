@@ -67,7 +67,10 @@ def result_type(*args):
             weak_rank = max(weak_rank, rank)
             continue
         else:
-            d = _C.dtype(a)
+            try:
+                d = _C.dtype(a)
+            except TypeError as e:
+                raise TypeError("pf.result_type: %s" % str(e).replace("pf.dtype: ", "")) from None
         strong = d if strong is None else _C.promote_types(strong, d)
     if strong is None:
         return _DEFAULT_BY_RANK[weak_rank]
