@@ -90,6 +90,21 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
 PyObject *pf_py_elementwise(pf_op op, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                             PyObject *kwnames, int inplace);
 
+/*
+ * Helpers for hand-written (CUSTOM) bindings.  A binding has the vectorcall
+ * signature  PyObject *pf_op_<pyname>(PyObject *m, PyObject *const *args,
+ * Py_ssize_t nargs, PyObject *kwnames);  as a method, self arrives as args[0].
+ */
+/* Map positional + keyword args onto `names` (NULL-terminated); the first
+   nrequired must be present.  `dim`/`keepdim` are accepted for `axis`/`keepdims`. */
+int pf_parse_args(const char *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                  const char *const *names, int nrequired, PyObject **out);
+/* None (all axes), an int or a tuple of ints -> mask[PF_MAX_DIMS] of reduced axes. */
+int pf_parse_axes(PyObject *axis, int ndim, const char *op, int *mask);
+int pf_parse_bool(PyObject *o, const char *op, const char *what, int dflt, int *out);
+/* Run an elementwise op on Python objects (b may be NULL for unary ops). */
+PyObject *pf_call_ew(pf_op op, PyObject *a, PyObject *b);
+
 PyMethodDef *pf_ops_module_methods(void);
 PyMethodDef *pf_ops_tensor_methods(void);
 void pf_ops_install_slots(PyTypeObject *type);
