@@ -106,8 +106,8 @@ PyObject *pf_call_ew(pf_op op, PyObject *a, PyObject *b)
 
 /*
  * isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False), as NumPy:
- * |a - b| <= atol + rtol * |b|, exact equality (for infinities), and NaN
- * pairs when equal_nan.  Built from elementwise ops, so every dtype and
+ * |a - b| <= atol + rtol * |b| where b is finite, or a == b (infinities of
+ * the same sign), or both NaN when equal_nan.  Built from elementwise ops, so every dtype and
  * broadcast works without a kernel of its own.
  */
 PyObject *pf_op_isclose(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs,
@@ -125,7 +125,8 @@ PyObject *pf_op_isclose(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *res = NULL, *diff = NULL, *adiff = NULL, *ab = NULL, *tol = NULL, *close = NULL,
-             *eq = NULL, *r = NULL, *a_nan = NULL, *b_nan = NULL, *both = NULL;
+             *eq = NULL, *r = NULL, *a_nan = NULL, *b_nan = NULL, *both = NULL,
+             *le = NULL, *fin = NULL;
     PyObject *rt = PyFloat_FromDouble(rtol), *at = PyFloat_FromDouble(atol);
     if (rt == NULL || at == NULL ||
         (diff = pf_call_ew(PF_OP_SUB, v[0], v[1])) == NULL ||
@@ -133,7 +134,9 @@ PyObject *pf_op_isclose(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
         (ab = pf_call_ew(PF_OP_ABS, v[1], NULL)) == NULL ||
         (r = pf_call_ew(PF_OP_MUL, ab, rt)) == NULL ||
         (tol = pf_call_ew(PF_OP_ADD, r, at)) == NULL ||
-        (close = pf_call_ew(PF_OP_LE, adiff, tol)) == NULL ||
+        (le = pf_call_ew(PF_OP_LE, adiff, tol)) == NULL ||
+        (fin = pf_call_ew(PF_OP_ISFINITE, v[1], NULL)) == NULL ||
+        (close = pf_call_ew(PF_OP_LOGICAL_AND, le, fin)) == NULL ||
         (eq = pf_call_ew(PF_OP_EQ, v[0], v[1])) == NULL ||
         (res = pf_call_ew(PF_OP_LOGICAL_OR, close, eq)) == NULL) {
         goto done;
@@ -160,5 +163,7 @@ done:
     Py_XDECREF(a_nan);
     Py_XDECREF(b_nan);
     Py_XDECREF(both);
+    Py_XDECREF(le);
+    Py_XDECREF(fin);
     return res;
 }
