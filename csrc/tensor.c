@@ -8,12 +8,35 @@
 
 extern int64_t pf_live_tensors;
 
+/*
+ * A free list of Tensor objects: a small model creates and drops thousands
+ * of tensors a second, and reusing their memory skips the allocator and the
+ * zeroing of the GC header.  Only exact pf.Tensor objects are kept (not
+ * subclasses); all access holds the GIL.
+ */
+#define TENSOR_FREELIST 256
+static PfTensor *tensor_freelist[TENSOR_FREELIST];
+static int tensor_freelist_n;
+
+static PfTensor *tensor_alloc(void)
+{
+    if (tensor_freelist_n > 0) {
+        PfTensor *t = tensor_freelist[--tensor_freelist_n];
+        /* reset everything but the object header, then give it a fresh reference */
+        memset((char *)t + sizeof(PyObject), 0, sizeof(PfTensor) - sizeof(PyObject));
+        PyObject_Init((PyObject *)t, &PfTensor_Type);
+        PyObject_GC_Track(t);
+        return t;
+    }
+    return (PfTensor *)PfTensor_Type.tp_alloc(&PfTensor_Type, 0);
+}
+
 /* ------------------------------------------------------------- life cycle */
 
 PfTensor *pf_tensor_wrap(pf_storage *s, pf_dtype dtype, int ndim, const int64_t *shape,
                          const int64_t *strides, int64_t offset)
 {
-    PfTensor *t = (PfTensor *)PfTensor_Type.tp_alloc(&PfTensor_Type, 0);
+    PfTensor *t = tensor_alloc();
     if (t == NULL) {
         return NULL;
     }
@@ -79,6 +102,10 @@ static void tensor_dealloc(PfTensor *self)
     tensor_clear(self);
     pf_storage_decref(self->storage);
     pf_live_tensors--;
+    if (Py_IS_TYPE(self, &PfTensor_Type) && tensor_freelist_n < TENSOR_FREELIST) {
+        tensor_freelist[tensor_freelist_n++] = self;
+        return;
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
