@@ -145,7 +145,9 @@ def fmt_ns(ns):
 
 
 class Bench:
-    def __init__(self, name, libraries=LIBRARIES):
+    def __init__(self, name, libraries=LIBRARIES, references=()):
+        """references: extra competitors that are not libraries to import (a raw
+        OpenBLAS call, a STREAM triad); they are always present."""
         self.name = name
         self.args = _parse_args()
         self.rounds = max(2, self.args.rounds or (5 if self.args.quick else 40))  # quartiles need 2
@@ -156,6 +158,8 @@ class Bench:
             if why:
                 self.skipped[lib] = why
         self.numpy, self.torch, self.pyframe = (self.libs.get(k) for k in ("numpy", "torch", "pyframe"))
+        for ref in references:
+            self.libs[ref] = True
         self.threads = self.args.threads
         unpinned = []  # numpy's OpenBLAS is pinned through the environment by reexec_clean_env
         for lib in ("torch", "pyframe"):
@@ -166,7 +170,8 @@ class Bench:
                 unpinned.append(lib)
         self.meta = {
             "versions": {"python": platform.python_version(),
-                         **{k: getattr(v, "__version__", "?") for k, v in self.libs.items() if v}},
+                         **{k: getattr(v, "__version__", "?") for k, v in self.libs.items()
+                            if v and k not in references}},
             "openblas_core": openblas_core(self.pyframe),
             "threads": self.threads,
             "threads_unpinned": unpinned,

@@ -156,6 +156,7 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_create_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_random_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bridge_module_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_bench_methods) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DIMS", PF_MAX_DIMS) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -232,6 +232,7 @@ extern PyGetSetDef pf_view_getset[];
 int pf_tensor_type_init(PyObject *module);
 extern PyMethodDef pf_create_module_methods[];
 extern PyMethodDef pf_random_module_methods[];
+extern PyMethodDef pf_bench_methods[];
 extern PyMappingMethods pf_tensor_as_mapping;
 PyObject *pf_tensor_getitem(PyObject *self, PyObject *key);
 int pf_tensor_setitem(PyObject *self, PyObject *key, PyObject *value);
