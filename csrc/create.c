@@ -513,6 +513,23 @@ static PyObject *make_filled(int ndim, const int64_t *shape, pf_dtype dtype, pf_
     return (PyObject *)t;
 }
 
+/* kind: 0 zeros, 1 ones, 2 empty, 3 filled with `value` */
+static PyObject *make_kind(int ndim, const int64_t *shape, pf_dtype dtype, pf_device dev,
+                           int kind, PyObject *value, const char *op)
+{
+    if (kind == 2) {
+        return (PyObject *)pf_tensor_empty(ndim, shape, dtype, dev, op);
+    }
+    PyObject *one = PyLong_FromLong(1);
+    if (one == NULL) {
+        return NULL;
+    }
+    PyObject *t = make_filled(ndim, shape, dtype, dev,
+                              kind == 0 ? NULL : kind == 1 ? one : value, op);
+    Py_DECREF(one);
+    return t;
+}
+
 /* kind: 0 zeros, 1 ones, 2 empty */
 static PyObject *filled_impl(PyObject *args, PyObject *kwds, const char *op, int kind)
 {
@@ -528,16 +545,7 @@ static PyObject *filled_impl(PyObject *args, PyObject *kwds, const char *op, int
         resolve_kw(&kw, op, &dtype, &has_dtype, &dev) < 0) {
         return NULL;
     }
-    PyObject *t;
-    if (kind == 2) {
-        t = (PyObject *)pf_tensor_empty(ndim, shape, dtype, dev, op);
-    }
-    else {
-        PyObject *one = PyLong_FromLong(1);
-        t = make_filled(ndim, shape, dtype, dev, kind == 1 ? one : NULL, op);
-        Py_XDECREF(one);
-    }
-    return finish(t, &kw, op);
+    return finish(make_kind(ndim, shape, dtype, dev, kind, NULL, op), &kw, op);
 }
 
 static PyObject *py_zeros(PyObject *Py_UNUSED(m), PyObject *a, PyObject *k)
@@ -635,16 +643,7 @@ static PyObject *like_impl(PyObject *args, PyObject *kwds, const char *op, int k
     if (!has_dtype) {
         dtype = proto->dtype;
     }
-    PyObject *t;
-    if (kind == 2) {
-        t = (PyObject *)pf_tensor_empty(proto->ndim, proto->shape, dtype, dev, op);
-    }
-    else {
-        PyObject *one = PyLong_FromLong(1);
-        t = make_filled(proto->ndim, proto->shape, dtype, dev,
-                        kind == 0 ? NULL : kind == 1 ? one : value, op);
-        Py_XDECREF(one);
-    }
+    PyObject *t = make_kind(proto->ndim, proto->shape, dtype, dev, kind, value, op);
     Py_DECREF(proto);
     return finish(t, &kw, op);
 }

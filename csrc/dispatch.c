@@ -191,18 +191,13 @@ static void cast_loop(char **data, const int64_t *strides, int64_t n, void *vctx
 
 /* ------------------------------------------------------------ operands */
 
+/* 0 bool, 1 int, 2 float for a Python scalar (exact types only), else -1 */
 static int scalar_rank(PyObject *o)
 {
     if (PyBool_Check(o)) {
         return 0;
     }
-    if (PyLong_CheckExact(o)) {
-        return 1;
-    }
-    if (PyFloat_CheckExact(o)) {
-        return 2;
-    }
-    return -1;
+    return PyLong_CheckExact(o) ? 1 : PyFloat_CheckExact(o) ? 2 : -1;
 }
 
 static int kind_rank(pf_dtype d)
@@ -243,27 +238,6 @@ static int make_stack_scalar(stack_scalar *ss, PyObject *value, pf_dtype dtype, 
     return 0;
 }
 
-/* byte range a view touches, for overlap checks */
-static void extent(const PfTensor *t, char **lo, char **hi)
-{
-    int64_t isz = pf_dtypes[t->dtype].itemsize, a = 0, b = 0;
-    for (int i = 0; i < t->ndim; i++) {
-        if (t->shape[i] == 0) {
-            *lo = *hi = pf_tensor_data(t);
-            return;
-        }
-        int64_t span = (t->shape[i] - 1) * t->strides[i];
-        if (span < 0) {
-            a += span;
-        }
-        else {
-            b += span;
-        }
-    }
-    *lo = pf_tensor_data(t) + a * isz;
-    *hi = pf_tensor_data(t) + (b + 1) * isz;
-}
-
 /* out may be written while reading `in` only if they are the same view or disjoint */
 static int unsafe_overlap(const PfTensor *out, const PfTensor *in)
 {
@@ -275,10 +249,7 @@ static int unsafe_overlap(const PfTensor *out, const PfTensor *in)
         memcmp(out->strides, in->strides, sizeof(int64_t) * (size_t)out->ndim) == 0) {
         return 0;
     }
-    char *alo, *ahi, *blo, *bhi;
-    extent(out, &alo, &ahi);
-    extent(in, &blo, &bhi);
-    return alo < bhi && blo < ahi;
+    return pf_tensor_may_overlap(out, in);
 }
 
 /* ------------------------------------------------------------ dispatch */

@@ -182,6 +182,8 @@ PfTensor *pf_tensor_copy_as(PfTensor *src, pf_dtype dtype, const char *op);
 /* Copy src into dst, broadcasting src to dst's shape and casting. */
 int pf_tensor_assign(PfTensor *dst, PfTensor *src, const char *op);
 int pf_tensor_check_writable(PfTensor *t, const char *op);
+/* True if the byte ranges two tensors touch intersect (same storage only). */
+int pf_tensor_may_overlap(const PfTensor *a, const PfTensor *b);
 int pf_tensor_fill_scalar(PfTensor *dst, PyObject *value, const char *op);
 
 /* Shape helpers: parse a shape from args `(2, 3)`, `((2, 3),)` or a sequence. */

@@ -179,7 +179,7 @@ static void byte_extent(const PfTensor *t, char **lo, char **hi)
     *hi = base + (last + 1) * isz;
 }
 
-static int may_overlap(const PfTensor *a, const PfTensor *b)
+int pf_tensor_may_overlap(const PfTensor *a, const PfTensor *b)
 {
     if (a->storage != b->storage) {
         return 0;
@@ -214,7 +214,7 @@ int pf_tensor_assign(PfTensor *dst, PfTensor *src, const char *op)
         return -1;
     }
     PfTensor *tmp = NULL;
-    if (may_overlap(dst, src)) {
+    if (pf_tensor_may_overlap(dst, src)) {
         /* t[1:] = t[:-1]: read everything before writing anything */
         tmp = pf_tensor_copy_as(src, src->dtype, op);
         if (tmp == NULL) {

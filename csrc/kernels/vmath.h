@@ -14,19 +14,11 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float pf_asf(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+#include "half.h"
 
-static inline uint32_t pf_asu(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
+/* bit casts shared with half.h */
+#define pf_asf pf_bits_f32
+#define pf_asu pf_f32_bits
 
 /*
  * exp(x) = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 (Cody-Waite,
