@@ -687,28 +687,44 @@ done:
     return (PyObject *)out;
 }
 
-/* np.repeat with one count per element of the axis: contiguous source, kernel in shape_kernels.c */
-static PfTensor *repeat_each(PfTensor *src, int ax, const int64_t *reps, const char *op)
+/* Below this many elements after the repeated axis, repeat uses the block kernel. */
+#define REPEAT_MIN_RUN 16
+
+/*
+ * np.repeat through the block kernel (shape_kernels.c), from a contiguous
+ * source: `reps` holds one count per element of the axis, or is NULL for
+ * `uniform` copies of each.
+ */
+static PfTensor *repeat_blocks(PfTensor *src, int ax, const int64_t *reps, int64_t uniform,
+                               const char *op)
 {
     int64_t n = src->shape[ax], total = 0;
     PfTensor *contig = NULL, *out = NULL;
-    int64_t *starts = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
-    if (starts == NULL) {
-        PyErr_NoMemory();
-        goto done;
+    int64_t *starts = NULL;
+    if (reps != NULL) {
+        if ((starts = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1))) == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            if (reps[j] < 0) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: repeats must be >= 0; got %lld at position %lld", op,
+                             (long long)reps[j], (long long)j);
+                goto done;
+            }
+            starts[j] = total;
+            if (__builtin_add_overflow(total, reps[j], &total)) {
+                PyErr_Format(PyExc_ValueError, "%s: the repeat counts add up to more than 2**63",
+                             op);
+                goto done;
+            }
+        }
     }
-    for (int64_t j = 0; j < n; j++) {
-        if (reps[j] < 0) {
-            PyErr_Format(PyExc_ValueError, "%s: repeats must be >= 0; got %lld at position %lld",
-                         op, (long long)reps[j], (long long)j);
-            goto done;
-        }
-        starts[j] = total;
-        if (__builtin_add_overflow(total, reps[j], &total)) {
-            PyErr_Format(PyExc_ValueError, "%s: the repeat counts add up to more than 2**63",
-                         op);
-            goto done;
-        }
+    else if (__builtin_mul_overflow(n, uniform, &total)) {
+        PyErr_Format(PyExc_ValueError, "%s: the result would have more than 2**63 elements",
+                     op);
+        goto done;
     }
     int64_t shape[PF_MAX_DIMS];
     memcpy(shape, src->shape, sizeof(shape));
@@ -723,7 +739,8 @@ static PfTensor *repeat_each(PfTensor *src, int ax, const int64_t *reps, const c
     int64_t inner = pf_numel(src->shape + ax + 1, src->ndim - ax - 1);
     if (pf_numel(shape, src->ndim) > 0) {
         pf_repeat_blocks(pf_tensor_data(contig), pf_tensor_data(out),
-                         pf_dtypes[src->dtype].itemsize, outer, n, inner, total, reps, starts);
+                         pf_dtypes[src->dtype].itemsize, outer, n, inner, total, reps, starts,
+                         uniform);
     }
 done:
     PyMem_Free(starts);
@@ -772,7 +789,8 @@ PyObject *pf_op_repeat(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
         if ((rep = pf_as_tensor(v[1], 0, PF_INT64, op)) == NULL) {
             goto done;
         }
-        if (pf_is_float(rep->dtype)) {
+        /* an empty list becomes a float32 tensor: with no values there is nothing to refuse */
+        if (pf_is_float(rep->dtype) && pf_numel(rep->shape, rep->ndim) > 0) {
             PyErr_Format(PyExc_TypeError, "%s: repeats must be integers; got dtype %s", op,
                          pf_dtypes[rep->dtype].name);
             goto done;
@@ -798,13 +816,19 @@ PyObject *pf_op_repeat(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
                              (long long)rep->shape[0], ax, (long long)n);
                 goto done;
             }
-            out = repeat_each(src, ax, rv, op);
+            out = repeat_blocks(src, ax, rv, 0, op);
             goto done;
         }
         r = rv[0];
     }
     if (r < 0) {
         PyErr_Format(PyExc_ValueError, "%s: repeats must be >= 0; got %lld", op, (long long)r);
+        goto done;
+    }
+    if (pf_numel(src->shape + ax + 1, src->ndim - ax - 1) < REPEAT_MIN_RUN) {
+        /* the copies of each element would be runs of a few elements, and the
+           iterator's per-run cost would dominate: use the block kernel */
+        out = repeat_blocks(src, ax, NULL, r, op);
         goto done;
     }
     int64_t shape[PF_MAX_DIMS];

@@ -6,6 +6,7 @@
  * threads; smaller work stays on the calling thread.
  */
 #include "shape_kernels.h"
+#include <stdlib.h>
 
 /* ------------------------------------------------------------ masked_fill */
 
@@ -48,51 +49,119 @@ pf_loop pf_masked_fill_loop(int itemsize)
 
 /* ----------------------------------------------------------------- repeat */
 
-/* One element repeated r times: a typed store loop beats r small memcpy calls. */
-#define REPEAT_ONE(T)                                                                        \
-    static void repeat_one_##T(const char *s, char *d, int64_t r)                           \
+/*
+ * Single elements (nothing after the repeated axis): a typed store loop per
+ * element, written out per item size so the compiler sees plain stores.
+ * reps == NULL means every element is repeated `uniform` times.
+ */
+#define REPEAT_ELEMS(T)                                                                      \
+    static void repeat_elems_##T(const char *src, char *dst, int64_t outer, int64_t n,      \
+                                 int64_t total, const int64_t *reps, const int64_t *starts, \
+                                 int64_t uniform)                                            \
     {                                                                                        \
-        T v;                                                                                 \
-        memcpy(&v, s, sizeof(T));                                                            \
-        T *o = (T *)d;                                                                       \
-        for (int64_t i = 0; i < r; i++) {                                                    \
-            o[i] = v;                                                                        \
+        const T *s = (const T *)src;                                                         \
+        T *d = (T *)dst;                                                                     \
+        int par = outer * total > PF_GRAIN;                                                  \
+        int nth = pf_get_num_threads();                                                      \
+        _Pragma("omp parallel for collapse(2) schedule(static) num_threads(nth) if (par)")   \
+        for (int64_t o = 0; o < outer; o++) {                                                \
+            for (int64_t j = 0; j < n; j++) {                                                \
+                T v = s[o * n + j];                                                          \
+                int64_t r = reps ? reps[j] : uniform;                                        \
+                T *q = d + o * total + (starts ? starts[j] : j * uniform);                   \
+                for (int64_t i = 0; i < r; i++) {                                            \
+                    q[i] = v;                                                                \
+                }                                                                            \
+            }                                                                                \
         }                                                                                    \
     }
 
-REPEAT_ONE(uint8_t)
-REPEAT_ONE(uint16_t)
-REPEAT_ONE(uint32_t)
-REPEAT_ONE(uint64_t)
+/*
+ * Per-element counts over many rows: the source column of every output
+ * column is computed once, then each row is a gather GCC can vectorise,
+ * instead of a short loop of unknown length per element.
+ */
+#define REPEAT_GATHER(T)                                                                     \
+    static void repeat_gather_##T(const char *src, char *dst, int64_t outer, int64_t n,     \
+                                  int64_t total, const int64_t *col)                         \
+    {                                                                                        \
+        const T *s = (const T *)src;                                                         \
+        T *d = (T *)dst;                                                                     \
+        int par = outer * total > PF_GRAIN;                                                  \
+        int nth = pf_get_num_threads();                                                      \
+        _Pragma("omp parallel for schedule(static) num_threads(nth) if (par)")               \
+        for (int64_t o = 0; o < outer; o++) {                                                \
+            const T *row = s + o * n;                                                        \
+            T *q = d + o * total;                                                            \
+            for (int64_t t = 0; t < total; t++) {                                            \
+                q[t] = row[col[t]];                                                          \
+            }                                                                                \
+        }                                                                                    \
+    }
 
-static void repeat_block(const char *s, char *d, int itemsize, int64_t inner, int64_t r)
+REPEAT_ELEMS(uint8_t)
+REPEAT_ELEMS(uint16_t)
+REPEAT_ELEMS(uint32_t)
+REPEAT_ELEMS(uint64_t)
+REPEAT_GATHER(uint8_t)
+REPEAT_GATHER(uint16_t)
+REPEAT_GATHER(uint32_t)
+REPEAT_GATHER(uint64_t)
+
+/* Rows at least this many before the gather's column table pays for itself. */
+#define GATHER_MIN_ROWS 4
+
+static int repeat_by_gather(const char *src, char *dst, int itemsize, int64_t outer, int64_t n,
+                            int64_t total, const int64_t *reps)
 {
-    if (inner == 1) {
-        switch (itemsize) {
-        case 1: repeat_one_uint8_t(s, d, r); return;
-        case 2: repeat_one_uint16_t(s, d, r); return;
-        case 4: repeat_one_uint32_t(s, d, r); return;
-        default: repeat_one_uint64_t(s, d, r); return;
+    int64_t *col = malloc(sizeof(int64_t) * (size_t)(total > 0 ? total : 1));
+    if (col == NULL) {
+        return -1;      /* the caller falls back to the loop that needs no table */
+    }
+    for (int64_t j = 0, t = 0; j < n; j++) {
+        for (int64_t i = 0; i < reps[j]; i++) {
+            col[t++] = j;
         }
     }
-    size_t block = (size_t)(inner * itemsize);
-    for (int64_t i = 0; i < r; i++) {
-        memcpy(d + (size_t)i * block, s, block);
+    switch (itemsize) {
+    case 1: repeat_gather_uint8_t(src, dst, outer, n, total, col); break;
+    case 2: repeat_gather_uint16_t(src, dst, outer, n, total, col); break;
+    case 4: repeat_gather_uint32_t(src, dst, outer, n, total, col); break;
+    default: repeat_gather_uint64_t(src, dst, outer, n, total, col); break;
     }
+    free(col);
+    return 0;
 }
 
 void pf_repeat_blocks(const char *src, char *dst, int itemsize, int64_t outer, int64_t n,
-                      int64_t inner, int64_t total, const int64_t *reps, const int64_t *starts)
+                      int64_t inner, int64_t total, const int64_t *reps, const int64_t *starts,
+                      int64_t uniform)
 {
-    int64_t block = inner * itemsize;
-    int64_t work = outer * total * inner;
+    if (inner == 1 && reps != NULL && outer >= GATHER_MIN_ROWS &&
+        repeat_by_gather(src, dst, itemsize, outer, n, total, reps) == 0) {
+        return;
+    }
+    if (inner == 1) {
+        switch (itemsize) {
+        case 1: repeat_elems_uint8_t(src, dst, outer, n, total, reps, starts, uniform); return;
+        case 2: repeat_elems_uint16_t(src, dst, outer, n, total, reps, starts, uniform); return;
+        case 4: repeat_elems_uint32_t(src, dst, outer, n, total, reps, starts, uniform); return;
+        default: repeat_elems_uint64_t(src, dst, outer, n, total, reps, starts, uniform); return;
+        }
+    }
+    size_t block = (size_t)(inner * itemsize);
+    int par = outer * total * inner > PF_GRAIN;
     /* each (o, j) pair writes its own rows of dst: no two iterations share a byte */
-    #pragma omp parallel for collapse(2) schedule(static) \
-        num_threads(pf_get_num_threads()) if (work > PF_GRAIN)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(pf_get_num_threads()) \
+        if (par)
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t j = 0; j < n; j++) {
-            repeat_block(src + (o * n + j) * block, dst + (o * total + starts[j]) * block,
-                         itemsize, inner, reps[j]);
+            const char *sp = src + (size_t)(o * n + j) * block;
+            int64_t r = reps ? reps[j] : uniform;
+            char *dp = dst + (size_t)(o * total + (starts ? starts[j] : j * uniform)) * block;
+            for (int64_t i = 0; i < r; i++) {
+                memcpy(dp + (size_t)i * block, sp, block);
+            }
         }
     }
 }

@@ -17,12 +17,14 @@
 pf_loop pf_masked_fill_loop(int itemsize);
 
 /*
- * np.repeat with one count per element.  src (outer, n, inner) and dst
- * (outer, total, inner) are contiguous; element j of the repeated axis
- * goes to dst rows [starts[j], starts[j] + reps[j]).
+ * np.repeat along one axis.  src (outer, n, inner) and dst (outer, total,
+ * inner) are contiguous; element j of the repeated axis goes to dst rows
+ * [starts[j], starts[j] + reps[j]), or, when reps and starts are NULL, to
+ * rows [j * uniform, (j + 1) * uniform).
  */
 void pf_repeat_blocks(const char *src, char *dst, int itemsize, int64_t outer, int64_t n,
-                      int64_t inner, int64_t total, const int64_t *reps, const int64_t *starts);
+                      int64_t inner, int64_t total, const int64_t *reps, const int64_t *starts,
+                      int64_t uniform);
 
 /*
  * tril (upper = 0) / triu (upper = 1) of `batch` matrices (m, n): src is
