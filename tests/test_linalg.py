@@ -197,6 +197,23 @@ def test_matmul_out(out_layout, out_dtype):
     np.testing.assert_allclose(f64(out1), f64(a) @ f64(v), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sa,sb", [((6, 5), (5, 4)), ((6, 5), (5,)), ((5,), (5, 4)), ((5,), (5,)),
+                                   ((3, 6, 5), (5,)), ((6, 5), (5, 1)), ((1, 5), (5, 4)),
+                                   ((1, 5), (5, 1))])
+def test_matmul_out_full_of_nan_is_overwritten(sa, sb, dtype):
+    # BLAS is called with beta = 0: whatever out= held (NaN here) must not leak in;
+    # the shapes take the gemm, gemv (both ways round) and dot paths
+    rng = np.random.default_rng(13)
+    a, b = make(sa, dtype, rng), make(sb, dtype, rng)
+    for la, lb in [("contig", "contig"), ("transposed", "transposed"), ("strided", "strided")]:
+        x, y = relayout(a, la), relayout(b, lb)
+        want = f64(x) @ f64(y)
+        out = pf.full(want.shape, float("nan"), dtype=getattr(pf, dtype))
+        pf.matmul(x, y, out=out)
+        check_product(out, np.asarray(want), np.abs(f64(x)) @ np.abs(f64(y)), dtype)
+
+
 def test_matmul_out_aliasing_an_input():
     rng = np.random.default_rng(6)
     a = make((4, 4), "float64", rng)

@@ -169,12 +169,52 @@ static void zero_float(const pf_gemm *g, int64_t nbatch)
     }
 }
 
+/*
+ * One product through OpenBLAS.  A matrix-vector product goes to gemv and
+ * an inner product to dot: this OpenBLAS runs gemm with n == 1 or m == 1
+ * up to ten times slower than gemv.  A vector's element stride follows
+ * from its layout: along a transposed (column-major) operand's rows, or a
+ * row-major one's columns, it is 1, else the leading dimension.
+ */
 static void blas_call(pf_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, const char *a,
                       int lda, const char *b, int ldb, char *c, int ldc)
 {
     enum CBLAS_TRANSPOSE fa = ta ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE fb = tb ? CblasTrans : CblasNoTrans;
-    if (dt == PF_FLOAT32) {
+    int f32 = dt == PF_FLOAT32;
+    if (m == 1 && n == 1) {
+        int inca = ta ? lda : 1, incb = tb ? 1 : ldb;
+        if (f32) {
+            *(float *)c = scipy_cblas_sdot((blasint)k, (const float *)a, inca, (const float *)b,
+                                           incb);
+        }
+        else {
+            *(double *)c = scipy_cblas_ddot((blasint)k, (const double *)a, inca,
+                                            (const double *)b, incb);
+        }
+        return;
+    }
+    if (n == 1 || m == 1) {
+        /* y = A x (n == 1), or y = B^T x (m == 1) with B's storage read either way */
+        const char *mat = n == 1 ? a : b, *x = n == 1 ? b : a;
+        int ld = n == 1 ? lda : ldb;
+        int rowmajor = n == 1 ? !ta : tb;   /* is the stored matrix the one to apply? */
+        int64_t rows = n == 1 ? m : n, cols = k;
+        int incx = n == 1 ? (tb ? 1 : ldb) : (ta ? lda : 1);
+        int incy = n == 1 ? ldc : 1;
+        enum CBLAS_TRANSPOSE t = rowmajor ? CblasNoTrans : CblasTrans;
+        blasint M = (blasint)(rowmajor ? rows : cols), N = (blasint)(rowmajor ? cols : rows);
+        if (f32) {
+            scipy_cblas_sgemv(CblasRowMajor, t, M, N, 1.0f, (const float *)mat, ld,
+                              (const float *)x, incx, 0.0f, (float *)c, incy);
+        }
+        else {
+            scipy_cblas_dgemv(CblasRowMajor, t, M, N, 1.0, (const double *)mat, ld,
+                              (const double *)x, incx, 0.0, (double *)c, incy);
+        }
+        return;
+    }
+    if (f32) {
         scipy_cblas_sgemm(CblasRowMajor, fa, fb, (blasint)m, (blasint)n, (blasint)k, 1.0f,
                           (const float *)a, lda, (const float *)b, ldb, 0.0f, (float *)c, ldc);
     }
