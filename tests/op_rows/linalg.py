@@ -59,6 +59,7 @@ ROWS = {
         "tests": [T + "test_outer_matches_numpy"],
         "bad": [
             (lambda: pf.outer(pf.ones(3)), TypeError, r"outer: missing required argument 'b'"),
+            (lambda: pf.outer("ab", pf.ones(3)), TypeError, r"outer: cannot make a tensor from str"),
         ],
     },
     "tensordot": {
