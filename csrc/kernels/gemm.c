@@ -1,11 +1,12 @@
 /*
  * gemm.c -- the batched matrix-product engine (gemm.h).
  *
- * float32 and float64 go to OpenBLAS, one call per batch index, with the
- * transposition flags read off the strides so that a transposed operand is
- * never copied.  Where the batch only walks down the rows of A (a stacked
- * A times one B) the whole batch is one taller GEMM.  Integers (and bool,
- * as 0/1 values) run pyframe's own loops with wrapping 64-bit arithmetic.
+ * float32 and float64 go to OpenBLAS (gemm, or gemv / dot for products
+ * with a vector), one call per batch index, with the transposition flags
+ * read off the strides so that a transposed operand is never copied.
+ * Where the batch only walks down the rows of A (a stacked A times one B)
+ * the whole batch is one taller GEMM.  Integers (and bool, as 0/1 values)
+ * run pyframe's own loops with wrapping 64-bit arithmetic.
  *
  * Threads: OpenBLAS's own threads split a big product.  A batch of many
  * products is split over pyframe's threads instead, one whole GEMM per
