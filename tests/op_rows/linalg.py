@@ -76,6 +76,7 @@ ROWS = {
     },
     "einsum": {
         "tests": [T + "test_einsum_matches_numpy", T + "test_einsum_dtypes_and_layouts",
+                  T + "test_matmul_transposed_operands_are_not_copied",
                   T + "test_einsum_mixed_dtypes_promote",
                   T + "test_einsum_transpose_and_diagonal_are_views",
                   T + "test_einsum_integer_wraps_like_numpy", T + "test_einsum_bad_input"],
