@@ -110,4 +110,10 @@ PyMethodDef *pf_ops_tensor_methods(void);
 void pf_ops_install_slots(PyTypeObject *type);
 extern PyMethodDef pf_ops_info_methods[];
 
+/* ------------------------------------------ linear algebra (linalg.c) */
+
+/* The @ and @= operators (installed by pf_ops_install_slots). */
+PyObject *pf_nb_matmul(PyObject *a, PyObject *b);
+PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b);
+
 #endif /* PF_OPS_H */

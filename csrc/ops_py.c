@@ -444,6 +444,9 @@ void pf_ops_install_slots(PyTypeObject *type)
     nb->nb_positive = nb_pos;
     nb->nb_absolute = nb_abs;
     nb->nb_invert = nb_invert;
+    /* @ and @= live with matmul in linalg.c */
+    nb->nb_matrix_multiply = pf_nb_matmul;
+    nb->nb_inplace_matrix_multiply = pf_nb_inplace_matmul;
     type->tp_richcompare = tensor_richcompare;
     type->tp_hash = tensor_hash;
 }
