@@ -111,3 +111,22 @@ void pf_ops_install_slots(PyTypeObject *type);
 extern PyMethodDef pf_ops_info_methods[];
 
 #endif /* PF_OPS_H */
+
+/* ---------------- gathering, scattering, sorting, searching (gather.c, indexing.c) */
+
+/* What an out-of-range index does: raise IndexError, wrap around, or clip (np.take's mode). */
+typedef enum { PF_IDX_RAISE, PF_IDX_WRAP, PF_IDX_CLIP } pf_idx_mode;
+
+/*
+ * The nonzero positions of t (any dtype; NaN counts as nonzero): t->ndim
+ * new 1-D int64 tensors in cols[], one per dimension, as np.nonzero.
+ */
+int pf_nonzero_cols(PfTensor *t, PfTensor **cols, const char *op);
+
+/*
+ * x[(:,) * axis + (index,)]: the elements of x at `index` (any integer
+ * dtype, any shape) along `axis`; the result has x's shape with that axis
+ * replaced by index's shape.  A copy.  Errors name `op`.
+ */
+PfTensor *pf_index_take(PfTensor *x, int axis, PfTensor *index, pf_idx_mode mode,
+                        const char *op);
