@@ -174,6 +174,9 @@ static void nz_write(const nz_scan *z, int ndim, const int64_t *shape, int64_t *
     #pragma omp parallel for num_threads(z->nchunks) if (z->nchunks > 1)
     for (int c = 0; c < z->nchunks; c++) {
         int64_t lo = z->bound[c], hi = z->bound[c + 1], pos = z->start[c] * step;
+        if (lo >= hi) {
+            continue;   /* also keeps a zero-size dim out of the division below */
+        }
         if (ndim == 1) {
             int64_t *d0 = dst[0];
             for (int64_t i = lo; i < hi; i++) {
