@@ -164,52 +164,117 @@ static int nz_count(PfTensor *t, nz_scan *z, const char *op)
 }
 
 /*
- * Write the coordinates of the hits: coordinate k of hit number i goes to
- * dst[k][i * step].
+ * The hits of chunk c, one by one.  The loops write every element's
+ * coordinates and move the output position only on a hit: no branch on
+ * the data, which a random mask would mispredict half of the time.  They
+ * stop at the chunk's last hit, so no write lands past its share of the
+ * output.
  */
-static void nz_write(const nz_scan *z, int ndim, const int64_t *shape, int64_t *const *dst,
-                     int64_t step)
+
+/* coordinate k of hit number i goes to dst[k][i * step] */
+static void nz_coords_chunk(const nz_scan *z, int c, int ndim, const int64_t *shape,
+                            int64_t *const *dst, int64_t step)
 {
     const uint8_t *m = (const uint8_t *)pf_tensor_data(z->mask);
-    #pragma omp parallel for num_threads(z->nchunks) if (z->nchunks > 1)
-    for (int c = 0; c < z->nchunks; c++) {
-        int64_t lo = z->bound[c], hi = z->bound[c + 1], pos = z->start[c] * step;
-        if (lo >= hi) {
-            continue;   /* also keeps a zero-size dim out of the division below */
+    int64_t i = z->bound[c], pos = z->start[c] * step, end = z->start[c + 1] * step;
+    if (pos >= end) {
+        return;     /* no hits; also keeps a zero-size dim out of the division below */
+    }
+    if (ndim == 1) {
+        int64_t *d0 = dst[0];
+        for (; pos < end; i++) {
+            d0[pos] = i;
+            pos += (m[i] != 0) * step;
         }
-        if (ndim == 1) {
-            int64_t *d0 = dst[0];
-            for (int64_t i = lo; i < hi; i++) {
-                if (m[i]) {
-                    d0[pos] = i;
-                    pos += step;
-                }
-            }
-            continue;
+        return;
+    }
+    int64_t idx[PF_MAX_DIMS], rem = i;
+    for (int k = ndim - 1; k >= 0; k--) {
+        idx[k] = rem % shape[k];
+        rem /= shape[k];
+    }
+    for (; pos < end; i++) {
+        for (int k = 0; k < ndim; k++) {
+            dst[k][pos] = idx[k];
         }
-        int64_t idx[PF_MAX_DIMS], rem = lo;
+        pos += (m[i] != 0) * step;
         for (int k = ndim - 1; k >= 0; k--) {
-            idx[k] = rem % shape[k];
-            rem /= shape[k];
-        }
-        for (int64_t i = lo; i < hi; i++) {
-            if (m[i]) {
-                for (int k = 0; k < ndim; k++) {
-                    dst[k][pos] = idx[k];
-                }
-                pos += step;
+            if (++idx[k] < shape[k]) {
+                break;
             }
-            for (int k = ndim - 1; k >= 0; k--) {
-                if (++idx[k] < shape[k]) {
-                    break;
-                }
-                idx[k] = 0;
+            idx[k] = 0;
+        }
+    }
+}
+
+/* byte offset (sum of coordinate * stride) of hit number i goes to dst[i] */
+static void nz_offsets_chunk(const nz_scan *z, int c, int ndim, const int64_t *shape,
+                             const int64_t *strides, int64_t *dst)
+{
+    const uint8_t *m = (const uint8_t *)pf_tensor_data(z->mask);
+    int64_t i = z->bound[c], pos = z->start[c], end = z->start[c + 1];
+    if (pos >= end) {
+        return;
+    }
+    int64_t idx[PF_MAX_DIMS], rem = i, cur = 0, last = strides[ndim - 1];
+    for (int k = ndim - 1; k >= 0; k--) {
+        idx[k] = rem % shape[k];
+        rem /= shape[k];
+        cur += idx[k] * strides[k];
+    }
+    if (ndim == 1) {
+        for (; pos < end; i++, cur += last) {
+            dst[pos] = cur;
+            pos += m[i] != 0;
+        }
+        return;
+    }
+    for (; pos < end; i++) {
+        dst[pos] = cur;
+        pos += m[i] != 0;
+        cur += last;
+        for (int k = ndim - 1; k >= 0; k--) {
+            if (++idx[k] < shape[k]) {
+                break;
+            }
+            cur -= shape[k] * strides[k];
+            idx[k] = 0;
+            if (k > 0) {
+                cur += strides[k - 1];
             }
         }
     }
 }
 
-int pf_nonzero_cols(PfTensor *t, PfTensor **cols, const char *op)
+static void nz_write(const nz_scan *z, int ndim, const int64_t *shape, int64_t *const *dst,
+                     int64_t step)
+{
+    #pragma omp parallel for num_threads(z->nchunks) if (z->nchunks > 1)
+    for (int c = 0; c < z->nchunks; c++) {
+        nz_coords_chunk(z, c, ndim, shape, dst, step);
+    }
+}
+
+int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, const char *op)
+{
+    nz_scan z;
+    if (nz_count(mask, &z, op) < 0) {
+        return -1;
+    }
+    *out = pf_tensor_empty(1, &z.nnz, PF_INT64, mask->storage->device, op);
+    if (*out != NULL) {
+        int64_t *dst = (int64_t *)pf_tensor_data(*out);
+        #pragma omp parallel for num_threads(z.nchunks) if (z.nchunks > 1)
+        for (int c = 0; c < z.nchunks; c++) {
+            nz_offsets_chunk(&z, c, mask->ndim, mask->shape, strides, dst);
+        }
+    }
+    Py_DECREF(z.mask);
+    return *out == NULL ? -1 : 0;
+}
+
+/* The nonzero positions of t: t->ndim new 1-D int64 tensors, one per dimension. */
+static int pf_nonzero_cols(PfTensor *t, PfTensor **cols, const char *op)
 {
     nz_scan z;
     if (nz_count(t, &z, op) < 0) {

@@ -211,6 +211,7 @@ typedef struct {
     char adv[ADV_MAX_DIMS];         /* 1 where an index array selects along the dim */
     int nidx;
     PfTensor *idx[ADV_MAX_DIMS];    /* integer index arrays (owned), one per adv dim */
+    char idx_off[ADV_MAX_DIMS];     /* 1: byte offsets from a mask, over all of its dims */
     int idx_dim[ADV_MAX_DIMS];      /* the view dim each one selects along */
     int idx_axis[ADV_MAX_DIMS];     /* base's axis, for messages (-1: a True/False axis) */
     int insert_at;                  /* where B goes among the remaining dims */
@@ -258,6 +259,7 @@ static int plan_push_index(adv_plan *p, PfTensor *t, int64_t size, int64_t strid
     }
     p->adv[p->nd - 1] = 1;
     p->idx[p->nidx] = t;
+    p->idx_off[p->nidx] = 0;
     p->idx_dim[p->nidx] = p->nd - 1;
     p->idx_axis[p->nidx] = axis;
     p->nidx++;
@@ -475,21 +477,23 @@ static int plan_from_key(PfTensor *self, PyObject **items, Py_ssize_t nitems, co
                     goto done;
                 }
             }
-            PfTensor *cols[PF_MAX_DIMS];
-            if (pf_nonzero_cols(m, cols, op) < 0) {
-                goto done;
-            }
-            int bad = 0;
+            /* one entry of byte offsets selects along all of the mask's dims at once */
+            int64_t st[PF_MAX_DIMS];
+            int isz = pf_dtypes[self->dtype].itemsize;
             for (int d = 0; d < m->ndim; d++) {
-                if (bad) {
-                    Py_DECREF(cols[d]);
-                    continue;
-                }
-                bad = plan_push_index(p, cols[d], self->shape[src + d], self->strides[src + d],
-                                      src + d, op) < 0;
+                st[d] = self->strides[src + d] * isz;
             }
-            if (bad) {
+            PfTensor *offs;
+            if (pf_nonzero_offsets(m, st, &offs, op) < 0 ||
+                plan_push_index(p, offs, self->shape[src], self->strides[src], src, op) < 0) {
                 goto done;
+            }
+            p->idx_off[p->nidx - 1] = 1;
+            for (int d = 1; d < m->ndim; d++) {
+                if (plan_push(p, self->shape[src + d], self->strides[src + d], op) < 0) {
+                    goto done;
+                }
+                p->adv[p->nd - 1] = 1;
             }
             src += m->ndim;
             break;
@@ -536,6 +540,7 @@ typedef struct {
     int64_t size;       /* of the dim it selects along */
     int64_t stride;     /* bytes */
     int first;          /* write the offset, rather than add to it */
+    int is_off;         /* the array holds byte offsets already (from a mask) */
     int64_t wrap;       /* added to negative indices: size, or 0 where they are invalid */
     pf_idx_mode mode;
     int bad;
@@ -577,6 +582,13 @@ static void offsets_loop(char **data, const int64_t *st, int64_t n, void *vctx)
     const char *ip = data[0];
     char *op = data[1];
     int64_t is = st[0], os = st[1], size = c->size, wrap = c->wrap;
+    if (c->is_off) {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v = *(const int64_t *)(ip + i * is);
+            *(int64_t *)(op + i * os) = c->first ? v : *(int64_t *)(op + i * os) + v;
+        }
+        return;
+    }
     switch (c->dtype) {
     case PF_UINT8: OFF_LOOP(uint8_t) break;
     case PF_INT8: OFF_LOOP(int8_t) break;
@@ -654,6 +666,11 @@ static int exec_prepare(adv_plan *p, adv_exec *e, const char *op)
         }
     }
     e->rnd = e->npre + e->bnd + e->npost;
+    if (p->nidx == 1 && p->idx_off[0]) {
+        /* a lone mask: its offsets are the table */
+        e->off = (PfTensor *)Py_NewRef(p->idx[0]);
+        return 0;
+    }
     pf_device cpu = {PF_DEV_CPU, 0};
     e->off = pf_tensor_empty(e->bnd, e->bshape, PF_INT64, cpu, op);
     if (e->off == NULL) {
@@ -664,14 +681,14 @@ static int exec_prepare(adv_plan *p, adv_exec *e, const char *op)
     }
     for (int j = 0; j < p->nidx; j++) {
         int64_t size = p->shape[p->idx_dim[j]];
-        if (size == 0 && e->nb > 0 && p->mode != PF_IDX_RAISE) {
+        if (size == 0 && e->nb > 0 && p->mode != PF_IDX_RAISE && !p->idx_off[j]) {
             exec_clear(e);
             return PF_ERRI(PyExc_IndexError, "%s: cannot take %lld element(s) from axis %d, "
                            "which has size 0", op, (long long)e->nb, p->idx_axis[j]);
         }
         /* np.take's clip mode clips negative indices to 0 rather than counting from the end */
         off_ctx c = {p->idx[j]->dtype, size, p->strides[p->idx_dim[j]] * isz, j == 0,
-                     p->mode == PF_IDX_CLIP ? 0 : size, p->mode, 0, 0};
+                     p->idx_off[j], p->mode == PF_IDX_CLIP ? 0 : size, p->mode, 0, 0};
         PfTensor *ops[2] = {p->idx[j], e->off};
         pf_iter it;
         pf_iter_build(&it, 2, ops, e->bshape, e->bnd);
@@ -1053,6 +1070,7 @@ PfTensor *pf_index_take(PfTensor *x, int axis, PfTensor *index, pf_idx_mode mode
     }
     p.nidx = 1;
     p.idx[0] = (PfTensor *)Py_NewRef(index);
+    p.idx_off[0] = 0;
     p.idx_dim[0] = axis;
     p.idx_axis[0] = axis;
     p.insert_at = axis;

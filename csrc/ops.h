@@ -118,10 +118,11 @@ extern PyMethodDef pf_ops_info_methods[];
 typedef enum { PF_IDX_RAISE, PF_IDX_WRAP, PF_IDX_CLIP } pf_idx_mode;
 
 /*
- * The nonzero positions of t (any dtype; NaN counts as nonzero): t->ndim
- * new 1-D int64 tensors in cols[], one per dimension, as np.nonzero.
+ * The nonzero elements of mask (any dtype; NaN counts as nonzero) as byte
+ * offsets: sum over dims of coordinate * strides[dim] (bytes), in C order,
+ * into a new 1-D int64 tensor *out.
  */
-int pf_nonzero_cols(PfTensor *t, PfTensor **cols, const char *op);
+int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, const char *op);
 
 /*
  * x[(:,) * axis + (index,)]: the elements of x at `index` (any integer
