@@ -328,15 +328,23 @@ static void select_k(const void *key, int w, int64_t n, int64_t k, uint64_t *hk,
     for (int64_t i = k / 2 - 1; i >= 0; i--) {
         sift_down(hk, hi, k, i);
     }
-    for (int64_t i = k; i < n; i++) {
-        uint64_t kv = key_at(key, i, w);
-        /* later indices lose ties, so only a strictly smaller key gets in */
-        if (kv < hk[0]) {
-            hk[0] = kv;
-            hi[0] = i;
-            sift_down(hk, hi, k, 0);
-        }
+    /* later indices lose ties, so only a strictly smaller key gets in */
+#define SCAN(K)                                                                          \
+    for (int64_t i = k; i < n; i++) {                                                    \
+        uint64_t kv = ((const K *)key)[i];                                               \
+        if (kv < hk[0]) {                                                                \
+            hk[0] = kv;                                                                  \
+            hi[0] = i;                                                                   \
+            sift_down(hk, hi, k, 0);                                                     \
+        }                                                                                \
     }
+    switch (w) {
+    case 1: SCAN(uint8_t) break;
+    case 2: SCAN(uint16_t) break;
+    case 4: SCAN(uint32_t) break;
+    default: SCAN(uint64_t) break;
+    }
+#undef SCAN
     for (int64_t end = k - 1; end > 0; end--) {
         uint64_t tk = hk[0];
         int64_t ti = hi[0];
