@@ -44,7 +44,8 @@ static int ndarray_is_bool(PyObject *arr)
 {
     PyObject *dt = PyObject_GetAttrString(arr, "dtype");
     PyObject *kind = dt ? PyObject_GetAttrString(dt, "kind") : NULL;
-    int r = kind != NULL && PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "b") == 0;
+    int r = kind != NULL && PyUnicode_Check(kind) &&
+            PyUnicode_CompareWithASCIIString(kind, "b") == 0;
     Py_XDECREF(kind);
     Py_XDECREF(dt);
     PyErr_Clear();

@@ -140,8 +140,10 @@ static void make_keys(const char *p, int64_t st, int64_t n, pf_dtype d, int desc
 /* The key every NaN of a float dtype gets (ascending). */
 static uint64_t nan_key(pf_dtype d)
 {
-    return pf_is_float(d) ? (key_width(d) == 8 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * key_width(d))) - 1)
-                          : 0;
+    if (!pf_is_float(d)) {
+        return 0;
+    }
+    return key_width(d) == 8 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * key_width(d))) - 1;
 }
 
 /* ------------------------------------------------- stable (key, index) sort */
@@ -874,7 +876,8 @@ PyObject *pf_op_searchsorted(PyObject *Py_UNUSED(m), PyObject *const *args, Py_s
         goto done;
     }
     pf_dtype dt = pf_promote(a->dtype, x->dtype);
-    if ((ac = pf_tensor_copy_as(a, dt, op)) == NULL || (xc = pf_tensor_copy_as(x, dt, op)) == NULL ||
+    if ((ac = pf_tensor_copy_as(a, dt, op)) == NULL ||
+        (xc = pf_tensor_copy_as(x, dt, op)) == NULL ||
         (out = pf_tensor_empty(x->ndim, x->shape, PF_INT64, x->storage->device, op)) == NULL) {
         goto done;
     }
