@@ -117,3 +117,23 @@ PyObject *pf_nb_matmul(PyObject *a, PyObject *b);
 PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b);
 
 #endif /* PF_OPS_H */
+
+/* ---------------- gathering, scattering, sorting, searching (gather.c, indexing.c) */
+
+/* What an out-of-range index does: raise IndexError, wrap around, or clip (np.take's mode). */
+typedef enum { PF_IDX_RAISE, PF_IDX_WRAP, PF_IDX_CLIP } pf_idx_mode;
+
+/*
+ * The nonzero elements of mask (any dtype; NaN counts as nonzero) as byte
+ * offsets: sum over dims of coordinate * strides[dim] (bytes), in C order,
+ * into a new 1-D int64 tensor *out.
+ */
+int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, const char *op);
+
+/*
+ * x[(:,) * axis + (index,)]: the elements of x at `index` (any integer
+ * dtype, any shape) along `axis`; the result has x's shape with that axis
+ * replaced by index's shape.  A copy.  Errors name `op`.
+ */
+PfTensor *pf_index_take(PfTensor *x, int axis, PfTensor *index, pf_idx_mode mode,
+                        const char *op);

@@ -272,22 +272,15 @@ def test_invalid_index_types():
         t[1.0]
     with pytest.raises(IndexError, match=r"Tensor\.__getitem__: only integers, slices .* got str"):
         t["a"]
-    with pytest.raises(IndexError, match=r"boolean-mask indexing is not available.*got bool"):
-        t[True]
-    with pytest.raises(IndexError, match=r"integer-array .* not available.*got list"):
-        t[[0, 1]]
 
 
-def test_ndarray_index_refused_with_pyframe_message():
-    # an ndarray has __index__, but only a 0-d one is an integer index
+def test_0d_ndarray_is_a_basic_integer_index():
+    # an ndarray has __index__, but only a 0-d one is an integer index (a view);
+    # arrays with dimensions are advanced indices (tests/test_advanced_indexing.py)
     t, a = pair((3, 4))
-    assert_same(t[np.array(2)], a[2])
-    with pytest.raises(IndexError, match=r"Tensor\.__getitem__: integer-array .* not available "
-                                         r".*got numpy\.ndarray"):
-        t[np.array([0, 1])]
-    with pytest.raises(IndexError, match=r"Tensor\.__getitem__: integer-array .* not available "
-                                         r".*got numpy\.ndarray"):
-        t[:, np.array([True, False, True, False])]
+    r = t[np.array(2)]
+    assert_same(r, a[2])
+    assert shares(r, t)
 
 
 def test_setitem_errors():
