@@ -656,34 +656,29 @@ PyObject *pf_op_cumprod(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
 
 /*
  * softmax / log_softmax(x, axis=-1, dtype=None).  axis None takes the
- * softmax over every element.  The axis is moved last (a view); a view
- * that is then contiguous in the compute dtype is read in place, any other
- * is copied once.  The rows are computed, then written back through the
- * same permutation of the result.
+ * softmax over every element.  The loops work on a contiguous (pre, n,
+ * post) block of the compute dtype: the input itself when it is one, else
+ * one copy; the axis is never moved.
  */
-static PyObject *softmax_entry(int log, const char *op, PyObject *const *args, Py_ssize_t nargs,
-                               PyObject *kwnames)
+static PyObject *softmax_entry(int is_log, const char *op, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"x", "axis", "dtype", NULL};
     PyObject *v[3];
     if (pf_parse_args(op, args, nargs, kwnames, names, 1, v) < 0) {
         return NULL;
     }
-    PyObject *owned = NULL;
+    PyObject *owned = NULL, *minus1 = NULL;
     PfTensor *x = input_tensor(v[0], op, &owned);
-    PfTensor *perm = NULL, *work = NULL, *y = NULL, *result = NULL, *rview = NULL;
+    PfTensor *src = NULL, *y = NULL, *result = NULL;
     int mask[PF_MAX_DIMS], has_dtype;
     pf_dtype dtype;
     if (x == NULL) {
         return NULL;
     }
     PyObject *axis = v[1];
-    PyObject *minus1 = NULL;
-    if (axis == NULL) {
-        axis = minus1 = PyLong_FromLong(-1);
-        if (axis == NULL) {
-            goto done;
-        }
+    if (axis == NULL && (axis = minus1 = PyLong_FromLong(-1)) == NULL) {
+        goto done;
     }
     if (parse_one_axis(axis, x->ndim, op, mask) < 0 ||
         parse_dtype(v[2], op, &has_dtype, &dtype) < 0) {
@@ -697,68 +692,34 @@ static PyObject *softmax_entry(int log, const char *op, PyObject *const *args, P
     }
     pf_dtype res = has_dtype ? dtype : pf_is_float(x->dtype) ? x->dtype : PF_FLOAT32;
     pf_dtype comp = res == PF_FLOAT64 ? PF_FLOAT64 : PF_FLOAT32;
-    /* the permutation that moves the softmax axis last (all axes: none) */
-    int nd = x->ndim, order[PF_MAX_DIMS], k = 0, all = 1;
-    for (int d = 0; d < nd; d++) {
-        all &= mask[d];
-    }
-    for (int d = 0; d < nd; d++) {
-        if (all || !mask[d]) {
-            order[k++] = d;
+    int64_t numel = pf_numel(x->shape, x->ndim);
+    int64_t pre = 1, n = numel, post = 1;
+    if (axis != Py_None && x->ndim > 0) {
+        int ax = 0;
+        while (!mask[ax]) {
+            ax++;
         }
+        pre = pf_numel(x->shape, ax);
+        n = x->shape[ax];
+        post = pf_numel(x->shape + ax + 1, x->ndim - ax - 1);
     }
-    for (int d = 0; d < nd && !all; d++) {
-        if (mask[d]) {
-            order[k++] = d;
-        }
-    }
-    int64_t pshape[PF_MAX_DIMS], pstride[PF_MAX_DIMS];
-    for (int d = 0; d < nd; d++) {
-        pshape[d] = x->shape[order[d]];
-        pstride[d] = x->strides[order[d]];
-    }
-    int64_t numel = pf_numel(x->shape, nd);
-    int64_t n = all ? numel : (nd > 0 ? pshape[nd - 1] : 1);
-    int64_t rows = n > 0 ? numel / n : 0;
-    if ((perm = pf_tensor_view(x, nd, pshape, pstride, x->offset)) == NULL) {
-        goto done;
-    }
-    if (pf_tensor_is_contiguous(perm) && perm->dtype == comp) {
-        work = (PfTensor *)Py_NewRef(perm);
-        y = pf_tensor_empty(nd, pshape, comp, x->storage->device, op);
+    if (pf_tensor_is_contiguous(x) && x->dtype == comp) {
+        src = (PfTensor *)Py_NewRef(x);
+        y = pf_tensor_empty(x->ndim, x->shape, comp, x->storage->device, op);
     }
     else {
-        work = pf_tensor_copy_as(perm, comp, op);
-        y = work == NULL ? NULL : (PfTensor *)Py_NewRef(work);
+        src = pf_tensor_copy_as(x, comp, op);
+        y = src == NULL ? NULL : (PfTensor *)Py_NewRef(src);
     }
-    if (work == NULL || y == NULL ||
-        pf_softmax_rows(pf_tensor_data(work), pf_tensor_data(y), rows, n, comp, log, op) < 0) {
+    if (src == NULL || y == NULL ||
+        pf_softmax(pf_tensor_data(src), pf_tensor_data(y), pre, n, post, comp, is_log, op) < 0) {
         goto done;
     }
-    int identity = 1;
-    for (int d = 0; d < nd; d++) {
-        identity &= order[d] == d;
-    }
-    if (identity && res == comp) {
-        result = (PfTensor *)Py_NewRef(y);
-        goto done;
-    }
-    if ((result = pf_tensor_empty(nd, x->shape, res, x->storage->device, op)) == NULL) {
-        goto done;
-    }
-    for (int d = 0; d < nd; d++) {
-        pstride[d] = result->strides[order[d]];
-    }
-    if ((rview = pf_tensor_view(result, nd, pshape, pstride, result->offset)) == NULL ||
-        pf_tensor_assign(rview, y, op) < 0) {
-        Py_CLEAR(result);
-    }
+    result = res == comp ? (PfTensor *)Py_NewRef(y) : pf_tensor_copy_as(y, res, op);
 done:
     Py_XDECREF(minus1);
-    Py_XDECREF(perm);
-    Py_XDECREF(work);
+    Py_XDECREF(src);
     Py_XDECREF(y);
-    Py_XDECREF(rview);
     Py_XDECREF(owned);
     return (PyObject *)result;
 }

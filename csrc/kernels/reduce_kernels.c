@@ -29,8 +29,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define THREAD_ID() omp_get_thread_num()
+#define THREAD_COUNT() omp_get_num_threads()
 #else
 #define THREAD_ID() 0
+#define THREAD_COUNT() 1
 #endif
 
 /* one macro body serves all three compute dtypes; x != x is the NaN test */
@@ -45,7 +47,7 @@
 #define BLK 4096        /* elements per block of the row path */
 #define CROWS 128       /* reduced positions per chunk of the column path */
 #define STRIP 512       /* outputs per task of the column path */
-#define COLMIN 8        /* the column path needs at least this many contiguous outputs */
+#define COLMIN 2        /* the column path needs at least this many contiguous outputs */
 
 /* A partial result: a value of the compute dtype and, for arg kinds, its index. */
 typedef struct {
@@ -61,14 +63,19 @@ typedef struct {
 typedef struct {
     /* reduce x[0..n) (n >= 1) into o; c points at the center (or is NULL) */
     void (*blk)(const void *x, int64_t n, const void *c, double p, slot *o);
-    /* acc[j] op= x[j] for j < m; row is the reduced position of x (arg kinds) */
-    void (*col)(void *acc, int64_t *ai, const void *x, int64_t m, const void *cv, double p,
-                int64_t row);
+    /* acc[j] op= x[r * pitch + j] for j < m, r < rows; row is the reduced position of
+       x's first row (arg kinds) */
+    void (*col)(void *acc, int64_t *ai, const void *x, int64_t m, int64_t rows, int64_t pitch,
+                const void *cv, double p, int64_t row);
     /* acc[0..m) = the identity */
     void (*init)(void *acc, int64_t *ai, int64_t m);
     /* a = a op b, where b covers later positions than a */
     void (*comb)(slot *a, const slot *b);
     void (*vcomb)(void *a, int64_t *ai, const void *b, const int64_t *bi, int64_t m);
+    /* out[o] = reduction of the short contiguous row x[o * pitch .. + n) (n < the lanes);
+       NULL for the arg kinds */
+    void (*rows)(const void *x, int64_t rows, int64_t n, int64_t pitch, const void *cv,
+                 double p, void *out);
 } rk_fns;
 
 /* ------------------------------------------------------------ the lanes */
@@ -103,6 +110,17 @@ typedef struct {
 #define RED(K, T, F, L, IDENT, MAP, COMB)                                                   \
     static PF_CLONES T K##_##F##_blk(const T *x, int64_t n, T c, T p)                        \
     {                                                                                       \
+        if (n < L) {                                                                        \
+            /* short regions (many small outputs): no lanes to set up and fold */           \
+            T r = IDENT;                                                                    \
+            for (int64_t i = 0; i < n; i++) {                                               \
+                T v = x[i];                                                                 \
+                T mv = MAP(v, c, p);                                                        \
+                r = COMB(r, mv);                                                            \
+            }                                                                               \
+            (void)c, (void)p;                                                               \
+            return r;                                                                       \
+        }                                                                                   \
         T acc[L];                                                                           \
         for (int j = 0; j < L; j++) {                                                       \
             acc[j] = IDENT;                                                                 \
@@ -130,25 +148,73 @@ typedef struct {
         return COMB(acc[0], tail);                                                          \
     }                                                                                       \
     static PF_CLONES void K##_##F##_colk(T *restrict acc, const T *restrict x, int64_t m,   \
-                                         const T *cv, T p)                                  \
+                                         int64_t rows, int64_t pitch, const T *cv, T p)     \
     {                                                                                       \
-        for (int64_t j = 0; j < m; j++) {                                                   \
-            T v = x[j];                                                                     \
-            T mv = MAP(v, cv[j], p);                                                        \
-            acc[j] = COMB(acc[j], mv);                                                      \
+        if (pitch == m && m < 32 && rows * m >= 64) {                                       \
+            /* few outputs, rows back to back: k rows at a time as one flat run of        \
+               k * m lanes, lane q * m + j feeding output j */                              \
+            int64_t k = 64 / m, lm = k * m, i = 0, nel = rows * m;                          \
+            T a2[64], c2[64];                                                               \
+            for (int64_t j = 0; j < lm; j++) {                                              \
+                a2[j] = IDENT;                                                              \
+                c2[j] = cv != NULL ? cv[j % m] : (T)0;                                      \
+            }                                                                               \
+            for (; i + lm <= nel; i += lm) {                                                \
+                for (int64_t j = 0; j < lm; j++) {                                          \
+                    T v = x[i + j];                                                         \
+                    T mv = MAP(v, c2[j], p);                                                \
+                    a2[j] = COMB(a2[j], mv);                                                \
+                }                                                                           \
+            }                                                                               \
+            for (int64_t q = 0; q < k; q++) {                                               \
+                for (int64_t j = 0; j < m; j++) {                                           \
+                    acc[j] = COMB(acc[j], a2[q * m + j]);                                   \
+                }                                                                           \
+            }                                                                               \
+            (void)c2;                                                                       \
+            x += i;                                                                         \
+            rows -= i / m;                                                                  \
+        }                                                                                   \
+        for (int64_t r = 0; r < rows; r++) {                                                \
+            const T *xr = x + r * pitch;                                                    \
+            for (int64_t j = 0; j < m; j++) {                                               \
+                T v = xr[j];                                                                \
+                T mv = MAP(v, cv[j], p);                                                    \
+                acc[j] = COMB(acc[j], mv);                                                  \
+            }                                                                               \
         }                                                                                   \
         (void)cv, (void)p;                                                                  \
+    }                                                                                       \
+    static PF_CLONES void K##_##F##_rowsk(const T *x, int64_t rows, int64_t n,              \
+                                          int64_t pitch, const T *cv, T p, T *out)          \
+    {                                                                                       \
+        for (int64_t o = 0; o < rows; o++) {                                                \
+            const T *xr = x + o * pitch;                                                    \
+            T r = IDENT;                                                                    \
+            for (int64_t i = 0; i < n; i++) {                                               \
+                T v = xr[i];                                                                \
+                T mv = MAP(v, cv[o], p);                                                    \
+                r = COMB(r, mv);                                                            \
+            }                                                                               \
+            out[o] = r;                                                                     \
+        }                                                                                   \
+        (void)cv, (void)p;                                                                  \
+    }                                                                                       \
+    static void K##_##F##_r(const void *x, int64_t rows, int64_t n, int64_t pitch,          \
+                            const void *cv, double p, void *out)                            \
+    {                                                                                       \
+        K##_##F##_rowsk((const T *)x, rows, n, pitch, (const T *)cv, (T)p, (T *)out);       \
     }                                                                                       \
     static void K##_##F##_b(const void *x, int64_t n, const void *c, double p, slot *o)     \
     {                                                                                       \
         o->v.F = K##_##F##_blk((const T *)x, n, c != NULL ? *(const T *)c : (T)0, (T)p);    \
         o->idx = 0;                                                                         \
     }                                                                                       \
-    static void K##_##F##_c(void *acc, int64_t *ai, const void *x, int64_t m, const void *cv, \
-                            double p, int64_t row)                                          \
+    static void K##_##F##_c(void *acc, int64_t *ai, const void *x, int64_t m, int64_t rows, \
+                            int64_t pitch, const void *cv, double p, int64_t row)           \
     {                                                                                       \
         (void)ai, (void)row;                                                                \
-        K##_##F##_colk((T *)acc, (const T *)x, m, (const T *)cv, (T)p);                     \
+        K##_##F##_colk((T *)acc, (const T *)x, m, rows, pitch, (const T *)cv, (T)p);        \
     }                                                                                       \
     static void K##_##F##_i(void *acc, int64_t *ai, int64_t m)                              \
     {                                                                                       \
@@ -174,57 +240,54 @@ typedef struct {
 #define FBETTER_MIN(v, b) (((v) < (b)) | (((v) != (v)) & ((b) == (b))))
 #define IBETTER_MAX(v, b) ((v) > (b))
 #define IBETTER_MIN(v, b) ((v) < (b))
-/* a tie: equal values, or both NaN */
-#define SAME(v, b) (((v) == (b)) | (((v) != (v)) & ((b) != (b))))
 
 /*
- * argmax / argmin: lanes keep their best value and its position; an index
- * of -1 marks "nothing yet".  Lanes interleave, so the winner among equal
- * lanes is the one with the smallest position.
+ * argmax / argmin.  A block is reduced to its max (the vectorised loop,
+ * NaN winning), then searched for the first element equal to it (or the
+ * first NaN) while it is still in L1.  The column loop keeps each output's
+ * best value and the first row that reached it; -1 marks "nothing yet".
  */
-#define ARG(K, T, F, L, BETTER)                                                             \
+#define ARG(K, T, F, EXT, BETTER)                                                           \
     static PF_CLONES void K##_##F##_ablk(const T *x, int64_t n, T *bv, int64_t *bi)         \
     {                                                                                       \
-        T best[L + 1];                                                                      \
-        int64_t at[L + 1];                                                                  \
-        for (int j = 0; j <= L; j++) {                                                      \
-            best[j] = 0;                                                                    \
-            at[j] = -1;                                                                     \
-        }                                                                                   \
-        int64_t i = 0;                                                                      \
-        for (; i + L <= n; i += L) {                                                        \
-            for (int j = 0; j < L; j++) {                                                   \
-                T v = x[i + j];                                                             \
-                int take = (at[j] < 0) | BETTER(v, best[j]);                                \
-                best[j] = take ? v : best[j];                                               \
-                at[j] = take ? i + j : at[j];                                               \
+        T m = EXT##_##F##_blk(x, n, 0, 0);                                                  \
+        int isn = m != m;                                                                   \
+        for (int64_t i0 = 0; i0 < n; i0 += 64) {                                            \
+            int64_t e = n - i0 < 64 ? n : i0 + 64;                                          \
+            int hit = 0;                                                                    \
+            if (isn) {                                                                      \
+                for (int64_t i = i0; i < e; i++) {                                          \
+                    hit |= x[i] != x[i];                                                    \
+                }                                                                           \
+            }                                                                               \
+            else {                                                                          \
+                for (int64_t i = i0; i < e; i++) {                                          \
+                    hit |= x[i] == m;                                                       \
+                }                                                                           \
+            }                                                                               \
+            for (int64_t i = i0; hit && i < e; i++) {                                       \
+                if (isn ? x[i] != x[i] : x[i] == m) {                                       \
+                    *bv = x[i];                                                             \
+                    *bi = i;                                                                \
+                    return;                                                                 \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
-        for (; i < n; i++) {                                                                \
-            T v = x[i];                                                                     \
-            if (at[L] < 0 || BETTER(v, best[L])) {                                          \
-                best[L] = v;                                                                \
-                at[L] = i;                                                                  \
-            }                                                                               \
-        }                                                                                   \
-        int k = -1;                                                                         \
-        for (int j = 0; j <= L; j++) {                                                      \
-            if (at[j] >= 0 && (k < 0 || BETTER(best[j], best[k]) ||                         \
-                               (SAME(best[j], best[k]) && at[j] < at[k]))) {               \
-                k = j;                                                                      \
-            }                                                                               \
-        }                                                                                   \
-        *bv = best[k];                                                                      \
-        *bi = at[k];                                                                        \
+        *bv = m;                                                                            \
+        *bi = 0;                                                                            \
     }                                                                                       \
     static PF_CLONES void K##_##F##_acol(T *restrict bv, int64_t *restrict bi,              \
-                                         const T *restrict x, int64_t m, int64_t row)       \
+                                         const T *restrict x, int64_t m, int64_t rows,      \
+                                         int64_t pitch, int64_t row0)                       \
     {                                                                                       \
-        for (int64_t j = 0; j < m; j++) {                                                   \
-            T v = x[j];                                                                     \
-            int take = (bi[j] < 0) | BETTER(v, bv[j]);                                      \
-            bv[j] = take ? v : bv[j];                                                       \
-            bi[j] = take ? row : bi[j];                                                     \
+        for (int64_t r = 0; r < rows; r++) {                                                \
+            const T *xr = x + r * pitch;                                                    \
+            for (int64_t j = 0; j < m; j++) {                                               \
+                T v = xr[j];                                                                \
+                int take = (bi[j] < 0) | BETTER(v, bv[j]);                                  \
+                bv[j] = take ? v : bv[j];                                                   \
+                bi[j] = take ? row0 + r : bi[j];                                            \
+            }                                                                               \
         }                                                                                   \
     }                                                                                       \
     static void K##_##F##_b(const void *x, int64_t n, const void *c, double p, slot *o)     \
@@ -232,11 +295,11 @@ typedef struct {
         (void)c, (void)p;                                                                   \
         K##_##F##_ablk((const T *)x, n, &o->v.F, &o->idx);                                  \
     }                                                                                       \
-    static void K##_##F##_c(void *acc, int64_t *ai, const void *x, int64_t m, const void *cv, \
-                            double p, int64_t row)                                          \
+    static void K##_##F##_c(void *acc, int64_t *ai, const void *x, int64_t m, int64_t rows, \
+                            int64_t pitch, const void *cv, double p, int64_t row)           \
     {                                                                                       \
         (void)cv, (void)p;                                                                  \
-        K##_##F##_acol((T *)acc, ai, (const T *)x, m, row);                                 \
+        K##_##F##_acol((T *)acc, ai, (const T *)x, m, rows, pitch, row);                    \
     }                                                                                       \
     static void K##_##F##_i(void *acc, int64_t *ai, int64_t m)                              \
     {                                                                                       \
@@ -279,8 +342,8 @@ RED(nnz, float, f32, 64, 0.0f, NZ, ADD)
 RED(sumpow, float, f32, 64, 0.0f, POWF, ADD)
 RED(sumsqdev, float, f32, 64, 0.0f, SQDEV, ADD)
 RED(sumexp, float, f32, 64, 0.0f, EXPF, ADD)
-ARG(argmax, float, f32, 16, FBETTER_MAX)
-ARG(argmin, float, f32, 16, FBETTER_MIN)
+ARG(argmax, float, f32, max, FBETTER_MAX)
+ARG(argmin, float, f32, min, FBETTER_MIN)
 
 RED(sum, double, f64, 32, 0.0, ID, ADD)
 RED(prod, double, f64, 32, 1.0, ID, MUL)
@@ -296,8 +359,8 @@ RED(nnz, double, f64, 32, 0.0, NZ, ADD)
 RED(sumpow, double, f64, 32, 0.0, POWD, ADD)
 RED(sumsqdev, double, f64, 32, 0.0, SQDEV, ADD)
 RED(sumexp, double, f64, 32, 0.0, EXPD, ADD)
-ARG(argmax, double, f64, 16, FBETTER_MAX)
-ARG(argmin, double, f64, 16, FBETTER_MIN)
+ARG(argmax, double, f64, max, FBETTER_MAX)
+ARG(argmin, double, f64, min, FBETTER_MIN)
 
 RED(sum, int64_t, i64, 32, 0, ID, WADD)
 RED(prod, int64_t, i64, 32, 1, ID, WMUL)
@@ -305,12 +368,13 @@ RED(max, int64_t, i64, 32, INT64_MIN, ID, IMAX)
 RED(min, int64_t, i64, 32, INT64_MAX, ID, IMIN)
 RED(all, int64_t, i64, 32, 1, NZ, IMIN)
 RED(any, int64_t, i64, 32, 0, NZ, IMAX)
-ARG(argmax, int64_t, i64, 16, IBETTER_MAX)
-ARG(argmin, int64_t, i64, 16, IBETTER_MIN)
+ARG(argmax, int64_t, i64, max, IBETTER_MAX)
+ARG(argmin, int64_t, i64, min, IBETTER_MIN)
 
-#define FNS(K, F) {K##_##F##_b, K##_##F##_c, K##_##F##_i, K##_##F##_s, K##_##F##_v}
+#define FNS(K, F) {K##_##F##_b, K##_##F##_c, K##_##F##_i, K##_##F##_s, K##_##F##_v, K##_##F##_r}
+#define AFNS(K, F) {K##_##F##_b, K##_##F##_c, K##_##F##_i, K##_##F##_s, K##_##F##_v, NULL}
 #define FNS3(K) {FNS(K, f32), FNS(K, f64), FNS(K, i64)}
-#define FNS2(K) {FNS(K, f32), FNS(K, f64), {NULL, NULL, NULL, NULL, NULL}}
+#define FNS2(K) {FNS(K, f32), FNS(K, f64), {NULL, NULL, NULL, NULL, NULL, NULL}}
 
 /* [kind][float32, float64, int64]; the float-only kinds never see int64 */
 static const rk_fns kernels[PF_RK_COUNT][3] = {
@@ -328,8 +392,8 @@ static const rk_fns kernels[PF_RK_COUNT][3] = {
     [PF_RK_SUMPOW] = FNS2(sumpow),
     [PF_RK_SUMSQDEV] = FNS2(sumsqdev),
     [PF_RK_SUMEXP] = FNS2(sumexp),
-    [PF_RK_ARGMAX] = FNS3(argmax),
-    [PF_RK_ARGMIN] = FNS3(argmin),
+    [PF_RK_ARGMAX] = {AFNS(argmax, f32), AFNS(argmax, f64), AFNS(argmax, i64)},
+    [PF_RK_ARGMIN] = {AFNS(argmin, f32), AFNS(argmin, f64), AFNS(argmin, i64)},
 };
 
 static int comp_index(pf_dtype d)
@@ -411,7 +475,8 @@ static const char *block_ptr(const pf_rgeom *g, const char *base, pf_dtype comp,
         idx[d] = rem % g->rshape[d];
         rem /= g->rshape[d];
     }
-    if (g->dtype == comp && st == 1 && idx[nd - 1] + len <= last) {
+    int same = g->dtype == comp && st == 1;
+    if (same && idx[nd - 1] + len <= last) {
         int64_t off = 0;
         for (int d = 0; d < nd; d++) {
             off += idx[d] * g->rstride[d];
@@ -427,9 +492,14 @@ static const char *block_ptr(const pf_rgeom *g, const char *base, pf_dtype comp,
         }
         int64_t cnt = last - idx[nd - 1];
         cnt = cnt < len - done ? cnt : len - done;
-        char *args[2] = {(char *)base + off * isz, buf + done * csz};
-        int64_t cst[2] = {st * isz, csz};
-        cast(args, cst, cnt, NULL);
+        if (same) {
+            memcpy(buf + done * csz, base + off * isz, (size_t)(cnt * csz));
+        }
+        else {
+            char *args[2] = {(char *)base + off * isz, buf + done * csz};
+            int64_t cst[2] = {st * isz, csz};
+            cast(args, cst, cnt, NULL);
+        }
         done += cnt;
         idx[nd - 1] = 0;
         for (int d = nd - 2; d >= 0; d--) {
@@ -452,6 +522,34 @@ static void combine_tree(const rk_fns *k, slot *s, int64_t nb)
     }
 }
 
+/* a multi-index over (nd, shape) stepped forward by one */
+static void step_index(int64_t *idx, int nd, const int64_t *shape)
+{
+    for (int d = nd - 1; d >= 0; d--) {
+        if (++idx[d] < shape[d]) {
+            return;
+        }
+        idx[d] = 0;
+    }
+}
+
+static void start_index(int64_t *idx, int64_t r, int nd, const int64_t *shape)
+{
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d] = r % shape[d];
+        r /= shape[d];
+    }
+}
+
+static int64_t index_offset(const int64_t *idx, int nd, const int64_t *stride)
+{
+    int64_t off = 0;
+    for (int d = 0; d < nd; d++) {
+        off += idx[d] * stride[d];
+    }
+    return off;
+}
+
 /* ------------------------------------------------------------ row path */
 
 typedef struct {
@@ -464,6 +562,7 @@ typedef struct {
     char *out;
     int64_t *idx;
     int arg;
+    int direct;         /* the region is one contiguous run of comp: no gathering */
     int64_t nb;         /* blocks per output */
 } row_job;
 
@@ -472,30 +571,41 @@ static void row_block(const row_job *J, const char *base, const void *c, int64_t
 {
     int64_t lo = b * BLK;
     int64_t len = J->g->n - lo < BLK ? J->g->n - lo : BLK;
-    const char *ptr = block_ptr(J->g, base, J->comp, lo, len, buf);
+    const char *ptr = J->direct ? base + lo * J->isz : block_ptr(J->g, base, J->comp, lo, len, buf);
     J->k->blk(ptr, len, c, J->p, dst);
     if (J->arg) {
         dst->idx += lo;
     }
 }
 
-static const char *row_base(const row_job *J, int64_t o)
+static void row_store(const row_job *J, int64_t o, const slot *s)
 {
-    const pf_rgeom *g = J->g;
-    return g->base + flat_offset(o, g->knd, g->kshape, g->kstride) * J->isz;
+    memcpy(J->out + o * J->csz, &s->v, (size_t)J->csz);
+    if (J->arg) {
+        J->idx[o] = s->idx;
+    }
 }
 
-static void row_output(const row_job *J, int64_t o, slot *parts, char *buf)
+/* outputs [lo, hi), one after the other; parts has room for nb slots */
+static void row_range(const row_job *J, int64_t lo, int64_t hi, slot *parts, char *buf)
 {
-    const char *base = row_base(J, o);
-    const void *c = J->center != NULL ? J->center + o * J->csz : NULL;
-    for (int64_t b = 0; b < J->nb; b++) {
-        row_block(J, base, c, b, &parts[b], buf);
-    }
-    combine_tree(J->k, parts, J->nb);
-    memcpy(J->out + o * J->csz, &parts[0].v, (size_t)J->csz);
-    if (J->arg) {
-        J->idx[o] = parts[0].idx;
+    const pf_rgeom *g = J->g;
+    int64_t ki[PF_MAX_DIMS];
+    start_index(ki, lo, g->knd, g->kshape);
+    for (int64_t o = lo; o < hi; o++) {
+        const char *base = g->base + index_offset(ki, g->knd, g->kstride) * J->isz;
+        const void *c = J->center != NULL ? J->center + o * J->csz : NULL;
+        if (J->nb == 1) {
+            row_block(J, base, c, 0, &parts[0], buf);
+        }
+        else {
+            for (int64_t b = 0; b < J->nb; b++) {
+                row_block(J, base, c, b, &parts[b], buf);
+            }
+            combine_tree(J->k, parts, J->nb);
+        }
+        row_store(J, o, &parts[0]);
+        step_index(ki, g->knd, g->kshape);
     }
 }
 
@@ -507,6 +617,18 @@ static int run_rows(row_job *J)
     if (!par) {
         nth = 1;
     }
+    if (J->direct && J->k->rows != NULL && g->n < 32 && g->knd == 1) {
+        /* many short contiguous rows: one call per thread instead of one per output */
+        #pragma omp parallel num_threads(nth) if (par)
+        {
+            int t = THREAD_ID(), nt = THREAD_COUNT();
+            int64_t lo = g->outer * t / nt, hi = g->outer * (t + 1) / nt;
+            J->k->rows(g->base + lo * g->kstride[0] * J->isz, hi - lo, g->n, g->kstride[0],
+                       J->center != NULL ? J->center + lo * J->csz : NULL, J->p,
+                       J->out + lo * J->csz);
+        }
+        return 0;
+    }
     /* few big outputs: the threads share each output's blocks instead */
     int by_block = par && J->nb > 1 && g->outer < 4 * (int64_t)nth;
     slot *parts = malloc(sizeof(slot) * (size_t)(J->nb * (by_block ? 1 : nth)));
@@ -515,8 +637,10 @@ static int run_rows(row_job *J)
         return -1;
     }
     if (by_block) {
+        int64_t ki[PF_MAX_DIMS];
+        start_index(ki, 0, g->knd, g->kshape);
         for (int64_t o = 0; o < g->outer; o++) {
-            const char *base = row_base(J, o);
+            const char *base = g->base + index_offset(ki, g->knd, g->kstride) * J->isz;
             const void *c = J->center != NULL ? J->center + o * J->csz : NULL;
             #pragma omp parallel for num_threads(nth) schedule(static)
             for (int64_t b = 0; b < J->nb; b++) {
@@ -524,21 +648,17 @@ static int run_rows(row_job *J)
                 row_block(J, base, c, b, &parts[b], buf);
             }
             combine_tree(J->k, parts, J->nb);
-            memcpy(J->out + o * J->csz, &parts[0].v, (size_t)J->csz);
-            if (J->arg) {
-                J->idx[o] = parts[0].idx;
-            }
+            row_store(J, o, &parts[0]);
+            step_index(ki, g->knd, g->kshape);
         }
     }
     else {
         #pragma omp parallel num_threads(nth) if (par)
         {
-            slot *mine = parts + (int64_t)THREAD_ID() * J->nb;
+            int t = THREAD_ID(), nt = THREAD_COUNT();
             _Alignas(64) char buf[BLK * 8];
-            #pragma omp for schedule(static)
-            for (int64_t o = 0; o < g->outer; o++) {
-                row_output(J, o, mine, buf);
-            }
+            row_range(J, g->outer * t / nt, g->outer * (t + 1) / nt, parts + (int64_t)t * J->nb,
+                      buf);
         }
     }
     free(parts);
@@ -555,6 +675,7 @@ static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
     int64_t outer = g->outer, outer2 = outer / m;
     int64_t nstrip = (m + STRIP - 1) / STRIP, nchunk = (g->n + CROWS - 1) / CROWS;
     int64_t csz = pf_dtypes[comp].itemsize, isz = pf_dtypes[g->dtype].itemsize;
+    int64_t rlast = g->rshape[rnd - 1], rpitch = g->rstride[rnd - 1];
     int convert = g->dtype != comp;
     pf_loop cast = pf_cast_loops[g->dtype][comp];
     char *vals = out;
@@ -583,33 +704,26 @@ static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
         int64_t *ai = arg ? ids + c * outer + o : NULL;
         const char *cv = center != NULL ? center + o * csz : NULL;
         const char *base = g->base + (flat_offset(o2, knd - 1, g->kshape, g->kstride) + col0) * isz;
-        int64_t r0 = c * CROWS, r1 = r0 + CROWS < g->n ? r0 + CROWS : g->n;
+        int64_t r = c * CROWS, r1 = r + CROWS < g->n ? r + CROWS : g->n;
         int64_t ri[PF_MAX_DIMS];
-        int64_t rem = r0;
-        for (int d = rnd - 1; d >= 0; d--) {
-            ri[d] = rem % g->rshape[d];
-            rem /= g->rshape[d];
-        }
+        start_index(ri, r, rnd, g->rshape);
         k->init(acc, ai, w);
-        for (int64_t r = r0; r < r1; r++) {
-            int64_t off = 0;
-            for (int d = 0; d < rnd; d++) {
-                off += ri[d] * g->rstride[d];
-            }
-            const char *ptr = base + off * isz;
+        while (r < r1) {
+            /* a run of rows along the innermost reduced dimension goes in one call */
+            const char *ptr = base + index_offset(ri, rnd, g->rstride) * isz;
+            int64_t run = rlast - ri[rnd - 1];
+            run = run < r1 - r ? run : r1 - r;
             if (convert) {
                 char *args[2] = {(char *)ptr, buf};
                 int64_t cst[2] = {isz, csz};
                 cast(args, cst, w, NULL);
                 ptr = buf;
+                run = 1;
             }
-            k->col(acc, ai, ptr, w, cv, p, r);
-            for (int d = rnd - 1; d >= 0; d--) {
-                if (++ri[d] < g->rshape[d]) {
-                    break;
-                }
-                ri[d] = 0;
-            }
+            k->col(acc, ai, ptr, w, run, rpitch, cv, p, r);
+            r += run;
+            ri[rnd - 1] += run - 1;
+            step_index(ri, rnd, g->rshape);
         }
     }
     if (nchunk > 1) {
@@ -654,8 +768,9 @@ int pf_reduce_run(const pf_rgeom *g, pf_rkind kind, pf_dtype comp, double p, con
         g->rstride[g->rnd - 1] != 1) {
         return run_cols(g, k, comp, p, center, out, idx, arg);
     }
+    int direct = g->rnd == 1 && g->rstride[0] == 1 && g->dtype == comp;
     row_job J = {g, k, comp, pf_dtypes[comp].itemsize, pf_dtypes[g->dtype].itemsize, p, center,
-                 out, idx, arg, (g->n + BLK - 1) / BLK};
+                 out, idx, arg, direct, (g->n + BLK - 1) / BLK};
     return run_rows(&J);
 }
 
@@ -781,6 +896,85 @@ void pf_reduce_finish(pf_rfinish f, pf_dtype comp, void *v, const void *aux, int
 SOFTMAX(f32, float, 64, pf_expf, logf)
 SOFTMAX(f64, double, 32, exp, log)
 
+/*
+ * Softmax along a strided axis: a strip of w adjacent outputs (contiguous,
+ * row pitch `pitch`) walks the n rows three times, vectorised across the
+ * strip.  Each column's max and sum run in row order (the sum in chunks of
+ * CROWS rows), whatever the strip width or thread.
+ */
+#define SMCOL(F, T, EXP, LOG)                                                               \
+    static PF_CLONES void smc_max_##F(T *restrict m, const T *restrict x, int64_t w)        \
+    {                                                                                       \
+        for (int64_t j = 0; j < w; j++) {                                                   \
+            m[j] = FMAX(m[j], x[j]);                                                        \
+        }                                                                                   \
+    }                                                                                       \
+    static PF_CLONES void smc_exp_##F(T *restrict s, T *y, const T *x, const T *restrict m, \
+                                      int64_t w, int store)                                 \
+    {                                                                                       \
+        if (store) {                                                                        \
+            for (int64_t j = 0; j < w; j++) {                                               \
+                T e = EXP(x[j] - m[j]);                                                     \
+                y[j] = e;                                                                   \
+                s[j] += e;                                                                  \
+            }                                                                               \
+        }                                                                                   \
+        else {                                                                              \
+            for (int64_t j = 0; j < w; j++) {                                               \
+                s[j] += EXP(x[j] - m[j]);                                                   \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    static PF_CLONES void smc_out_##F(T *y, const T *x, const T *restrict m,                \
+                                      const T *restrict f, int64_t w, int is_log)           \
+    {                                                                                       \
+        if (is_log) {                                                                       \
+            for (int64_t j = 0; j < w; j++) {                                               \
+                y[j] = (x[j] - m[j]) - f[j];                                                \
+            }                                                                               \
+        }                                                                                   \
+        else {                                                                              \
+            for (int64_t j = 0; j < w; j++) {                                               \
+                y[j] *= f[j];                                                               \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    static void smc_task_##F(const T *x, T *y, int64_t n, int64_t pitch, int64_t w,         \
+                             int is_log)                                                    \
+    {                                                                                       \
+        _Alignas(64) T m[STRIP];                                                            \
+        _Alignas(64) T s[STRIP];                                                            \
+        _Alignas(64) T part[STRIP];                                                         \
+        for (int64_t j = 0; j < w; j++) {                                                   \
+            m[j] = -INFINITY;                                                               \
+            s[j] = 0;                                                                       \
+        }                                                                                   \
+        for (int64_t r = 0; r < n; r++) {                                                   \
+            smc_max_##F(m, x + r * pitch, w);                                               \
+        }                                                                                   \
+        for (int64_t r0 = 0; r0 < n; r0 += CROWS) {                                         \
+            int64_t r1 = n - r0 < CROWS ? n : r0 + CROWS;                                   \
+            for (int64_t j = 0; j < w; j++) {                                               \
+                part[j] = 0;                                                                \
+            }                                                                               \
+            for (int64_t r = r0; r < r1; r++) {                                             \
+                smc_exp_##F(part, y + r * pitch, x + r * pitch, m, w, !is_log);             \
+            }                                                                               \
+            for (int64_t j = 0; j < w; j++) {                                               \
+                s[j] += part[j];                                                            \
+            }                                                                               \
+        }                                                                                   \
+        for (int64_t j = 0; j < w; j++) {                                                   \
+            s[j] = is_log ? LOG(s[j]) : (T)1 / s[j];                                        \
+        }                                                                                   \
+        for (int64_t r = 0; r < n; r++) {                                                   \
+            smc_out_##F(y + r * pitch, x + r * pitch, m, s, w, is_log);                     \
+        }                                                                                   \
+    }
+
+SMCOL(f32, float, pf_expf, logf)
+SMCOL(f64, double, exp, log)
+
 static void sm_block(pf_dtype comp, const void *x, void *y, int64_t n, int64_t b, int pass,
                      int is_log, const slot *ms, slot *part)
 {
@@ -810,13 +1004,10 @@ static void sm_row(pf_dtype comp, const char *x, char *y, int64_t n, int64_t nb,
     }
 }
 
-int pf_softmax_rows(const void *x, void *y, int64_t rows, int64_t n, pf_dtype comp, int is_log,
-                    const char *op)
+/* contiguous rows (the axis is innermost) */
+static int softmax_rows(const void *x, void *y, int64_t rows, int64_t n, pf_dtype comp,
+                        int is_log)
 {
-    (void)op;
-    if (rows == 0 || n == 0) {
-        return 0;
-    }
     int64_t csz = pf_dtypes[comp].itemsize;
     int64_t nb = (n + BLK - 1) / BLK;
     int nth = pf_get_num_threads();
@@ -855,12 +1046,49 @@ int pf_softmax_rows(const void *x, void *y, int64_t rows, int64_t n, pf_dtype co
             slot *mine = parts + (int64_t)THREAD_ID() * nb;
             #pragma omp for schedule(static)
             for (int64_t r = 0; r < rows; r++) {
-                sm_row(comp, (const char *)x + r * n * csz, (char *)y + r * n * csz, n, nb, is_log,
-                       mine);
+                sm_row(comp, (const char *)x + r * n * csz, (char *)y + r * n * csz, n, nb,
+                       is_log, mine);
             }
         }
     }
     free(parts);
+    return 0;
+}
+
+int pf_softmax(const void *x, void *y, int64_t pre, int64_t n, int64_t post, pf_dtype comp,
+               int is_log, const char *op)
+{
+    (void)op;
+    if (pre == 0 || n == 0 || post == 0) {
+        return 0;
+    }
+    if (post == 1) {
+        return softmax_rows(x, y, pre, n, comp, is_log);
+    }
+    int64_t csz = pf_dtypes[comp].itemsize;
+    /*
+     * Strips of STRIP columns: narrower strips would keep a strip's rows in
+     * L2 across the passes, but touch a new page per row and lose more to
+     * the TLB and per-row calls than they save (measured on 4096 x 4096).
+     */
+    int64_t w = STRIP;
+    int64_t nstrip = (post + w - 1) / w;
+    int nth = pf_get_num_threads();
+    int par = nth > 1 && pre * n * post >= PF_GRAIN;
+    #pragma omp parallel for num_threads(nth) schedule(static) if (par)
+    for (int64_t t = 0; t < pre * nstrip; t++) {
+        int64_t p = t / nstrip, col0 = (t % nstrip) * w;
+        int64_t ww = post - col0 < w ? post - col0 : w;
+        int64_t at = (p * n * post + col0) * csz;
+        if (comp == PF_FLOAT32) {
+            smc_task_f32((const float *)((const char *)x + at), (float *)((char *)y + at), n, post,
+                         ww, is_log);
+        }
+        else {
+            smc_task_f64((const double *)((const char *)x + at), (double *)((char *)y + at), n,
+                         post, ww, is_log);
+        }
+    }
     return 0;
 }
 

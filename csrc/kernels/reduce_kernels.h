@@ -76,12 +76,12 @@ void pf_reduce_finish(pf_rfinish f, pf_dtype comp, void *v, const void *aux, int
                       double a);
 
 /*
- * softmax (log = 0) or log_softmax (log = 1) of `rows` contiguous rows of
- * n values of `comp` (float32 or float64).  x and y may be the same
- * buffer.  Returns -1 with MemoryError set.
+ * softmax (is_log = 0) or log_softmax (is_log = 1) along the middle axis
+ * of a contiguous (pre, n, post) block of `comp` (float32 or float64).  x
+ * and y may be the same buffer.  Returns -1 with MemoryError set.
  */
-int pf_softmax_rows(const void *x, void *y, int64_t rows, int64_t n, pf_dtype comp, int log,
-                    const char *op);
+int pf_softmax(const void *x, void *y, int64_t pre, int64_t n, int64_t post, pf_dtype comp,
+               int is_log, const char *op);
 
 /*
  * Inclusive sum (prod = 0) or product scan along the middle axis of a
