@@ -6,6 +6,8 @@ REDUCTIONS = T + "test_reduction_matches_numpy"
 PATHS = T + "test_reduction_paths_match_numpy"
 SEMANTICS = T + "test_dtype_rules_and_arguments"
 THREADS = T + "test_same_bits_on_one_and_two_threads"
+ARG = T + "test_argmax_argmin_match_numpy"
+ARG_TIES = T + "test_argmax_ties_and_nans_across_blocks"
 
 
 def _axis_bad(op):
@@ -66,13 +68,11 @@ ROWS = {
         "bad": _axis_bad("min") + _empty_bad("min"),
     },
     "argmax": {
-        "tests": [PATHS, T + "test_argmax_argmin_match_numpy", T + "test_argmax_ties_and_nans_across_blocks",
-                  SEMANTICS, THREADS],
+        "tests": [PATHS, ARG, ARG_TIES, SEMANTICS, THREADS],
         "bad": _one_axis_bad("argmax") + _empty_bad("argmax"),
     },
     "argmin": {
-        "tests": [T + "test_argmax_argmin_match_numpy", T + "test_argmax_ties_and_nans_across_blocks",
-                  SEMANTICS],
+        "tests": [ARG, ARG_TIES, SEMANTICS],
         "bad": _one_axis_bad("argmin") + _empty_bad("argmin"),
     },
     "var": {
