@@ -550,6 +550,53 @@ static int64_t index_offset(const int64_t *idx, int nd, const int64_t *stride)
     return off;
 }
 
+/*
+ * Work split into ranges: fn(ctx, lo, hi, t) runs on `count` items in
+ * contiguous static ranges, one per thread, or once on the caller when
+ * `par` is 0 -- an OpenMP region costs hundreds of nanoseconds even with
+ * if(0), which is most of a small reduction.
+ */
+typedef void (*range_fn)(void *ctx, int64_t lo, int64_t hi, int t);
+
+static void split(int64_t count, int par, range_fn fn, void *ctx)
+{
+    if (!par || count <= 1) {
+        fn(ctx, 0, count, 0);
+        return;
+    }
+    int nth = pf_get_num_threads();
+    #pragma omp parallel num_threads(nth)
+    {
+        int t = THREAD_ID(), nt = THREAD_COUNT();
+        int64_t lo = count * t / nt, hi = count * (t + 1) / nt;
+        if (lo < hi) {
+            fn(ctx, lo, hi, t);
+        }
+    }
+}
+
+/* partial slots: on the stack when few, else from the heap */
+#define STACK_SLOTS 64
+
+static slot *slots_get(int64_t n, slot *stack)
+{
+    if (n <= STACK_SLOTS) {
+        return stack;
+    }
+    slot *s = malloc(sizeof(slot) * (size_t)n);
+    if (s == NULL) {
+        PyErr_NoMemory();
+    }
+    return s;
+}
+
+static void slots_put(slot *s, slot *stack)
+{
+    if (s != stack) {
+        free(s);
+    }
+}
+
 /* ------------------------------------------------------------ row path */
 
 typedef struct {
@@ -564,6 +611,9 @@ typedef struct {
     int arg;
     int direct;         /* the region is one contiguous run of comp: no gathering */
     int64_t nb;         /* blocks per output */
+    slot *parts;        /* nb slots per thread, or nb for the output being split */
+    const char *base;   /* by-block split: the output's region and center */
+    const void *c;
 } row_job;
 
 static void row_block(const row_job *J, const char *base, const void *c, int64_t b, slot *dst,
@@ -586,27 +636,46 @@ static void row_store(const row_job *J, int64_t o, const slot *s)
     }
 }
 
-/* outputs [lo, hi), one after the other; parts has room for nb slots */
-static void row_range(const row_job *J, int64_t lo, int64_t hi, slot *parts, char *buf)
+/* outputs [lo, hi), one after the other, with thread t's slots */
+static void row_range(void *ctx, int64_t lo, int64_t hi, int t)
 {
+    const row_job *J = ctx;
     const pf_rgeom *g = J->g;
+    slot *parts = J->parts + (int64_t)t * J->nb;
+    _Alignas(64) char buf[BLK * 8];
     int64_t ki[PF_MAX_DIMS];
     start_index(ki, lo, g->knd, g->kshape);
     for (int64_t o = lo; o < hi; o++) {
         const char *base = g->base + index_offset(ki, g->knd, g->kstride) * J->isz;
         const void *c = J->center != NULL ? J->center + o * J->csz : NULL;
-        if (J->nb == 1) {
-            row_block(J, base, c, 0, &parts[0], buf);
+        for (int64_t b = 0; b < J->nb; b++) {
+            row_block(J, base, c, b, &parts[b], buf);
         }
-        else {
-            for (int64_t b = 0; b < J->nb; b++) {
-                row_block(J, base, c, b, &parts[b], buf);
-            }
-            combine_tree(J->k, parts, J->nb);
-        }
+        combine_tree(J->k, parts, J->nb);
         row_store(J, o, &parts[0]);
         step_index(ki, g->knd, g->kshape);
     }
+}
+
+/* blocks [lo, hi) of one output */
+static void row_blocks(void *ctx, int64_t lo, int64_t hi, int t)
+{
+    const row_job *J = ctx;
+    _Alignas(64) char buf[BLK * 8];
+    (void)t;
+    for (int64_t b = lo; b < hi; b++) {
+        row_block(J, J->base, J->c, b, &J->parts[b], buf);
+    }
+}
+
+/* many short contiguous rows: one kernel call per range instead of one per output */
+static void row_short(void *ctx, int64_t lo, int64_t hi, int t)
+{
+    const row_job *J = ctx;
+    const pf_rgeom *g = J->g;
+    (void)t;
+    J->k->rows(g->base + lo * g->kstride[0] * J->isz, hi - lo, g->n, g->kstride[0],
+               J->center != NULL ? J->center + lo * J->csz : NULL, J->p, J->out + lo * J->csz);
 }
 
 static int run_rows(row_job *J)
@@ -618,96 +687,80 @@ static int run_rows(row_job *J)
         nth = 1;
     }
     if (J->direct && J->k->rows != NULL && g->n < 32 && g->knd == 1) {
-        /* many short contiguous rows: one call per thread instead of one per output */
-        #pragma omp parallel num_threads(nth) if (par)
-        {
-            int t = THREAD_ID(), nt = THREAD_COUNT();
-            int64_t lo = g->outer * t / nt, hi = g->outer * (t + 1) / nt;
-            J->k->rows(g->base + lo * g->kstride[0] * J->isz, hi - lo, g->n, g->kstride[0],
-                       J->center != NULL ? J->center + lo * J->csz : NULL, J->p,
-                       J->out + lo * J->csz);
-        }
+        split(g->outer, par, row_short, J);
         return 0;
     }
     /* few big outputs: the threads share each output's blocks instead */
     int by_block = par && J->nb > 1 && g->outer < 4 * (int64_t)nth;
-    slot *parts = malloc(sizeof(slot) * (size_t)(J->nb * (by_block ? 1 : nth)));
+    slot stack[STACK_SLOTS];
+    slot *parts = slots_get(J->nb * (by_block ? 1 : nth), stack);
     if (parts == NULL) {
-        PyErr_NoMemory();
         return -1;
     }
+    J->parts = parts;
     if (by_block) {
         int64_t ki[PF_MAX_DIMS];
         start_index(ki, 0, g->knd, g->kshape);
         for (int64_t o = 0; o < g->outer; o++) {
-            const char *base = g->base + index_offset(ki, g->knd, g->kstride) * J->isz;
-            const void *c = J->center != NULL ? J->center + o * J->csz : NULL;
-            #pragma omp parallel for num_threads(nth) schedule(static)
-            for (int64_t b = 0; b < J->nb; b++) {
-                _Alignas(64) char buf[BLK * 8];
-                row_block(J, base, c, b, &parts[b], buf);
-            }
+            J->base = g->base + index_offset(ki, g->knd, g->kstride) * J->isz;
+            J->c = J->center != NULL ? J->center + o * J->csz : NULL;
+            split(J->nb, 1, row_blocks, J);
             combine_tree(J->k, parts, J->nb);
             row_store(J, o, &parts[0]);
             step_index(ki, g->knd, g->kshape);
         }
     }
     else {
-        #pragma omp parallel num_threads(nth) if (par)
-        {
-            int t = THREAD_ID(), nt = THREAD_COUNT();
-            _Alignas(64) char buf[BLK * 8];
-            row_range(J, g->outer * t / nt, g->outer * (t + 1) / nt, parts + (int64_t)t * J->nb,
-                      buf);
-        }
+        split(g->outer, par, row_range, J);
     }
-    free(parts);
+    slots_put(parts, stack);
     return 0;
 }
 
 /* --------------------------------------------------------- column path */
 
-static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
-                    const char *center, char *out, int64_t *idx, int arg)
+typedef struct {
+    const pf_rgeom *g;
+    const rk_fns *k;
+    pf_dtype comp;
+    double p;
+    const char *center;
+    char *vals;         /* nchunk partial rows of outer values */
+    int64_t *ids;
+    int arg;
+    int64_t m, outer, nstrip, nchunk, csz, isz;
+    int64_t w;          /* folding: the distance between partner chunks */
+    int64_t npiece;
+} col_job;
+
+#define PIECE 4096      /* outputs per folding task */
+
+/* tasks (o2, strip, chunk) in [lo, hi) */
+static void col_tasks(void *ctx, int64_t lo, int64_t hi, int t)
 {
+    const col_job *J = ctx;
+    const pf_rgeom *g = J->g;
     int knd = g->knd, rnd = g->rnd;
-    int64_t m = g->kshape[knd - 1];
-    int64_t outer = g->outer, outer2 = outer / m;
-    int64_t nstrip = (m + STRIP - 1) / STRIP, nchunk = (g->n + CROWS - 1) / CROWS;
-    int64_t csz = pf_dtypes[comp].itemsize, isz = pf_dtypes[g->dtype].itemsize;
+    int64_t m = J->m, csz = J->csz, isz = J->isz;
     int64_t rlast = g->rshape[rnd - 1], rpitch = g->rstride[rnd - 1];
-    int convert = g->dtype != comp;
-    pf_loop cast = pf_cast_loops[g->dtype][comp];
-    char *vals = out;
-    int64_t *ids = idx;
-    if (nchunk > 1) {
-        vals = malloc((size_t)(nchunk * outer * csz));
-        ids = arg ? malloc(sizeof(int64_t) * (size_t)(nchunk * outer)) : NULL;
-        if (vals == NULL || (arg && ids == NULL)) {
-            free(vals);
-            free(ids);
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    int nth = pf_get_num_threads();
-    int par = nth > 1 && outer * g->n >= PF_GRAIN;
-    int64_t ntask = outer2 * nstrip * nchunk;
-    #pragma omp parallel for num_threads(nth) schedule(static) if (par)
-    for (int64_t t = 0; t < ntask; t++) {
-        _Alignas(64) char buf[STRIP * 8];
-        int64_t c = t % nchunk, s = (t / nchunk) % nstrip, o2 = t / (nchunk * nstrip);
+    int convert = g->dtype != J->comp;
+    pf_loop cast = pf_cast_loops[g->dtype][J->comp];
+    _Alignas(64) char buf[STRIP * 8];
+    (void)t;
+    for (int64_t task = lo; task < hi; task++) {
+        int64_t c = task % J->nchunk, s = (task / J->nchunk) % J->nstrip;
+        int64_t o2 = task / (J->nchunk * J->nstrip);
         int64_t col0 = s * STRIP;
         int64_t w = m - col0 < STRIP ? m - col0 : STRIP;
         int64_t o = o2 * m + col0;
-        char *acc = vals + (c * outer + o) * csz;
-        int64_t *ai = arg ? ids + c * outer + o : NULL;
-        const char *cv = center != NULL ? center + o * csz : NULL;
+        char *acc = J->vals + (c * J->outer + o) * csz;
+        int64_t *ai = J->arg ? J->ids + c * J->outer + o : NULL;
+        const char *cv = J->center != NULL ? J->center + o * csz : NULL;
         const char *base = g->base + (flat_offset(o2, knd - 1, g->kshape, g->kstride) + col0) * isz;
         int64_t r = c * CROWS, r1 = r + CROWS < g->n ? r + CROWS : g->n;
         int64_t ri[PF_MAX_DIMS];
         start_index(ri, r, rnd, g->rshape);
-        k->init(acc, ai, w);
+        J->k->init(acc, ai, w);
         while (r < r1) {
             /* a run of rows along the innermost reduced dimension goes in one call */
             const char *ptr = base + index_offset(ri, rnd, g->rstride) * isz;
@@ -720,33 +773,64 @@ static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
                 ptr = buf;
                 run = 1;
             }
-            k->col(acc, ai, ptr, w, run, rpitch, cv, p, r);
+            J->k->col(acc, ai, ptr, w, run, rpitch, cv, J->p, r);
             r += run;
             ri[rnd - 1] += run - 1;
             step_index(ri, rnd, g->rshape);
         }
     }
-    if (nchunk > 1) {
+}
+
+/* folding tasks (pair, piece) in [lo, hi) at distance J->w */
+static void col_fold(void *ctx, int64_t lo, int64_t hi, int t)
+{
+    const col_job *J = ctx;
+    int64_t outer = J->outer, csz = J->csz;
+    (void)t;
+    for (int64_t task = lo; task < hi; task++) {
+        int64_t i = (task / J->npiece) * 2 * J->w, q = (task % J->npiece) * PIECE;
+        int64_t len = outer - q < PIECE ? outer - q : PIECE;
+        int64_t a = i * outer + q, b = (i + J->w) * outer + q;
+        J->k->vcomb(J->vals + a * csz, J->arg ? J->ids + a : NULL, J->vals + b * csz,
+                    J->arg ? J->ids + b : NULL, len);
+    }
+}
+
+static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
+                    const char *center, char *out, int64_t *idx, int arg)
+{
+    col_job J = {g, k, comp, p, center, out, idx, arg, 0, 0, 0, 0, 0, 0, 0, 0};
+    J.m = g->kshape[g->knd - 1];
+    J.outer = g->outer;
+    J.nstrip = (J.m + STRIP - 1) / STRIP;
+    J.nchunk = (g->n + CROWS - 1) / CROWS;
+    J.csz = pf_dtypes[comp].itemsize;
+    J.isz = pf_dtypes[g->dtype].itemsize;
+    if (J.nchunk > 1) {
+        J.vals = malloc((size_t)(J.nchunk * J.outer * J.csz));
+        J.ids = arg ? malloc(sizeof(int64_t) * (size_t)(J.nchunk * J.outer)) : NULL;
+        if (J.vals == NULL || (arg && J.ids == NULL)) {
+            free(J.vals);
+            free(J.ids);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    int par = pf_get_num_threads() > 1 && g->outer * g->n >= PF_GRAIN;
+    split(J.outer / J.m * J.nstrip * J.nchunk, par, col_tasks, &J);
+    if (J.nchunk > 1) {
         /* fold the chunks' partial rows pairwise, in chunk order */
-        const int64_t piece = 4096;
-        int64_t npiece = (outer + piece - 1) / piece;
-        for (int64_t w = 1; w < nchunk; w *= 2) {
-            int64_t npair = (nchunk - w + 2 * w - 1) / (2 * w);
-            #pragma omp parallel for num_threads(nth) schedule(static) if (par)
-            for (int64_t t = 0; t < npair * npiece; t++) {
-                int64_t i = (t / npiece) * 2 * w, q = (t % npiece) * piece;
-                int64_t len = outer - q < piece ? outer - q : piece;
-                k->vcomb(vals + (i * outer + q) * csz, arg ? ids + i * outer + q : NULL,
-                         vals + ((i + w) * outer + q) * csz, arg ? ids + (i + w) * outer + q : NULL,
-                         len);
-            }
+        J.npiece = (J.outer + PIECE - 1) / PIECE;
+        for (J.w = 1; J.w < J.nchunk; J.w *= 2) {
+            int64_t npair = (J.nchunk - J.w + 2 * J.w - 1) / (2 * J.w);
+            split(npair * J.npiece, par, col_fold, &J);
         }
-        memcpy(out, vals, (size_t)(outer * csz));
+        memcpy(out, J.vals, (size_t)(J.outer * J.csz));
         if (arg) {
-            memcpy(idx, ids, sizeof(int64_t) * (size_t)outer);
+            memcpy(idx, J.ids, sizeof(int64_t) * (size_t)J.outer);
         }
-        free(vals);
-        free(ids);
+        free(J.vals);
+        free(J.ids);
     }
     return 0;
 }
@@ -770,7 +854,7 @@ int pf_reduce_run(const pf_rgeom *g, pf_rkind kind, pf_dtype comp, double p, con
     }
     int direct = g->rnd == 1 && g->rstride[0] == 1 && g->dtype == comp;
     row_job J = {g, k, comp, pf_dtypes[comp].itemsize, pf_dtypes[g->dtype].itemsize, p, center,
-                 out, idx, arg, direct, (g->n + BLK - 1) / BLK};
+                 out, idx, arg, direct, (g->n + BLK - 1) / BLK, NULL, NULL, NULL};
     return run_rows(&J);
 }
 
@@ -1004,55 +1088,54 @@ static void sm_row(pf_dtype comp, const char *x, char *y, int64_t n, int64_t nb,
     }
 }
 
-/* contiguous rows (the axis is innermost) */
-static int softmax_rows(const void *x, void *y, int64_t rows, int64_t n, pf_dtype comp,
-                        int is_log)
+typedef struct {
+    const char *x;
+    char *y;
+    int64_t n, post, nb, csz, nstrip;
+    pf_dtype comp;
+    int is_log, pass;
+    slot *parts;
+    slot ms[2];         /* by-block split: the row's max and sum so far */
+} sm_job;
+
+/* rows [lo, hi) with thread t's slots */
+static void sm_rows(void *ctx, int64_t lo, int64_t hi, int t)
 {
-    int64_t csz = pf_dtypes[comp].itemsize;
-    int64_t nb = (n + BLK - 1) / BLK;
-    int nth = pf_get_num_threads();
-    int par = nth > 1 && rows * n >= PF_GRAIN;
-    if (!par) {
-        nth = 1;
+    const sm_job *J = ctx;
+    for (int64_t r = lo; r < hi; r++) {
+        sm_row(J->comp, J->x + r * J->n * J->csz, J->y + r * J->n * J->csz, J->n, J->nb,
+               J->is_log, J->parts + (int64_t)t * J->nb);
     }
-    int by_block = par && nb > 1 && rows < 4 * (int64_t)nth;
-    slot *parts = malloc(sizeof(slot) * (size_t)(nb * (by_block ? 1 : nth)));
-    if (parts == NULL) {
-        PyErr_NoMemory();
-        return -1;
+}
+
+/* blocks [lo, hi) of one row (J->x, J->y), pass J->pass */
+static void sm_blocks(void *ctx, int64_t lo, int64_t hi, int t)
+{
+    const sm_job *J = ctx;
+    (void)t;
+    for (int64_t b = lo; b < hi; b++) {
+        sm_block(J->comp, J->x, J->y, J->n, b, J->pass, J->is_log, J->ms, &J->parts[b]);
     }
-    const rk_fns *kmax = &kernels[PF_RK_MAX][comp_index(comp)];
-    const rk_fns *ksum = &kernels[PF_RK_SUM][comp_index(comp)];
-    if (by_block) {
-        for (int64_t r = 0; r < rows; r++) {
-            const char *xr = (const char *)x + r * n * csz;
-            char *yr = (char *)y + r * n * csz;
-            slot ms[2] = {{{0}, 0}, {{0}, 0}};
-            for (int pass = 0; pass < 3; pass++) {
-                #pragma omp parallel for num_threads(nth) schedule(static)
-                for (int64_t b = 0; b < nb; b++) {
-                    sm_block(comp, xr, yr, n, b, pass, is_log, ms, &parts[b]);
-                }
-                if (pass < 2) {
-                    combine_tree(pass == 0 ? kmax : ksum, parts, nb);
-                    ms[pass] = parts[0];
-                }
-            }
+}
+
+/* strip tasks (pre index, strip) in [lo, hi) of the column softmax */
+static void sm_strips(void *ctx, int64_t lo, int64_t hi, int t)
+{
+    const sm_job *J = ctx;
+    (void)t;
+    for (int64_t task = lo; task < hi; task++) {
+        int64_t p = task / J->nstrip, col0 = (task % J->nstrip) * STRIP;
+        int64_t w = J->post - col0 < STRIP ? J->post - col0 : STRIP;
+        int64_t at = (p * J->n * J->post + col0) * J->csz;
+        if (J->comp == PF_FLOAT32) {
+            smc_task_f32((const float *)(J->x + at), (float *)(J->y + at), J->n, J->post, w,
+                         J->is_log);
+        }
+        else {
+            smc_task_f64((const double *)(J->x + at), (double *)(J->y + at), J->n, J->post, w,
+                         J->is_log);
         }
     }
-    else {
-        #pragma omp parallel num_threads(nth) if (par)
-        {
-            slot *mine = parts + (int64_t)THREAD_ID() * nb;
-            #pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
-                sm_row(comp, (const char *)x + r * n * csz, (char *)y + r * n * csz, n, nb,
-                       is_log, mine);
-            }
-        }
-    }
-    free(parts);
-    return 0;
 }
 
 int pf_softmax(const void *x, void *y, int64_t pre, int64_t n, int64_t post, pf_dtype comp,
@@ -1062,33 +1145,49 @@ int pf_softmax(const void *x, void *y, int64_t pre, int64_t n, int64_t post, pf_
     if (pre == 0 || n == 0 || post == 0) {
         return 0;
     }
-    if (post == 1) {
-        return softmax_rows(x, y, pre, n, comp, is_log);
-    }
-    int64_t csz = pf_dtypes[comp].itemsize;
-    /*
-     * Strips of STRIP columns: narrower strips would keep a strip's rows in
-     * L2 across the passes, but touch a new page per row and lose more to
-     * the TLB and per-row calls than they save (measured on 4096 x 4096).
-     */
-    int64_t w = STRIP;
-    int64_t nstrip = (post + w - 1) / w;
+    sm_job J = {x, y, n, post, (n + BLK - 1) / BLK, pf_dtypes[comp].itemsize,
+                (post + STRIP - 1) / STRIP, comp, is_log, 0, NULL, {{{0}, 0}, {{0}, 0}}};
     int nth = pf_get_num_threads();
     int par = nth > 1 && pre * n * post >= PF_GRAIN;
-    #pragma omp parallel for num_threads(nth) schedule(static) if (par)
-    for (int64_t t = 0; t < pre * nstrip; t++) {
-        int64_t p = t / nstrip, col0 = (t % nstrip) * w;
-        int64_t ww = post - col0 < w ? post - col0 : w;
-        int64_t at = (p * n * post + col0) * csz;
-        if (comp == PF_FLOAT32) {
-            smc_task_f32((const float *)((const char *)x + at), (float *)((char *)y + at), n, post,
-                         ww, is_log);
-        }
-        else {
-            smc_task_f64((const double *)((const char *)x + at), (double *)((char *)y + at), n,
-                         post, ww, is_log);
+    if (post > 1) {
+        /*
+         * The axis is not innermost: strips of STRIP columns walk its rows.
+         * Narrower strips would keep a strip's rows in L2 across the three
+         * passes, but touch a new page per row and lost more to the TLB and
+         * the per-row calls than they saved (measured on 4096 x 4096).
+         */
+        split(pre * J.nstrip, par, sm_strips, &J);
+        return 0;
+    }
+    if (!par) {
+        nth = 1;
+    }
+    /* few long rows: the threads share each row's blocks, pass by pass */
+    int by_block = par && J.nb > 1 && pre < 4 * (int64_t)nth;
+    slot stack[STACK_SLOTS];
+    J.parts = slots_get(J.nb * (by_block ? 1 : nth), stack);
+    if (J.parts == NULL) {
+        return -1;
+    }
+    if (by_block) {
+        const rk_fns *kmax = &kernels[PF_RK_MAX][comp_index(comp)];
+        const rk_fns *ksum = &kernels[PF_RK_SUM][comp_index(comp)];
+        for (int64_t r = 0; r < pre; r++) {
+            J.x = (const char *)x + r * n * J.csz;
+            J.y = (char *)y + r * n * J.csz;
+            for (J.pass = 0; J.pass < 3; J.pass++) {
+                split(J.nb, 1, sm_blocks, &J);
+                if (J.pass < 2) {
+                    combine_tree(J.pass == 0 ? kmax : ksum, J.parts, J.nb);
+                    J.ms[J.pass] = J.parts[0];
+                }
+            }
         }
     }
+    else {
+        split(pre, par, sm_rows, &J);
+    }
+    slots_put(J.parts, stack);
     return 0;
 }
 
@@ -1152,23 +1251,34 @@ static void scan_task(int ci, char *y, const char *x, int64_t n, int64_t post, i
     }
 }
 
+typedef struct {
+    const char *x;
+    char *y;
+    int64_t n, post, nstrip, csz;
+    int ci;
+} scan_job;
+
+/* tasks (pre index, strip of post) in [lo, hi); positions along the axis run in order */
+static void scan_tasks(void *ctx, int64_t lo, int64_t hi, int t)
+{
+    const scan_job *J = ctx;
+    (void)t;
+    for (int64_t task = lo; task < hi; task++) {
+        int64_t p = task / J->nstrip, col0 = (task % J->nstrip) * STRIP;
+        int64_t w = J->post - col0 < STRIP ? J->post - col0 : STRIP;
+        int64_t at = (p * J->n * J->post + col0) * J->csz;
+        scan_task(J->ci, J->y + at, J->x + at, J->n, J->post, w);
+    }
+}
+
 void pf_scan(const void *x, void *y, int64_t pre, int64_t n, int64_t post, pf_dtype comp,
              int prod)
 {
     if (pre == 0 || n == 0 || post == 0) {
         return;
     }
-    int64_t csz = pf_dtypes[comp].itemsize;
-    int ci = comp_index(comp) + (prod ? 3 : 0);
-    int nth = pf_get_num_threads();
-    int par = nth > 1 && pre * n * post >= PF_GRAIN;
-    /* (pre, strip of post) tasks; the positions along the axis run in order in each */
-    int64_t nstrip = (post + STRIP - 1) / STRIP;
-    #pragma omp parallel for num_threads(nth) schedule(static) if (par)
-    for (int64_t t = 0; t < pre * nstrip; t++) {
-        int64_t p = t / nstrip, col0 = (t % nstrip) * STRIP;
-        int64_t w = post - col0 < STRIP ? post - col0 : STRIP;
-        int64_t at = (p * n * post + col0) * csz;
-        scan_task(ci, (char *)y + at, (const char *)x + at, n, post, w);
-    }
+    scan_job J = {x, y, n, post, (post + STRIP - 1) / STRIP, pf_dtypes[comp].itemsize,
+                  comp_index(comp) + (prod ? 3 : 0)};
+    int par = pf_get_num_threads() > 1 && pre * n * post >= PF_GRAIN;
+    split(pre * J.nstrip, par, scan_tasks, &J);
 }
