@@ -819,11 +819,15 @@ static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
     int par = pf_get_num_threads() > 1 && g->outer * g->n >= PF_GRAIN;
     split(J.outer / J.m * J.nstrip * J.nchunk, par, col_tasks, &J);
     if (J.nchunk > 1) {
-        /* fold the chunks' partial rows pairwise, in chunk order */
+        /*
+         * Fold the chunks' partial rows pairwise, in chunk order.  This is
+         * 1/CROWS of the work and stays on one thread: a parallel region per
+         * level costs more than it saves, most of all on a busy machine.
+         */
         J.npiece = (J.outer + PIECE - 1) / PIECE;
         for (J.w = 1; J.w < J.nchunk; J.w *= 2) {
             int64_t npair = (J.nchunk - J.w + 2 * J.w - 1) / (2 * J.w);
-            split(npair * J.npiece, par, col_fold, &J);
+            col_fold(&J, 0, npair * J.npiece, 0);
         }
         memcpy(out, J.vals, (size_t)(J.outer * J.csz));
         if (arg) {
