@@ -16,7 +16,8 @@
  *            "reduce the outer axis" case: sum over the batch), every
  *            reduced position contributes a whole contiguous row of
  *            outputs: acc[j] op= x[r, j], vectorised across j.  Rows are cut
- *            into chunks of CROWS; each chunk's partial row is kept and the
+ *            into chunks of CROWS (more when the rows are narrow, so that a
+ *            chunk holds about BLK elements); each chunk's partial row is kept and the
  *            chunks are folded pairwise in chunk order.
  *
  * Threads only decide who computes which block or chunk; the folding order
@@ -728,7 +729,7 @@ typedef struct {
     char *vals;         /* nchunk partial rows of outer values */
     int64_t *ids;
     int arg;
-    int64_t m, outer, nstrip, nchunk, csz, isz;
+    int64_t m, outer, nstrip, nchunk, crows, csz, isz;
     int64_t w;          /* folding: the distance between partner chunks */
     int64_t npiece;
 } col_job;
@@ -757,7 +758,7 @@ static void col_tasks(void *ctx, int64_t lo, int64_t hi, int t)
         int64_t *ai = J->arg ? J->ids + c * J->outer + o : NULL;
         const char *cv = J->center != NULL ? J->center + o * csz : NULL;
         const char *base = g->base + (flat_offset(o2, knd - 1, g->kshape, g->kstride) + col0) * isz;
-        int64_t r = c * CROWS, r1 = r + CROWS < g->n ? r + CROWS : g->n;
+        int64_t r = c * J->crows, r1 = r + J->crows < g->n ? r + J->crows : g->n;
         int64_t ri[PF_MAX_DIMS];
         start_index(ri, r, rnd, g->rshape);
         J->k->init(acc, ai, w);
@@ -799,11 +800,13 @@ static void col_fold(void *ctx, int64_t lo, int64_t hi, int t)
 static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
                     const char *center, char *out, int64_t *idx, int arg)
 {
-    col_job J = {g, k, comp, p, center, out, idx, arg, 0, 0, 0, 0, 0, 0, 0, 0};
+    col_job J = {g, k, comp, p, center, out, idx, arg, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     J.m = g->kshape[g->knd - 1];
     J.outer = g->outer;
     J.nstrip = (J.m + STRIP - 1) / STRIP;
-    J.nchunk = (g->n + CROWS - 1) / CROWS;
+    /* narrow rows: longer chunks, so that a task's fixed costs are spread over ~BLK elements */
+    J.crows = BLK / J.m > CROWS ? BLK / J.m : CROWS;
+    J.nchunk = (g->n + J.crows - 1) / J.crows;
     J.csz = pf_dtypes[comp].itemsize;
     J.isz = pf_dtypes[g->dtype].itemsize;
     if (J.nchunk > 1) {
@@ -821,7 +824,7 @@ static int run_cols(const pf_rgeom *g, const rk_fns *k, pf_dtype comp, double p,
     if (J.nchunk > 1) {
         /*
          * Fold the chunks' partial rows pairwise, in chunk order.  This is
-         * 1/CROWS of the work and stays on one thread: a parallel region per
+         * 1/crows of the work and stays on one thread: a parallel region per
          * level costs more than it saves, most of all on a busy machine.
          */
         J.npiece = (J.outer + PIECE - 1) / PIECE;
