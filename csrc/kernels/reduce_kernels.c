@@ -566,6 +566,9 @@ static void split(int64_t count, int par, range_fn fn, void *ctx)
         return;
     }
     int nth = pf_get_num_threads();
+    if ((int64_t)nth > count) {
+        nth = (int)count;      /* thread ids stay below count: per-thread buffers need no more */
+    }
     #pragma omp parallel num_threads(nth)
     {
         int t = THREAD_ID(), nt = THREAD_COUNT();
@@ -693,8 +696,9 @@ static int run_rows(row_job *J)
     }
     /* few big outputs: the threads share each output's blocks instead */
     int by_block = par && J->nb > 1 && g->outer < 4 * (int64_t)nth;
+    int64_t users = g->outer < nth ? g->outer : nth;
     slot stack[STACK_SLOTS];
-    slot *parts = slots_get(J->nb * (by_block ? 1 : nth), stack);
+    slot *parts = slots_get(J->nb * (by_block ? 1 : users), stack);
     if (parts == NULL) {
         return -1;
     }
@@ -1171,8 +1175,9 @@ int pf_softmax(const void *x, void *y, int64_t pre, int64_t n, int64_t post, pf_
     }
     /* few long rows: the threads share each row's blocks, pass by pass */
     int by_block = par && J.nb > 1 && pre < 4 * (int64_t)nth;
+    int64_t users = pre < nth ? pre : nth;
     slot stack[STACK_SLOTS];
-    J.parts = slots_get(J.nb * (by_block ? 1 : nth), stack);
+    J.parts = slots_get(J.nb * (by_block ? 1 : users), stack);
     if (J.parts == NULL) {
         return -1;
     }
