@@ -16,9 +16,13 @@
  *            "reduce the outer axis" case: sum over the batch), every
  *            reduced position contributes a whole contiguous row of
  *            outputs: acc[j] op= x[r, j], vectorised across j.  Rows are cut
- *            into chunks of CROWS (more when the rows are narrow, so that a
- *            chunk holds about BLK elements); each chunk's partial row is kept and the
- *            chunks are folded pairwise in chunk order.
+ *            into chunks of CROWS (more when the rows are narrow, so that
+ *            a chunk holds about BLK elements); each chunk's partial row is
+ *            kept and the chunks are folded pairwise in chunk order.
+ *
+ * Short rows (under 32 elements) skip the lanes, and a whole range of them
+ * goes to one kernel call.  argmax/argmin reduce a block to its max, then
+ * look for its first occurrence while the block is in L1.
  *
  * Threads only decide who computes which block or chunk; the folding order
  * is fixed, so a result has the same bits on any thread count.
