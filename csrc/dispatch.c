@@ -347,11 +347,15 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
         goto done;
     }
 
-    /* broadcast shape */
-    int64_t shape[PF_MAX_DIMS];
+    /*
+     * broadcast shape; pf_broadcast_shapes right-aligns its inputs, so its
+     * output must not alias them: accumulate through a second buffer
+     */
+    int64_t shape[PF_MAX_DIMS], acc[PF_MAX_DIMS];
     int ndim = 0;
     for (int k = 0; k < nin; k++) {
-        if (pf_broadcast_shapes(shape, ndim, t[k]->shape, t[k]->ndim, shape, &ndim, name) < 0) {
+        memcpy(acc, shape, sizeof(int64_t) * (size_t)ndim);
+        if (pf_broadcast_shapes(acc, ndim, t[k]->shape, t[k]->ndim, shape, &ndim, name) < 0) {
             goto done;
         }
     }
