@@ -37,18 +37,27 @@ static pf_dtype float_compute(pf_dtype d)
     return (d == PF_FLOAT16 || d == PF_BFLOAT16) ? PF_FLOAT32 : d;
 }
 
-static int dtype_error(pf_op op, const pf_dtype *in, int nin, const char *why)
+static int dtype_error(const char *name, const pf_dtype *in, int nin, const char *why)
 {
     char got[64] = "";
     for (int i = 0; i < nin; i++) {
         strcat(got, i ? ", " : "");
         strcat(got, pf_dtypes[in[i]].name);
     }
-    return PF_ERRI(PyExc_TypeError, "%s: not supported for dtype%s %s; %s", pf_ops[op].name,
+    return PF_ERRI(PyExc_TypeError, "%s: not supported for dtype%s %s; %s", name,
                    nin > 1 ? "s" : "", got, why);
 }
 
+static int ew_dtypes(pf_op op, const char *name, const pf_dtype *in, int nin, pf_dtype *compute,
+                     pf_dtype *result);
+
 int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dtype *result)
+{
+    return ew_dtypes(op, pf_ops[op].name, in, nin, compute, result);
+}
+
+static int ew_dtypes(pf_op op, const char *name, const pf_dtype *in, int nin, pf_dtype *compute,
+                     pf_dtype *result)
 {
     pf_dtype r = in[0];
     for (int i = 1; i < nin; i++) {
@@ -62,7 +71,7 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
         return 0;
     case PF_OK_USAME:
         if (op == PF_OP_NEG && r == PF_BOOL) {
-            return dtype_error(op, in, nin, "use logical_not (or ~) to negate booleans");
+            return dtype_error(name, in, nin, "use logical_not (or ~) to negate booleans");
         }
         *result = r;
         *compute = r == PF_BOOL ? PF_UINT8 : float_compute(r);
@@ -79,14 +88,14 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
     case PF_OK_UBITWISE:
     case PF_OK_BITWISE:
         if (pf_is_float(r)) {
-            return dtype_error(op, in, nin, "bitwise operations need integer or bool tensors");
+            return dtype_error(name, in, nin, "bitwise operations need integer or bool tensors");
         }
         *result = *compute = r;
         return 0;
     case PF_OK_BARITH:
         if (r == PF_BOOL && op != PF_OP_ADD && op != PF_OP_MUL && op != PF_OP_MAXIMUM &&
             op != PF_OP_MINIMUM) {
-            return dtype_error(op, in, nin, "cast booleans to an integer dtype first "
+            return dtype_error(name, in, nin, "cast booleans to an integer dtype first "
                                "(.astype(pf.int64))");
         }
         *result = r;
@@ -104,7 +113,7 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
     case PF_OK_CUSTOM:
         break;
     }
-    return PF_ERRI(PyExc_RuntimeError, "%s: not an elementwise op", pf_ops[op].name);
+    return PF_ERRI(PyExc_RuntimeError, "%s: not an elementwise op", name);
 }
 
 /* The dtype a kernel reads for input k and writes for its output. */
@@ -285,7 +294,13 @@ static int unsafe_overlap(const PfTensor *out, const PfTensor *in)
 
 PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p)
 {
-    const char *name = pf_ops[op].name;
+    return pf_elementwise_as(op, inputs, out, p, NULL);
+}
+
+PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
+                            const char *name)
+{
+    name = name != NULL ? name : pf_ops[op].name;
     int nin = pf_ops[op].nin;
     PfTensor *t[PF_MAX_OPERANDS] = {NULL};
     PyObject *owned[PF_MAX_OPERANDS] = {NULL};
@@ -338,12 +353,12 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
     }
 
     pf_dtype compute, res;
-    if (pf_ew_dtypes(op, in_dt, nin, &compute, &res) < 0) {
+    if (ew_dtypes(op, name, in_dt, nin, &compute, &res) < 0) {
         goto done;
     }
     pf_loop kernel = find_kernel(op, compute);
     if (kernel == NULL) {
-        dtype_error(op, in_dt, nin, "no kernel for this dtype");
+        dtype_error(name, in_dt, nin, "no kernel for this dtype");
         goto done;
     }
 

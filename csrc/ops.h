@@ -110,4 +110,14 @@ PyMethodDef *pf_ops_tensor_methods(void);
 void pf_ops_install_slots(PyTypeObject *type);
 extern PyMethodDef pf_ops_info_methods[];
 
+/* ---------------------------------------------------------- elementwise */
+
+/*
+ * pf_elementwise, with every error message naming `name` instead of the op:
+ * for composites (clip with tensor bounds, isclose) whose user never called
+ * the elementwise op they are built from.
+ */
+PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
+                            const char *name);
+
 #endif /* PF_OPS_H */
