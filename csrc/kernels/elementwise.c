@@ -151,6 +151,23 @@ static inline float round_decf(float v, double dec)
     return dec == 0 ? nearbyintf(v) : (float)round_dec((double)v, dec);
 }
 
+/*
+ * clip(v, lo, hi) = minimum(maximum(v, lo), hi), as NumPy and PyTorch:
+ * lo > hi gives hi everywhere, and a NaN value or a NaN bound gives NaN.
+ */
+static inline float clip_f(float v, double lo, double hi)
+{
+    float l = (float)lo, h = (float)hi;
+    float t = (v < l || l != l) ? l : v;
+    return (t > h || h != h) ? h : t;
+}
+
+static inline double clip_d(double v, double lo, double hi)
+{
+    double t = (v < lo || lo != lo) ? lo : v;
+    return (t > hi || hi != hi) ? hi : t;
+}
+
 /* floor division and Python-style remainder for floats, sharing one divmod */
 #define FDIVMOD(T, SUF)                                                                 \
     static inline T pf_floordiv_##SUF(T a, T b)                                         \
@@ -192,8 +209,25 @@ FDIVMOD(double, )
 #define FMAX(a, b) (isnan(a) ? (a) : ((a) >= (b) ? (a) : (b)))
 #define FMIN(a, b) (isnan(a) ? (a) : ((a) <= (b) ? (a) : (b)))
 
-/* integer helpers: wrap through unsigned, never trap */
-#define INT_HELPERS(T, UT, TMIN, SUF)                                                   \
+/*
+ * integer helpers: wrap through unsigned, never trap.
+ *
+ * clip's bounds arrive as integral doubles (or +-inf when absent); dispatch
+ * has refused bounds that would force a value outside T, so saturating them
+ * into T's range and comparing in T is exact for every T, int64 included
+ * (comparing in double would round int64 values above 2^53).
+ */
+#define INT_HELPERS(T, UT, TMIN, TMAX, SUF)                                             \
+    static inline T pf_isat_##SUF(double d)                                             \
+    {                                                                                   \
+        return d <= (double)(TMIN) ? (T)(TMIN) : d >= (double)(TMAX) ? (T)(TMAX) : (T)d; \
+    }                                                                                   \
+    static inline T pf_iclip_##SUF(T v, const pf_params *p)                             \
+    {                                                                                   \
+        T lo = pf_isat_##SUF(p->p[0]), hi = pf_isat_##SUF(p->p[1]);                     \
+        T t = v < lo ? lo : v;                                                          \
+        return t > hi ? hi : t;                                                         \
+    }                                                                                   \
     static inline T pf_ifloordiv_##SUF(T a, T b)                                        \
     {                                                                                   \
         if (b == 0) {                                                                   \
@@ -237,11 +271,11 @@ FDIVMOD(double, )
         return (T)r;                                                                    \
     }
 
-INT_HELPERS(uint8_t, uint8_t, 0, u8)
-INT_HELPERS(int8_t, uint8_t, INT8_MIN, i8)
-INT_HELPERS(int16_t, uint16_t, INT16_MIN, i16)
-INT_HELPERS(int32_t, uint32_t, INT32_MIN, i32)
-INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
+INT_HELPERS(uint8_t, uint8_t, 0, UINT8_MAX, u8)
+INT_HELPERS(int8_t, uint8_t, INT8_MIN, INT8_MAX, i8)
+INT_HELPERS(int16_t, uint16_t, INT16_MIN, INT16_MAX, i16)
+INT_HELPERS(int32_t, uint32_t, INT32_MIN, INT32_MAX, i32)
+INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
 
 /* ------------------------------------------------------ float kernels */
 
@@ -265,7 +299,7 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
     X(NEG, -v) X(ABS, fabsf(v)) X(SIGN, isnan(v) ? v : (float)((v > 0) - (v < 0)))     \
     X(SQUARE, v * v) X(FLOOR, floorf(v)) X(CEIL, ceilf(v)) X(ROUND, round_decf(v, p->p[0])) \
     X(TRUNC, truncf(v)) X(RELU, v < 0 ? 0.0f : v) X(RELU6, v < 0 ? 0.0f : (v > 6 ? 6.0f : v)) \
-    X(CLIP, v < p->p[0] ? (float)p->p[0] : (v > p->p[1] ? (float)p->p[1] : v))
+    X(CLIP, clip_f(v, p->p[0], p->p[1]))
 
 #define F64_UNARY(X)                                                                    \
     X(EXP, exp(v)) X(EXP2, exp2(v)) X(LOG, log(v)) X(LOG2, log2(v))                     \
@@ -281,7 +315,7 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
     X(NEG, -v) X(ABS, fabs(v)) X(SIGN, isnan(v) ? v : (double)((v > 0) - (v < 0)))     \
     X(SQUARE, v * v) X(FLOOR, floor(v)) X(CEIL, ceil(v)) X(ROUND, round_dec(v, p->p[0])) \
     X(TRUNC, trunc(v)) X(RELU, v < 0 ? 0.0 : v) X(RELU6, v < 0 ? 0.0 : (v > 6 ? 6.0 : v)) \
-    X(CLIP, v < p->p[0] ? p->p[0] : (v > p->p[1] ? p->p[1] : v))
+    X(CLIP, clip_d(v, p->p[0], p->p[1]))
 
 #define F_PRED(X) X(ISNAN, isnan(v)) X(ISINF, isinf(v)) X(ISFINITE, isfinite(v))
 
@@ -320,12 +354,12 @@ CMP_BINARY(C_F64)
 
 /* ---------------------------------------------------- integer kernels */
 
-#define I_UNARY(T, UT, X)                                                               \
+#define I_UNARY(T, UT, SUF, X)                                                          \
     X(NEG, (T)(0 - (UT)v)) X(ABS, v < 0 ? (T)(0 - (UT)v) : v)                           \
     X(SIGN, (T)((v > 0) - (v < 0))) X(SQUARE, (T)((UT)v * (UT)v)) X(FLOOR, v)           \
     X(CEIL, v) X(ROUND, p->p[0] >= 0 ? v : (T)round_dec((double)v, p->p[0]))            \
     X(TRUNC, v) X(RELU, v < 0 ? 0 : v) X(RELU6, v < 0 ? 0 : (v > 6 ? 6 : v))            \
-    X(CLIP, (double)v < p->p[0] ? (T)p->p[0] : ((double)v > p->p[1] ? (T)p->p[1] : v))  \
+    X(CLIP, pf_iclip_##SUF(v, p))                                                       \
     X(BITWISE_NOT, (T)~v)
 
 #define I_BINARY(T, UT, SUF, X)                                                         \
@@ -335,7 +369,7 @@ CMP_BINARY(C_F64)
     X(BITWISE_AND, a & b) X(BITWISE_OR, a | b) X(BITWISE_XOR, a ^ b)
 
 #define INT_KERNELS(T, UT, SUF)                                                         \
-    I_UNARY(T, UT, U_##SUF) I_BINARY(T, UT, SUF, B_##SUF) CMP_BINARY(C_##SUF)
+    I_UNARY(T, UT, SUF, U_##SUF) I_BINARY(T, UT, SUF, B_##SUF) CMP_BINARY(C_##SUF)
 
 #define U_u8(OP, EXPR) UNARY(k_##OP##_u8, uint8_t, uint8_t, EXPR)
 #define U_i8(OP, EXPR) UNARY(k_##OP##_i8, int8_t, int8_t, EXPR)
@@ -426,7 +460,7 @@ void pf_ew_kernels_init(void)
     F64_BINARY(REG_F64)
     CMP_BINARY(REG_F32)
     CMP_BINARY(REG_F64)
-    I_UNARY(int, unsigned, REG_INT)
+    I_UNARY(int, unsigned, x, REG_INT)
     I_BINARY(int, unsigned, x, REG_INT)
     CMP_BINARY(REG_CMP_INT)
     REG_B(LOGICAL_NOT) REG_B(BITWISE_NOT) REG_B(ADD) REG_B(MUL) REG_B(MAXIMUM)
