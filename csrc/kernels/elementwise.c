@@ -133,6 +133,13 @@ static inline double gelu_d(double v, double approx)
     return 0.5 * v * erfc(-v * 0.70710678118654752440);
 }
 
+/*
+ * round to `dec` decimals, half to even, by scaling as NumPy does.  Where
+ * the scaled value is already an integer (|v * 10^dec| >= 2^52, the scale
+ * overflowing included) v has no digits that far right and is returned
+ * as is, instead of NumPy's NaN from inf / inf; a scale of 10^-dec beyond
+ * float64 rounds every finite value to zero.
+ */
 static inline double round_dec(double v, double dec)
 {
     if (dec == 0) {
@@ -140,9 +147,13 @@ static inline double round_dec(double v, double dec)
     }
     if (dec > 0) {
         double f = pow(10.0, dec);
-        return nearbyint(v * f) / f;
+        double y = v * f;
+        return fabs(y) < 4503599627370496.0 ? nearbyint(y) / f : v;
     }
     double f = pow(10.0, -dec);
+    if (isinf(f)) {
+        return isfinite(v) ? copysign(0.0, v) : v;
+    }
     return nearbyint(v / f) * f;
 }
 
@@ -216,6 +227,11 @@ FDIVMOD(double, )
  * has refused bounds that would force a value outside T, so saturating them
  * into T's range and comparing in T is exact for every T, int64 included
  * (comparing in double would round int64 values above 2^53).
+ *
+ * round with decimals < 0 rounds to a multiple of 10^-decimals, half to
+ * even, in unsigned 64-bit arithmetic: exact, and a result outside T wraps
+ * like the rest of integer arithmetic instead of going through a float
+ * conversion that C leaves undefined.
  */
 #define INT_HELPERS(T, UT, TMIN, TMAX, SUF)                                             \
     static inline T pf_isat_##SUF(double d)                                             \
@@ -227,6 +243,27 @@ FDIVMOD(double, )
         T lo = pf_isat_##SUF(p->p[0]), hi = pf_isat_##SUF(p->p[1]);                     \
         T t = v < lo ? lo : v;                                                          \
         return t > hi ? hi : t;                                                         \
+    }                                                                                   \
+    static inline T pf_iround_##SUF(T v, double dec)                                    \
+    {                                                                                   \
+        if (dec >= 0) {                                                                 \
+            return v;                                                                   \
+        }                                                                               \
+        if (dec < -19) {                                                                \
+            return 0;   /* 10^20 exceeds every |v| twice over */                        \
+        }                                                                               \
+        uint64_t f = 1;                                                                 \
+        for (int i = 0; i < (int)-dec; i++) {                                           \
+            f *= 10;                                                                    \
+        }                                                                               \
+        int neg = v < 0;                                                                \
+        uint64_t mag = neg ? 0 - (uint64_t)(int64_t)v : (uint64_t)v;                    \
+        uint64_t q = mag / f, r = mag % f;                                              \
+        if (r > f - r || (r == f - r && (q & 1))) {                                     \
+            q++;                                                                        \
+        }                                                                               \
+        uint64_t out = q * f;                                                           \
+        return (T)(neg ? 0 - out : out);                                                \
     }                                                                                   \
     static inline T pf_ifloordiv_##SUF(T a, T b)                                        \
     {                                                                                   \
@@ -357,7 +394,7 @@ CMP_BINARY(C_F64)
 #define I_UNARY(T, UT, SUF, X)                                                          \
     X(NEG, (T)(0 - (UT)v)) X(ABS, v < 0 ? (T)(0 - (UT)v) : v)                           \
     X(SIGN, (T)((v > 0) - (v < 0))) X(SQUARE, (T)((UT)v * (UT)v)) X(FLOOR, v)           \
-    X(CEIL, v) X(ROUND, p->p[0] >= 0 ? v : (T)round_dec((double)v, p->p[0]))            \
+    X(CEIL, v) X(ROUND, pf_iround_##SUF(v, p->p[0]))                                    \
     X(TRUNC, v) X(RELU, v < 0 ? 0 : v) X(RELU6, v < 0 ? 0 : (v > 6 ? 6 : v))            \
     X(CLIP, pf_iclip_##SUF(v, p))                                                       \
     X(BITWISE_NOT, (T)~v)
