@@ -223,6 +223,27 @@ static int kind_rank(pf_dtype d)
     }
 }
 
+/* Does Python int `v` fit integer dtype d?  (bool and floats: not asked) */
+static int int_fits(PyObject *v, pf_dtype d)
+{
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (overflow) {
+        return 0;
+    }
+    switch (d) {
+    case PF_UINT8: return x >= 0 && x <= UINT8_MAX;
+    case PF_INT8: return x >= INT8_MIN && x <= INT8_MAX;
+    case PF_INT16: return x >= INT16_MIN && x <= INT16_MAX;
+    case PF_INT32: return x >= INT32_MIN && x <= INT32_MAX;
+    default: return 1;
+    }
+}
+
 /*
  * A Python scalar operand becomes a stack tensor: no allocation, never
  * seen by Python.  Its storage is the 8-byte slot inside the struct.
@@ -345,7 +366,31 @@ PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, co
         if (pf_ops[op].kind == PF_OK_WHERE && k == 0) {
             d = PF_BOOL;
         }
-        if (make_stack_scalar(&scal[k], inputs[k], d, name) < 0) {
+        PyObject *value = inputs[k];
+        PyObject *inf = NULL;
+        if (pf_ops[op].kind == PF_OK_COMPARE && weak[k] == 1 && pf_is_int(d) &&
+            !int_fits(value, d)) {
+            /*
+             * uint8_tensor == 300 is simply False (NumPy 2, PyTorch), not an
+             * error: compare in int64, or against +-inf in float64 when the
+             * integer is beyond int64 (that order is exact; rounding the
+             * integer to float64 would not be).
+             */
+            if (int_fits(value, PF_INT64)) {
+                d = PF_INT64;
+            }
+            else {
+                int neg = PyObject_RichCompareBool(value, Py_False, Py_LT);
+                if (neg < 0 || (inf = PyFloat_FromDouble(neg ? -INFINITY : INFINITY)) == NULL) {
+                    goto done;
+                }
+                value = inf;
+                d = PF_FLOAT64;
+            }
+        }
+        int r = make_stack_scalar(&scal[k], value, d, name);
+        Py_XDECREF(inf);
+        if (r < 0) {
             goto done;
         }
         t[k] = &scal[k].t;
