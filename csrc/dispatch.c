@@ -444,16 +444,25 @@ PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, co
             goto done;
         }
         dst = out;
-        for (int k = 0; k < nin; k++) {
-            if (unsafe_overlap(out, t[k])) {
-                /* shifted views of one buffer: compute aside, then copy in */
-                tmp_out = pf_tensor_empty(ndim, shape, out->dtype, out->storage->device, name);
-                if (tmp_out == NULL) {
-                    goto done;
-                }
-                dst = tmp_out;
-                break;
+        /*
+         * A float16 / bfloat16 result is computed in float32; written into
+         * an output of another dtype it must still be rounded to the
+         * result dtype first, so that out= gives what assigning the result
+         * would (f16(60000) + f16(60000) is inf, also into a float32 out).
+         */
+        int round_first = out->dtype != res && kernel_out_dtype(op, compute) != res;
+        int overlap = 0;
+        for (int k = 0; k < nin && !overlap; k++) {
+            /* shifted views of one buffer: compute aside, then copy in */
+            overlap = unsafe_overlap(out, t[k]);
+        }
+        if (round_first || overlap) {
+            tmp_out = pf_tensor_empty(ndim, shape, round_first ? res : out->dtype,
+                                      out->storage->device, name);
+            if (tmp_out == NULL) {
+                goto done;
             }
+            dst = tmp_out;
         }
     }
     else {
