@@ -113,7 +113,8 @@
 static inline float sigmoid_f(float v) { return pf_sigmoidf(v); }
 static inline double sigmoid_d(double v)
 {
-    return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    double e = exp(-fabs(v));
+    return v >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
 static inline float gelu_f(float v, double approx)
