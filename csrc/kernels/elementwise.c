@@ -117,21 +117,40 @@ static inline double sigmoid_d(double v)
     return v >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
+/*
+ * silu(x) = x sigmoid(x) and gelu(x) tend to -0 as x -> -inf; the formulas
+ * give -inf * 0 = NaN there, so -inf is answered by its limit.
+ */
+static inline float silu_f(float v)
+{
+    return v == -INFINITY ? -0.0f : v * sigmoid_f(v);
+}
+
+static inline double silu_d(double v)
+{
+    return v == -INFINITY ? -0.0 : v * sigmoid_d(v);
+}
+
 static inline float gelu_f(float v, double approx)
 {
     if (approx != 0) {
-        return 0.5f * v * (1.0f + pf_tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        float g = 0.5f * v * (1.0f + pf_tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        return v == -INFINITY ? -0.0f : g;
     }
     return pf_geluf(v);
 }
 
 static inline double gelu_d(double v, double approx)
 {
+    double g;
     if (approx != 0) {
-        return 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+        g = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
     }
-    /* erfc keeps full relative accuracy where 1 + erf(x) would cancel (x << 0) */
-    return 0.5 * v * erfc(-v * 0.70710678118654752440);
+    else {
+        /* erfc keeps full relative accuracy where 1 + erf(x) would cancel (x << 0) */
+        g = 0.5 * v * erfc(-v * 0.70710678118654752440);
+    }
+    return v == -INFINITY ? -0.0 : g;
 }
 
 /*
@@ -328,7 +347,7 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
     X(RSQRT, 1.0f / sqrtf(v)) X(RECIPROCAL, 1.0f / v) X(SIN, sinf(v)) X(COS, cosf(v))   \
     X(TAN, tanf(v)) X(ASIN, asinf(v)) X(ACOS, acosf(v)) X(ATAN, atanf(v))               \
     X(SINH, sinhf(v)) X(COSH, coshf(v)) X(TANH, pf_tanhf(v)) X(SIGMOID, sigmoid_f(v))   \
-    X(SILU, v * sigmoid_f(v)) X(GELU, gelu_f(v, p->p[0]))                               \
+    X(SILU, silu_f(v)) X(GELU, gelu_f(v, p->p[0]))                                      \
     X(ELU, v > 0 ? v : (float)p->p[0] * expm1f(v))                                      \
     X(SELU, (float)SELU_SCALE * (v > 0 ? v : (float)SELU_ALPHA * expm1f(v)))            \
     X(SOFTPLUS, (float)p->p[0] * v > (float)p->p[1]                                     \
@@ -345,7 +364,7 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
     X(RSQRT, 1.0 / sqrt(v)) X(RECIPROCAL, 1.0 / v) X(SIN, sin(v)) X(COS, cos(v))        \
     X(TAN, tan(v)) X(ASIN, asin(v)) X(ACOS, acos(v)) X(ATAN, atan(v))                   \
     X(SINH, sinh(v)) X(COSH, cosh(v)) X(TANH, tanh(v)) X(SIGMOID, sigmoid_d(v))         \
-    X(SILU, v * sigmoid_d(v)) X(GELU, gelu_d(v, p->p[0]))                               \
+    X(SILU, silu_d(v)) X(GELU, gelu_d(v, p->p[0]))                                      \
     X(ELU, v > 0 ? v : p->p[0] * expm1(v))                                              \
     X(SELU, SELU_SCALE * (v > 0 ? v : SELU_ALPHA * expm1(v)))                           \
     X(SOFTPLUS, p->p[0] * v > p->p[1] ? v : log1p(exp(p->p[0] * v)) / p->p[0])          \

@@ -145,11 +145,15 @@ static inline float pf_sigmoidf(float x)
     return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
-/* exact gelu through erfc in double: keeps relative accuracy for x << 0 */
+/*
+ * exact gelu through erfc in double: keeps relative accuracy for x << 0.
+ * gelu(-inf) is its limit, -0, rather than -inf * 0 = NaN.
+ */
 static inline float pf_geluf(float x)
 {
     double v = (double)x;
-    return (float)(0.5 * v * erfc(-v * 0.70710678118654752440));
+    double g = 0.5 * v * erfc(-v * 0.70710678118654752440);
+    return x == -INFINITY ? -0.0f : (float)g;
 }
 
 #endif /* PF_VMATH_H */
