@@ -123,7 +123,7 @@ static inline double sigmoid_d(double v)
  */
 static inline float silu_f(float v)
 {
-    return v == -INFINITY ? -0.0f : v * sigmoid_f(v);
+    return pf_select(v == -INFINITY, -0.0f, v * sigmoid_f(v));
 }
 
 static inline double silu_d(double v)
@@ -131,13 +131,10 @@ static inline double silu_d(double v)
     return v == -INFINITY ? -0.0 : v * sigmoid_d(v);
 }
 
-static inline float gelu_f(float v, double approx)
+static inline float gelu_tanh_f(float v)
 {
-    if (approx != 0) {
-        float g = 0.5f * v * (1.0f + pf_tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-        return v == -INFINITY ? -0.0f : g;
-    }
-    return pf_geluf(v);
+    float g = 0.5f * v * (1.0f + pf_tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    return pf_select(v == -INFINITY, -0.0f, g);
 }
 
 static inline double gelu_d(double v, double approx)
@@ -347,13 +344,13 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
     X(RSQRT, 1.0f / sqrtf(v)) X(RECIPROCAL, 1.0f / v) X(SIN, sinf(v)) X(COS, cosf(v))   \
     X(TAN, tanf(v)) X(ASIN, asinf(v)) X(ACOS, acosf(v)) X(ATAN, atanf(v))               \
     X(SINH, sinhf(v)) X(COSH, coshf(v)) X(TANH, pf_tanhf(v)) X(SIGMOID, sigmoid_f(v))   \
-    X(SILU, silu_f(v)) X(GELU, gelu_f(v, p->p[0]))                                      \
+    X(SILU, silu_f(v))                                                                  \
     X(ELU, v > 0 ? v : (float)p->p[0] * expm1f(v))                                      \
     X(SELU, (float)SELU_SCALE * (v > 0 ? v : (float)SELU_ALPHA * expm1f(v)))            \
     X(SOFTPLUS, (float)p->p[0] * v > (float)p->p[1]                                     \
                     ? v : log1pf(pf_expf((float)p->p[0] * v)) / (float)p->p[0])         \
-    X(LEAKY_RELU, v > 0 ? v : (float)p->p[0] * v) X(ERF, erff(v))                       \
-    X(NEG, -v) X(ABS, fabsf(v)) X(SIGN, isnan(v) ? v : (float)((v > 0) - (v < 0)))     \
+    X(LEAKY_RELU, pf_select(v > 0, v, (float)p->p[0] * v)) X(ERF, erff(v))              \
+    X(NEG, -v) X(ABS, fabsf(v)) X(SIGN, pf_select(v != v, v, (float)((v > 0) - (v < 0)))) \
     X(SQUARE, v * v) X(FLOOR, floorf(v)) X(CEIL, ceilf(v)) X(ROUND, round_decf(v, p->p[0])) \
     X(TRUNC, truncf(v)) X(RELU, v < 0 ? 0.0f : v) X(RELU6, v < 0 ? 0.0f : (v > 6 ? 6.0f : v)) \
     X(CLIP, clip_f(v, p->p[0], p->p[1]))
@@ -401,6 +398,24 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
 #define C_F64(OP, EXPR) BINARY(k_##OP##_f64, double, uint8_t, EXPR)
 
 F32_UNARY(U_F32)
+
+/*
+ * float32 gelu picks its formula once per call: a per-element test of the
+ * `approximate` parameter would keep the loop from vectorising.
+ */
+#define F32_GELU(X) X(GELU_EXACT, pf_geluf(v)) X(GELU_TANH, gelu_tanh_f(v))
+F32_GELU(U_F32)
+
+static void k_GELU_f32(char **d, const int64_t *s, int64_t n, void *ctx)
+{
+    const pf_params *p = ctx;
+    if (p->p[0] != 0) {
+        k_GELU_TANH_f32(d, s, n, ctx);
+    }
+    else {
+        k_GELU_EXACT_f32(d, s, n, ctx);
+    }
+}
 F64_UNARY(U_F64)
 F_PRED(P_F32)
 F_PRED(P_F64)
@@ -510,6 +525,7 @@ pf_loop pf_ew_kernels[PF_OP_COUNT][PF_NDTYPES];
 void pf_ew_kernels_init(void)
 {
     F32_UNARY(REG_F32)
+    pf_ew_kernels[PF_OP_GELU][PF_FLOAT32] = k_GELU_f32;
     F64_UNARY(REG_F64)
     F_PRED(REG_F32)
     F_PRED(REG_F64)
