@@ -174,7 +174,7 @@ def as_array(a, d):
         arr = np.asarray(a)
         assert arr.dtype == np_dtype(a.dtype.name)
         return arr.astype(np_dtype(d))
-    return np.asarray(a, dtype=np.float64 if isinstance(a, float) else None).astype(np_dtype(d))
+    return cast(np.asarray(a, dtype=np.float64 if isinstance(a, float) else None), d)
 
 
 def oracle(name, row, args, dts, comp, res, params):
