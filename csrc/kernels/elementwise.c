@@ -351,7 +351,7 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
                     ? v : log1pf(pf_expf((float)p->p[0] * v)) / (float)p->p[0])         \
     X(LEAKY_RELU, pf_select(v > 0, v, (float)p->p[0] * v)) X(ERF, erff(v))              \
     X(NEG, -v) X(ABS, fabsf(v)) X(SIGN, pf_select(v != v, v, (float)((v > 0) - (v < 0)))) \
-    X(SQUARE, v * v) X(FLOOR, floorf(v)) X(CEIL, ceilf(v)) X(ROUND, round_decf(v, p->p[0])) \
+    X(SQUARE, v * v) X(FLOOR, floorf(v)) X(CEIL, ceilf(v))                               \
     X(TRUNC, truncf(v)) X(RELU, v < 0 ? 0.0f : v) X(RELU6, v < 0 ? 0.0f : (v > 6 ? 6.0f : v)) \
     X(CLIP, clip_f(v, p->p[0], p->p[1]))
 
@@ -365,13 +365,15 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
     X(ELU, v > 0 ? v : p->p[0] * expm1(v))                                              \
     X(SELU, SELU_SCALE * (v > 0 ? v : SELU_ALPHA * expm1(v)))                           \
     X(SOFTPLUS, p->p[0] * v > p->p[1] ? v : log1p(exp(p->p[0] * v)) / p->p[0])          \
-    X(LEAKY_RELU, v > 0 ? v : p->p[0] * v) X(ERF, erf(v))                               \
-    X(NEG, -v) X(ABS, fabs(v)) X(SIGN, isnan(v) ? v : (double)((v > 0) - (v < 0)))     \
-    X(SQUARE, v * v) X(FLOOR, floor(v)) X(CEIL, ceil(v)) X(ROUND, round_dec(v, p->p[0])) \
+    X(LEAKY_RELU, pf_select_d(v > 0, v, p->p[0] * v)) X(ERF, erf(v))                    \
+    X(NEG, -v) X(ABS, fabs(v))                                                          \
+    X(SIGN, pf_select_d(v != v, v, (double)((v > 0) - (v < 0))))                        \
+    X(SQUARE, v * v) X(FLOOR, floor(v)) X(CEIL, ceil(v))                                 \
     X(TRUNC, trunc(v)) X(RELU, v < 0 ? 0.0 : v) X(RELU6, v < 0 ? 0.0 : (v > 6 ? 6.0 : v)) \
     X(CLIP, clip_d(v, p->p[0], p->p[1]))
 
-#define F_PRED(X) X(ISNAN, isnan(v)) X(ISINF, isinf(v)) X(ISFINITE, isfinite(v))
+/* fabs(v) == inf rather than isinf(v): GCC vectorises only the former */
+#define F_PRED(X) X(ISNAN, isnan(v)) X(ISINF, fabs(v) == INFINITY) X(ISFINITE, isfinite(v))
 
 #define F32_BINARY(X)                                                                   \
     X(ADD, a + b) X(SUB, a - b) X(MUL, a * b) X(DIV, a / b)                             \
@@ -405,6 +407,24 @@ F32_UNARY(U_F32)
  */
 #define F32_GELU(X) X(GELU_EXACT, pf_geluf(v)) X(GELU_TANH, gelu_tanh_f(v))
 F32_GELU(U_F32)
+
+/* round likewise: decimals = 0 (the common case) is a plain vectorised rint */
+UNARY(k_RINT_f32, float, float, nearbyintf(v))
+UNARY(k_ROUND_DEC_f32, float, float, round_decf(v, p->p[0]))
+UNARY(k_RINT_f64, double, double, nearbyint(v))
+UNARY(k_ROUND_DEC_f64, double, double, round_dec(v, p->p[0]))
+
+static void k_ROUND_f32(char **d, const int64_t *s, int64_t n, void *ctx)
+{
+    const pf_params *p = ctx;
+    (p->p[0] == 0 ? k_RINT_f32 : k_ROUND_DEC_f32)(d, s, n, ctx);
+}
+
+static void k_ROUND_f64(char **d, const int64_t *s, int64_t n, void *ctx)
+{
+    const pf_params *p = ctx;
+    (p->p[0] == 0 ? k_RINT_f64 : k_ROUND_DEC_f64)(d, s, n, ctx);
+}
 
 static void k_GELU_f32(char **d, const int64_t *s, int64_t n, void *ctx)
 {
@@ -526,6 +546,8 @@ void pf_ew_kernels_init(void)
 {
     F32_UNARY(REG_F32)
     pf_ew_kernels[PF_OP_GELU][PF_FLOAT32] = k_GELU_f32;
+    pf_ew_kernels[PF_OP_ROUND][PF_FLOAT32] = k_ROUND_f32;
+    pf_ew_kernels[PF_OP_ROUND][PF_FLOAT64] = k_ROUND_f64;
     F64_UNARY(REG_F64)
     F_PRED(REG_F32)
     F_PRED(REG_F64)
