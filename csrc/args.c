@@ -128,8 +128,10 @@ PyObject *pf_op_isclose(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
              *eq = NULL, *r = NULL, *a_nan = NULL, *b_nan = NULL, *both = NULL,
              *le = NULL, *fin = NULL;
     PyObject *rt = PyFloat_FromDouble(rtol), *at = PyFloat_FromDouble(atol);
+    /* the first op to see both inputs reports their errors under isclose's name */
+    PyObject *ab_in[2] = {v[0], v[1]};
     if (rt == NULL || at == NULL ||
-        (diff = pf_call_ew(PF_OP_SUB, v[0], v[1])) == NULL ||
+        (diff = pf_elementwise_as(PF_OP_SUB, ab_in, NULL, NULL, op)) == NULL ||
         (adiff = pf_call_ew(PF_OP_ABS, diff, NULL)) == NULL ||
         (ab = pf_call_ew(PF_OP_ABS, v[1], NULL)) == NULL ||
         (r = pf_call_ew(PF_OP_MUL, ab, rt)) == NULL ||

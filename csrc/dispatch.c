@@ -37,18 +37,27 @@ static pf_dtype float_compute(pf_dtype d)
     return (d == PF_FLOAT16 || d == PF_BFLOAT16) ? PF_FLOAT32 : d;
 }
 
-static int dtype_error(pf_op op, const pf_dtype *in, int nin, const char *why)
+static int dtype_error(const char *name, const pf_dtype *in, int nin, const char *why)
 {
     char got[64] = "";
     for (int i = 0; i < nin; i++) {
         strcat(got, i ? ", " : "");
         strcat(got, pf_dtypes[in[i]].name);
     }
-    return PF_ERRI(PyExc_TypeError, "%s: not supported for dtype%s %s; %s", pf_ops[op].name,
+    return PF_ERRI(PyExc_TypeError, "%s: not supported for dtype%s %s; %s", name,
                    nin > 1 ? "s" : "", got, why);
 }
 
+static int ew_dtypes(pf_op op, const char *name, const pf_dtype *in, int nin, pf_dtype *compute,
+                     pf_dtype *result);
+
 int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dtype *result)
+{
+    return ew_dtypes(op, pf_ops[op].name, in, nin, compute, result);
+}
+
+static int ew_dtypes(pf_op op, const char *name, const pf_dtype *in, int nin, pf_dtype *compute,
+                     pf_dtype *result)
 {
     pf_dtype r = in[0];
     for (int i = 1; i < nin; i++) {
@@ -62,7 +71,7 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
         return 0;
     case PF_OK_USAME:
         if (op == PF_OP_NEG && r == PF_BOOL) {
-            return dtype_error(op, in, nin, "use logical_not (or ~) to negate booleans");
+            return dtype_error(name, in, nin, "use logical_not (or ~) to negate booleans");
         }
         *result = r;
         *compute = r == PF_BOOL ? PF_UINT8 : float_compute(r);
@@ -79,14 +88,14 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
     case PF_OK_UBITWISE:
     case PF_OK_BITWISE:
         if (pf_is_float(r)) {
-            return dtype_error(op, in, nin, "bitwise operations need integer or bool tensors");
+            return dtype_error(name, in, nin, "bitwise operations need integer or bool tensors");
         }
         *result = *compute = r;
         return 0;
     case PF_OK_BARITH:
         if (r == PF_BOOL && op != PF_OP_ADD && op != PF_OP_MUL && op != PF_OP_MAXIMUM &&
             op != PF_OP_MINIMUM) {
-            return dtype_error(op, in, nin, "cast booleans to an integer dtype first "
+            return dtype_error(name, in, nin, "cast booleans to an integer dtype first "
                                "(.astype(pf.int64))");
         }
         *result = r;
@@ -104,7 +113,7 @@ int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dt
     case PF_OK_CUSTOM:
         break;
     }
-    return PF_ERRI(PyExc_RuntimeError, "%s: not an elementwise op", pf_ops[op].name);
+    return PF_ERRI(PyExc_RuntimeError, "%s: not an elementwise op", name);
 }
 
 /* The dtype a kernel reads for input k and writes for its output. */
@@ -209,6 +218,27 @@ static int kind_rank(pf_dtype d)
     }
 }
 
+/* Does Python int `v` fit integer dtype d?  (bool and floats: not asked) */
+static int int_fits(PyObject *v, pf_dtype d)
+{
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (overflow) {
+        return 0;
+    }
+    switch (d) {
+    case PF_UINT8: return x >= 0 && x <= UINT8_MAX;
+    case PF_INT8: return x >= INT8_MIN && x <= INT8_MAX;
+    case PF_INT16: return x >= INT16_MIN && x <= INT16_MAX;
+    case PF_INT32: return x >= INT32_MIN && x <= INT32_MAX;
+    default: return 1;
+    }
+}
+
 /*
  * A Python scalar operand becomes a stack tensor: no allocation, never
  * seen by Python.  Its storage is the 8-byte slot inside the struct.
@@ -256,7 +286,13 @@ static int unsafe_overlap(const PfTensor *out, const PfTensor *in)
 
 PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p)
 {
-    const char *name = pf_ops[op].name;
+    return pf_elementwise_as(op, inputs, out, p, NULL);
+}
+
+PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
+                            const char *name)
+{
+    name = name != NULL ? name : pf_ops[op].name;
     int nin = pf_ops[op].nin;
     PfTensor *t[PF_MAX_OPERANDS] = {NULL};
     PyObject *owned[PF_MAX_OPERANDS] = {NULL};
@@ -301,7 +337,31 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
         if (pf_ops[op].kind == PF_OK_WHERE && k == 0) {
             d = PF_BOOL;
         }
-        if (make_stack_scalar(&scal[k], inputs[k], d, name) < 0) {
+        PyObject *value = inputs[k];
+        PyObject *inf = NULL;
+        if (pf_ops[op].kind == PF_OK_COMPARE && weak[k] == 1 && pf_is_int(d) &&
+            !int_fits(value, d)) {
+            /*
+             * uint8_tensor == 300 is simply False (NumPy 2, PyTorch), not an
+             * error: compare in int64, or against +-inf in float64 when the
+             * integer is beyond int64 (that order is exact; rounding the
+             * integer to float64 would not be).
+             */
+            if (int_fits(value, PF_INT64)) {
+                d = PF_INT64;
+            }
+            else {
+                int neg = PyObject_RichCompareBool(value, Py_False, Py_LT);
+                if (neg < 0 || (inf = PyFloat_FromDouble(neg ? -INFINITY : INFINITY)) == NULL) {
+                    goto done;
+                }
+                value = inf;
+                d = PF_FLOAT64;
+            }
+        }
+        int r = make_stack_scalar(&scal[k], value, d, name);
+        Py_XDECREF(inf);
+        if (r < 0) {
             goto done;
         }
         t[k] = &scal[k].t;
@@ -309,20 +369,24 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
     }
 
     pf_dtype compute, res;
-    if (pf_ew_dtypes(op, in_dt, nin, &compute, &res) < 0) {
+    if (ew_dtypes(op, name, in_dt, nin, &compute, &res) < 0) {
         goto done;
     }
     pf_loop kernel = find_kernel(op, compute);
     if (kernel == NULL) {
-        dtype_error(op, in_dt, nin, "no kernel for this dtype");
+        dtype_error(name, in_dt, nin, "no kernel for this dtype");
         goto done;
     }
 
-    /* broadcast shape */
-    int64_t shape[PF_MAX_DIMS];
+    /*
+     * broadcast shape; pf_broadcast_shapes right-aligns its inputs, so its
+     * output must not alias them: accumulate through a second buffer
+     */
+    int64_t shape[PF_MAX_DIMS], acc[PF_MAX_DIMS];
     int ndim = 0;
     for (int k = 0; k < nin; k++) {
-        if (pf_broadcast_shapes(shape, ndim, t[k]->shape, t[k]->ndim, shape, &ndim, name) < 0) {
+        memcpy(acc, shape, sizeof(int64_t) * (size_t)ndim);
+        if (pf_broadcast_shapes(acc, ndim, t[k]->shape, t[k]->ndim, shape, &ndim, name) < 0) {
             goto done;
         }
     }
@@ -351,16 +415,25 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
             goto done;
         }
         dst = out;
-        for (int k = 0; k < nin; k++) {
-            if (unsafe_overlap(out, t[k])) {
-                /* shifted views of one buffer: compute aside, then copy in */
-                tmp_out = pf_tensor_empty(ndim, shape, out->dtype, out->storage->device, name);
-                if (tmp_out == NULL) {
-                    goto done;
-                }
-                dst = tmp_out;
-                break;
+        /*
+         * A float16 / bfloat16 result is computed in float32; written into
+         * an output of another dtype it must still be rounded to the
+         * result dtype first, so that out= gives what assigning the result
+         * would (f16(60000) + f16(60000) is inf, also into a float32 out).
+         */
+        int round_first = out->dtype != res && kernel_out_dtype(op, compute) != res;
+        int overlap = 0;
+        for (int k = 0; k < nin && !overlap; k++) {
+            /* shifted views of one buffer: compute aside, then copy in */
+            overlap = unsafe_overlap(out, t[k]);
+        }
+        if (round_first || overlap) {
+            tmp_out = pf_tensor_empty(ndim, shape, round_first ? res : out->dtype,
+                                      out->storage->device, name);
+            if (tmp_out == NULL) {
+                goto done;
             }
+            dst = tmp_out;
         }
     }
     else {

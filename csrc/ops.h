@@ -116,7 +116,16 @@ extern PyMethodDef pf_ops_info_methods[];
 PyObject *pf_nb_matmul(PyObject *a, PyObject *b);
 PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b);
 
-#endif /* PF_OPS_H */
+/* ---------------------------------------------------------- elementwise */
+
+/*
+ * pf_elementwise, with every error message naming `name` instead of the op:
+ * for composites (clip with tensor bounds, isclose) whose user never called
+ * the elementwise op they are built from.
+ */
+PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
+                            const char *name);
+
 
 /* ---------------- gathering, scattering, sorting, searching (gather.c, indexing.c) */
 
@@ -137,3 +146,5 @@ int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, c
  */
 PfTensor *pf_index_take(PfTensor *x, int axis, PfTensor *index, pf_idx_mode mode,
                         const char *op);
+
+#endif /* PF_OPS_H */

@@ -4,7 +4,7 @@
  * slots (+ - * / // % ** @ unary - abs ~ & | ^ and their in-place forms),
  * rich comparisons, and pf._C._op_table() for the test sweep.  All of it
  * is generated from ops.def; nothing here is written per op except the
- * parameter quirks of gelu and clip.
+ * parameter quirks of gelu, round and clip.
  */
 #include "ops.h"
 #include <math.h>
@@ -32,10 +32,6 @@ static int param_value(pf_op op, int i, PyObject *v, double *out)
         *out = b;
         return 0;
     }
-    if (v == Py_None && op == PF_OP_CLIP) {
-        *out = pf_op_params[op].defaults[i];
-        return 0;
-    }
     if (PyBool_Check(v) || !(PyFloat_Check(v) || PyLong_Check(v) || PyIndex_Check(v) ||
                              PyNumber_Check(v)) || PyComplex_Check(v)) {
         return PF_ERRI(PyExc_TypeError, "%s: %s must be a number; got %.100s", name,
@@ -51,34 +47,157 @@ static int param_value(pf_op op, int i, PyObject *v, double *out)
     return 0;
 }
 
-/* clip with tensor bounds: maximum then minimum, NaN-propagating like the kernel */
+/*
+ * clip(x, min, max) is minimum(maximum(x, min), max) under the dtype rules of
+ * NumPy 2 and PyTorch: Python numbers are weak, so an integer tensor clipped
+ * to a float bound becomes float32 and a bool tensor clipped to an integer
+ * becomes int64, while tensors, arrays and NumPy scalars are strong.  The
+ * one-pass CLIP kernel serves the common case, where the result keeps x's
+ * dtype and the bounds are Python numbers; everything else goes through
+ * maximum and minimum (errors still name clip).
+ *
+ * Integer bounds beyond an integer tensor's range clip nothing and are
+ * saturated to it, except where every element would have to become a
+ * value the dtype cannot hold (min above its largest value, max below its
+ * smallest): that raises instead of silently returning a wrong number.
+ */
 static PyObject *clip_tensors(PyObject *x, PyObject *lo, PyObject *hi, PfTensor *out)
 {
     PyObject *cur = Py_NewRef(x);
-    if (lo != NULL && lo != Py_None) {
+    if (lo != NULL) {
         PyObject *in[2] = {cur, lo};
-        PyObject *r = pf_elementwise(PF_OP_MAXIMUM, in, hi == NULL || hi == Py_None ? out : NULL,
-                                     NULL);
+        PyObject *r = pf_elementwise_as(PF_OP_MAXIMUM, in, hi == NULL ? out : NULL, NULL,
+                                        "clip");
         Py_DECREF(cur);
         if (r == NULL) {
             return NULL;
         }
         cur = r;
     }
-    if (hi != NULL && hi != Py_None) {
+    if (hi != NULL) {
         PyObject *in[2] = {cur, hi};
-        PyObject *r = pf_elementwise(PF_OP_MINIMUM, in, out, NULL);
+        PyObject *r = pf_elementwise_as(PF_OP_MINIMUM, in, out, NULL, "clip");
         Py_DECREF(cur);
         cur = r;
     }
     return cur;
 }
 
-static int is_scalar_param(PyObject *v)
+/* The kind of a Python-number bound (0 bool, 1 int, 2 float); -1 for anything else. */
+static int clip_bound_rank(PyObject *v)
 {
-    return v == Py_None || PyFloat_Check(v) || PyLong_Check(v) ||
-           (!PfTensor_Check(v) && PyNumber_Check(v) && !PyList_Check(v) && !PyTuple_Check(v) &&
-            !pf_is_ndarray(v));
+    if (PyBool_Check(v)) {
+        return 0;
+    }
+    if (PyLong_CheckExact(v)) {
+        return 1;
+    }
+    return PyFloat_CheckExact(v) ? 2 : -1;
+}
+
+/* the range of an integer or bool dtype */
+static void clip_int_range(pf_dtype d, long long *lo, long long *hi)
+{
+    switch (d) {
+    case PF_BOOL: *lo = 0; *hi = 1; break;
+    case PF_UINT8: *lo = 0; *hi = UINT8_MAX; break;
+    case PF_INT8: *lo = INT8_MIN; *hi = INT8_MAX; break;
+    case PF_INT16: *lo = INT16_MIN; *hi = INT16_MAX; break;
+    case PF_INT32: *lo = INT32_MIN; *hi = INT32_MAX; break;
+    default: *lo = INT64_MIN; *hi = INT64_MAX; break;
+    }
+}
+
+static PyObject *clip_call(PyObject *xo, PyObject *lo, PyObject *hi, PfTensor *out)
+{
+    static const char *const which[2] = {"min", "max"};
+    PyObject *b[2] = {lo, hi};
+    PyObject *sat[2] = {NULL, NULL};
+    PyObject *result = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (b[i] != NULL && !(PfTensor_Check(b[i]) || PyList_Check(b[i]) || PyTuple_Check(b[i]) ||
+                              pf_is_ndarray(b[i]) ||
+                              (PyNumber_Check(b[i]) && !PyComplex_Check(b[i])))) {
+            return PF_ERR(PyExc_TypeError, "clip: %s must be a number or a tensor; got %.100s",
+                          which[i], Py_TYPE(b[i])->tp_name);
+        }
+    }
+    PyObject *xt = PfTensor_Check(xo) ? Py_NewRef(xo)
+                                      : (PyObject *)pf_as_tensor(xo, 0, PF_FLOAT32, "clip");
+    if (xt == NULL) {
+        return NULL;
+    }
+    pf_dtype xd = ((PfTensor *)xt)->dtype;
+    int xrank = pf_is_float(xd) ? 2 : xd == PF_BOOL ? 0 : 1;
+    pf_params p = {{-INFINITY, INFINITY}};
+    int fast = 1;
+    for (int i = 0; i < 2; i++) {
+        if (b[i] == NULL) {
+            continue;
+        }
+        int r = clip_bound_rank(b[i]);
+        if (r < 0 || r > xrank) {
+            fast = 0;       /* a strong operand, or a bound that promotes the result */
+            continue;
+        }
+        if (xrank == 2) {
+            p.p[i] = PyFloat_AsDouble(b[i]);
+            if (p.p[i] == -1.0 && PyErr_Occurred()) {
+                /* an int beyond float64: as a float bound it is an infinity */
+                PyErr_Clear();
+                int neg = PyObject_RichCompareBool(b[i], Py_False, Py_LT);
+                if (neg < 0) {
+                    goto done;
+                }
+                p.p[i] = neg ? -INFINITY : INFINITY;
+            }
+            continue;
+        }
+        long long dlo = 0, dhi = 0;
+        clip_int_range(xd, &dlo, &dhi);
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(b[i], &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        int above = overflow > 0 || (!overflow && v > dhi);
+        int below = overflow < 0 || (!overflow && v < dlo);
+        if (i == 0 && above) {
+            PyErr_Format(PyExc_ValueError,
+                         "clip: min %R is above the largest %s (%lld): every element would "
+                         "become %R, which %s cannot hold; cast to a wider dtype first",
+                         b[i], pf_dtypes[xd].name, dhi, b[i], pf_dtypes[xd].name);
+            goto done;
+        }
+        if (i == 1 && below) {
+            PyErr_Format(PyExc_ValueError,
+                         "clip: max %R is below the smallest %s (%lld): every element would "
+                         "become %R, which %s cannot hold; cast to a wider dtype first",
+                         b[i], pf_dtypes[xd].name, dlo, b[i], pf_dtypes[xd].name);
+            goto done;
+        }
+        v = above ? dhi : below ? dlo : v;
+        if ((sat[i] = PyLong_FromLongLong(v)) == NULL) {
+            goto done;
+        }
+        /* doubles carry integers exactly up to 2^53; beyond, compare through int64 */
+        if (v > (1LL << 53) || v < -(1LL << 53)) {
+            fast = 0;
+        }
+        p.p[i] = (double)v;
+    }
+    if (fast) {
+        result = pf_elementwise_as(PF_OP_CLIP, &xt, out, &p, "clip");
+    }
+    else {
+        result = clip_tensors(xt, sat[0] != NULL ? sat[0] : b[0], sat[1] != NULL ? sat[1] : b[1],
+                              out);
+    }
+done:
+    Py_XDECREF(sat[0]);
+    Py_XDECREF(sat[1]);
+    Py_DECREF(xt);
+    return result;
 }
 
 PyObject *pf_py_elementwise(pf_op op, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -150,13 +269,13 @@ PyObject *pf_py_elementwise(pf_op op, PyObject *self, PyObject *const *args, Py_
         out = (PfTensor *)out_obj;
     }
     if (op == PF_OP_CLIP) {
-        if ((pvals[0] == NULL || pvals[0] == Py_None) && (pvals[1] == NULL || pvals[1] == Py_None)) {
-            return PF_ERR(PyExc_ValueError, "clip: give at least one of min and max");
+        PyObject *lo = pvals[0] == Py_None ? NULL : pvals[0];
+        PyObject *hi = pvals[1] == Py_None ? NULL : pvals[1];
+        if (lo == NULL && hi == NULL) {
+            return PF_ERR(PyExc_ValueError, "clip: give at least one of min and max (or both); "
+                          "got neither");
         }
-        if (!(pvals[0] == NULL || is_scalar_param(pvals[0])) ||
-            !(pvals[1] == NULL || is_scalar_param(pvals[1]))) {
-            return clip_tensors(inputs[0], pvals[0], pvals[1], out);
-        }
+        return clip_call(inputs[0], lo, hi, out);
     }
     pf_params p = {{spec->defaults[0], spec->defaults[1]}};
     for (int i = 0; i < spec->n && i < 2; i++) {

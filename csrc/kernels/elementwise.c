@@ -113,26 +113,50 @@
 static inline float sigmoid_f(float v) { return pf_sigmoidf(v); }
 static inline double sigmoid_d(double v)
 {
-    return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    double e = exp(-fabs(v));
+    return v >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
-static inline float gelu_f(float v, double approx)
+/*
+ * silu(x) = x sigmoid(x) and gelu(x) tend to -0 as x -> -inf; the formulas
+ * give -inf * 0 = NaN there, so -inf is answered by its limit.
+ */
+static inline float silu_f(float v)
 {
-    if (approx != 0) {
-        return 0.5f * v * (1.0f + pf_tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    }
-    return pf_geluf(v);
+    return pf_select(v == -INFINITY, -0.0f, v * sigmoid_f(v));
+}
+
+static inline double silu_d(double v)
+{
+    return v == -INFINITY ? -0.0 : v * sigmoid_d(v);
+}
+
+static inline float gelu_tanh_f(float v)
+{
+    float g = 0.5f * v * (1.0f + pf_tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    return pf_select(v == -INFINITY, -0.0f, g);
 }
 
 static inline double gelu_d(double v, double approx)
 {
+    double g;
     if (approx != 0) {
-        return 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+        g = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
     }
-    /* erfc keeps full relative accuracy where 1 + erf(x) would cancel (x << 0) */
-    return 0.5 * v * erfc(-v * 0.70710678118654752440);
+    else {
+        /* erfc keeps full relative accuracy where 1 + erf(x) would cancel (x << 0) */
+        g = 0.5 * v * erfc(-v * 0.70710678118654752440);
+    }
+    return v == -INFINITY ? -0.0 : g;
 }
 
+/*
+ * round to `dec` decimals, half to even, by scaling as NumPy does.  Where
+ * the scaled value is already an integer (|v * 10^dec| >= 2^52, the scale
+ * overflowing included) v has no digits that far right and is returned
+ * as is, instead of NumPy's NaN from inf / inf; a scale of 10^-dec beyond
+ * float64 rounds every finite value to zero.
+ */
 static inline double round_dec(double v, double dec)
 {
     if (dec == 0) {
@@ -140,15 +164,36 @@ static inline double round_dec(double v, double dec)
     }
     if (dec > 0) {
         double f = pow(10.0, dec);
-        return nearbyint(v * f) / f;
+        double y = v * f;
+        return fabs(y) < 4503599627370496.0 ? nearbyint(y) / f : v;
     }
     double f = pow(10.0, -dec);
+    if (isinf(f)) {
+        return isfinite(v) ? copysign(0.0, v) : v;
+    }
     return nearbyint(v / f) * f;
 }
 
 static inline float round_decf(float v, double dec)
 {
     return dec == 0 ? nearbyintf(v) : (float)round_dec((double)v, dec);
+}
+
+/*
+ * clip(v, lo, hi) = minimum(maximum(v, lo), hi), as NumPy and PyTorch:
+ * lo > hi gives hi everywhere, and a NaN value or a NaN bound gives NaN.
+ */
+static inline float clip_f(float v, double lo, double hi)
+{
+    float l = (float)lo, h = (float)hi;
+    float t = (v < l || l != l) ? l : v;
+    return (t > h || h != h) ? h : t;
+}
+
+static inline double clip_d(double v, double lo, double hi)
+{
+    double t = (v < lo || lo != lo) ? lo : v;
+    return (t > hi || hi != hi) ? hi : t;
 }
 
 /* floor division and Python-style remainder for floats, sharing one divmod */
@@ -192,8 +237,51 @@ FDIVMOD(double, )
 #define FMAX(a, b) (isnan(a) ? (a) : ((a) >= (b) ? (a) : (b)))
 #define FMIN(a, b) (isnan(a) ? (a) : ((a) <= (b) ? (a) : (b)))
 
-/* integer helpers: wrap through unsigned, never trap */
-#define INT_HELPERS(T, UT, TMIN, SUF)                                                   \
+/*
+ * integer helpers: wrap through unsigned, never trap.
+ *
+ * clip's bounds arrive as integral doubles (or +-inf when absent); dispatch
+ * has refused bounds that would force a value outside T, so saturating them
+ * into T's range and comparing in T is exact for every T, int64 included
+ * (comparing in double would round int64 values above 2^53).
+ *
+ * round with decimals < 0 rounds to a multiple of 10^-decimals, half to
+ * even, in unsigned 64-bit arithmetic: exact, and a result outside T wraps
+ * like the rest of integer arithmetic instead of going through a float
+ * conversion that C leaves undefined.
+ */
+#define INT_HELPERS(T, UT, TMIN, TMAX, SUF)                                             \
+    static inline T pf_isat_##SUF(double d)                                             \
+    {                                                                                   \
+        return d <= (double)(TMIN) ? (T)(TMIN) : d >= (double)(TMAX) ? (T)(TMAX) : (T)d; \
+    }                                                                                   \
+    static inline T pf_iclip_##SUF(T v, const pf_params *p)                             \
+    {                                                                                   \
+        T lo = pf_isat_##SUF(p->p[0]), hi = pf_isat_##SUF(p->p[1]);                     \
+        T t = v < lo ? lo : v;                                                          \
+        return t > hi ? hi : t;                                                         \
+    }                                                                                   \
+    static inline T pf_iround_##SUF(T v, double dec)                                    \
+    {                                                                                   \
+        if (dec >= 0) {                                                                 \
+            return v;                                                                   \
+        }                                                                               \
+        if (dec < -19) {                                                                \
+            return 0;   /* 10^20 exceeds every |v| twice over */                        \
+        }                                                                               \
+        uint64_t f = 1;                                                                 \
+        for (int i = 0; i < (int)-dec; i++) {                                           \
+            f *= 10;                                                                    \
+        }                                                                               \
+        int neg = v < 0;                                                                \
+        uint64_t mag = neg ? 0 - (uint64_t)(int64_t)v : (uint64_t)v;                    \
+        uint64_t q = mag / f, r = mag % f;                                              \
+        if (r > f - r || (r == f - r && (q & 1))) {                                     \
+            q++;                                                                        \
+        }                                                                               \
+        uint64_t out = q * f;                                                           \
+        return (T)(neg ? 0 - out : out);                                                \
+    }                                                                                   \
     static inline T pf_ifloordiv_##SUF(T a, T b)                                        \
     {                                                                                   \
         if (b == 0) {                                                                   \
@@ -237,11 +325,11 @@ FDIVMOD(double, )
         return (T)r;                                                                    \
     }
 
-INT_HELPERS(uint8_t, uint8_t, 0, u8)
-INT_HELPERS(int8_t, uint8_t, INT8_MIN, i8)
-INT_HELPERS(int16_t, uint16_t, INT16_MIN, i16)
-INT_HELPERS(int32_t, uint32_t, INT32_MIN, i32)
-INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
+INT_HELPERS(uint8_t, uint8_t, 0, UINT8_MAX, u8)
+INT_HELPERS(int8_t, uint8_t, INT8_MIN, INT8_MAX, i8)
+INT_HELPERS(int16_t, uint16_t, INT16_MIN, INT16_MAX, i16)
+INT_HELPERS(int32_t, uint32_t, INT32_MIN, INT32_MAX, i32)
+INT_HELPERS(int64_t, uint64_t, INT64_MIN, INT64_MAX, i64)
 
 /* ------------------------------------------------------ float kernels */
 
@@ -256,16 +344,16 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
     X(RSQRT, 1.0f / sqrtf(v)) X(RECIPROCAL, 1.0f / v) X(SIN, sinf(v)) X(COS, cosf(v))   \
     X(TAN, tanf(v)) X(ASIN, asinf(v)) X(ACOS, acosf(v)) X(ATAN, atanf(v))               \
     X(SINH, sinhf(v)) X(COSH, coshf(v)) X(TANH, pf_tanhf(v)) X(SIGMOID, sigmoid_f(v))   \
-    X(SILU, v * sigmoid_f(v)) X(GELU, gelu_f(v, p->p[0]))                               \
+    X(SILU, silu_f(v))                                                                  \
     X(ELU, v > 0 ? v : (float)p->p[0] * expm1f(v))                                      \
     X(SELU, (float)SELU_SCALE * (v > 0 ? v : (float)SELU_ALPHA * expm1f(v)))            \
     X(SOFTPLUS, (float)p->p[0] * v > (float)p->p[1]                                     \
                     ? v : log1pf(pf_expf((float)p->p[0] * v)) / (float)p->p[0])         \
-    X(LEAKY_RELU, v > 0 ? v : (float)p->p[0] * v) X(ERF, erff(v))                       \
-    X(NEG, -v) X(ABS, fabsf(v)) X(SIGN, isnan(v) ? v : (float)((v > 0) - (v < 0)))     \
-    X(SQUARE, v * v) X(FLOOR, floorf(v)) X(CEIL, ceilf(v)) X(ROUND, round_decf(v, p->p[0])) \
+    X(LEAKY_RELU, pf_select(v > 0, v, (float)p->p[0] * v)) X(ERF, erff(v))              \
+    X(NEG, -v) X(ABS, fabsf(v)) X(SIGN, pf_select(v != v, v, (float)((v > 0) - (v < 0)))) \
+    X(SQUARE, v * v) X(FLOOR, floorf(v)) X(CEIL, ceilf(v))                               \
     X(TRUNC, truncf(v)) X(RELU, v < 0 ? 0.0f : v) X(RELU6, v < 0 ? 0.0f : (v > 6 ? 6.0f : v)) \
-    X(CLIP, v < p->p[0] ? (float)p->p[0] : (v > p->p[1] ? (float)p->p[1] : v))
+    X(CLIP, clip_f(v, p->p[0], p->p[1]))
 
 #define F64_UNARY(X)                                                                    \
     X(EXP, exp(v)) X(EXP2, exp2(v)) X(LOG, log(v)) X(LOG2, log2(v))                     \
@@ -273,17 +361,19 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
     X(RSQRT, 1.0 / sqrt(v)) X(RECIPROCAL, 1.0 / v) X(SIN, sin(v)) X(COS, cos(v))        \
     X(TAN, tan(v)) X(ASIN, asin(v)) X(ACOS, acos(v)) X(ATAN, atan(v))                   \
     X(SINH, sinh(v)) X(COSH, cosh(v)) X(TANH, tanh(v)) X(SIGMOID, sigmoid_d(v))         \
-    X(SILU, v * sigmoid_d(v)) X(GELU, gelu_d(v, p->p[0]))                               \
+    X(SILU, silu_d(v)) X(GELU, gelu_d(v, p->p[0]))                                      \
     X(ELU, v > 0 ? v : p->p[0] * expm1(v))                                              \
     X(SELU, SELU_SCALE * (v > 0 ? v : SELU_ALPHA * expm1(v)))                           \
     X(SOFTPLUS, p->p[0] * v > p->p[1] ? v : log1p(exp(p->p[0] * v)) / p->p[0])          \
-    X(LEAKY_RELU, v > 0 ? v : p->p[0] * v) X(ERF, erf(v))                               \
-    X(NEG, -v) X(ABS, fabs(v)) X(SIGN, isnan(v) ? v : (double)((v > 0) - (v < 0)))     \
-    X(SQUARE, v * v) X(FLOOR, floor(v)) X(CEIL, ceil(v)) X(ROUND, round_dec(v, p->p[0])) \
+    X(LEAKY_RELU, pf_select_d(v > 0, v, p->p[0] * v)) X(ERF, erf(v))                    \
+    X(NEG, -v) X(ABS, fabs(v))                                                          \
+    X(SIGN, pf_select_d(v != v, v, (double)((v > 0) - (v < 0))))                        \
+    X(SQUARE, v * v) X(FLOOR, floor(v)) X(CEIL, ceil(v))                                 \
     X(TRUNC, trunc(v)) X(RELU, v < 0 ? 0.0 : v) X(RELU6, v < 0 ? 0.0 : (v > 6 ? 6.0 : v)) \
-    X(CLIP, v < p->p[0] ? p->p[0] : (v > p->p[1] ? p->p[1] : v))
+    X(CLIP, clip_d(v, p->p[0], p->p[1]))
 
-#define F_PRED(X) X(ISNAN, isnan(v)) X(ISINF, isinf(v)) X(ISFINITE, isfinite(v))
+/* fabs(v) == inf rather than isinf(v): GCC vectorises only the former */
+#define F_PRED(X) X(ISNAN, isnan(v)) X(ISINF, fabs(v) == INFINITY) X(ISFINITE, isfinite(v))
 
 #define F32_BINARY(X)                                                                   \
     X(ADD, a + b) X(SUB, a - b) X(MUL, a * b) X(DIV, a / b)                             \
@@ -310,6 +400,42 @@ INT_HELPERS(int64_t, uint64_t, INT64_MIN, i64)
 #define C_F64(OP, EXPR) BINARY(k_##OP##_f64, double, uint8_t, EXPR)
 
 F32_UNARY(U_F32)
+
+/*
+ * float32 gelu picks its formula once per call: a per-element test of the
+ * `approximate` parameter would keep the loop from vectorising.
+ */
+#define F32_GELU(X) X(GELU_EXACT, pf_geluf(v)) X(GELU_TANH, gelu_tanh_f(v))
+F32_GELU(U_F32)
+
+/* round likewise: decimals = 0 (the common case) is a plain vectorised rint */
+UNARY(k_RINT_f32, float, float, nearbyintf(v))
+UNARY(k_ROUND_DEC_f32, float, float, round_decf(v, p->p[0]))
+UNARY(k_RINT_f64, double, double, nearbyint(v))
+UNARY(k_ROUND_DEC_f64, double, double, round_dec(v, p->p[0]))
+
+static void k_ROUND_f32(char **d, const int64_t *s, int64_t n, void *ctx)
+{
+    const pf_params *p = ctx;
+    (p->p[0] == 0 ? k_RINT_f32 : k_ROUND_DEC_f32)(d, s, n, ctx);
+}
+
+static void k_ROUND_f64(char **d, const int64_t *s, int64_t n, void *ctx)
+{
+    const pf_params *p = ctx;
+    (p->p[0] == 0 ? k_RINT_f64 : k_ROUND_DEC_f64)(d, s, n, ctx);
+}
+
+static void k_GELU_f32(char **d, const int64_t *s, int64_t n, void *ctx)
+{
+    const pf_params *p = ctx;
+    if (p->p[0] != 0) {
+        k_GELU_TANH_f32(d, s, n, ctx);
+    }
+    else {
+        k_GELU_EXACT_f32(d, s, n, ctx);
+    }
+}
 F64_UNARY(U_F64)
 F_PRED(P_F32)
 F_PRED(P_F64)
@@ -320,12 +446,12 @@ CMP_BINARY(C_F64)
 
 /* ---------------------------------------------------- integer kernels */
 
-#define I_UNARY(T, UT, X)                                                               \
+#define I_UNARY(T, UT, SUF, X)                                                          \
     X(NEG, (T)(0 - (UT)v)) X(ABS, v < 0 ? (T)(0 - (UT)v) : v)                           \
     X(SIGN, (T)((v > 0) - (v < 0))) X(SQUARE, (T)((UT)v * (UT)v)) X(FLOOR, v)           \
-    X(CEIL, v) X(ROUND, p->p[0] >= 0 ? v : (T)round_dec((double)v, p->p[0]))            \
+    X(CEIL, v) X(ROUND, pf_iround_##SUF(v, p->p[0]))                                    \
     X(TRUNC, v) X(RELU, v < 0 ? 0 : v) X(RELU6, v < 0 ? 0 : (v > 6 ? 6 : v))            \
-    X(CLIP, (double)v < p->p[0] ? (T)p->p[0] : ((double)v > p->p[1] ? (T)p->p[1] : v))  \
+    X(CLIP, pf_iclip_##SUF(v, p))                                                       \
     X(BITWISE_NOT, (T)~v)
 
 #define I_BINARY(T, UT, SUF, X)                                                         \
@@ -335,7 +461,7 @@ CMP_BINARY(C_F64)
     X(BITWISE_AND, a & b) X(BITWISE_OR, a | b) X(BITWISE_XOR, a ^ b)
 
 #define INT_KERNELS(T, UT, SUF)                                                         \
-    I_UNARY(T, UT, U_##SUF) I_BINARY(T, UT, SUF, B_##SUF) CMP_BINARY(C_##SUF)
+    I_UNARY(T, UT, SUF, U_##SUF) I_BINARY(T, UT, SUF, B_##SUF) CMP_BINARY(C_##SUF)
 
 #define U_u8(OP, EXPR) UNARY(k_##OP##_u8, uint8_t, uint8_t, EXPR)
 #define U_i8(OP, EXPR) UNARY(k_##OP##_i8, int8_t, int8_t, EXPR)
@@ -419,6 +545,9 @@ pf_loop pf_ew_kernels[PF_OP_COUNT][PF_NDTYPES];
 void pf_ew_kernels_init(void)
 {
     F32_UNARY(REG_F32)
+    pf_ew_kernels[PF_OP_GELU][PF_FLOAT32] = k_GELU_f32;
+    pf_ew_kernels[PF_OP_ROUND][PF_FLOAT32] = k_ROUND_f32;
+    pf_ew_kernels[PF_OP_ROUND][PF_FLOAT64] = k_ROUND_f64;
     F64_UNARY(REG_F64)
     F_PRED(REG_F32)
     F_PRED(REG_F64)
@@ -426,7 +555,7 @@ void pf_ew_kernels_init(void)
     F64_BINARY(REG_F64)
     CMP_BINARY(REG_F32)
     CMP_BINARY(REG_F64)
-    I_UNARY(int, unsigned, REG_INT)
+    I_UNARY(int, unsigned, x, REG_INT)
     I_BINARY(int, unsigned, x, REG_INT)
     CMP_BINARY(REG_CMP_INT)
     REG_B(LOGICAL_NOT) REG_B(BITWISE_NOT) REG_B(ADD) REG_B(MUL) REG_B(MAXIMUM)

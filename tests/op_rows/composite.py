@@ -7,7 +7,7 @@ ROWS = {
         "bad": [
             (lambda: pf.isclose(pf.ones(3)), TypeError, r"isclose: missing required argument 'b'"),
             (lambda: pf.isclose(pf.ones(3), pf.ones(2)), ValueError,
-             r"subtract: shapes \(3,\) and \(2,\) cannot be broadcast"),
+             r"isclose: shapes \(3,\) and \(2,\) cannot be broadcast"),
             (lambda: pf.isclose(pf.ones(3), pf.ones(3), rtol="x"), TypeError,
              r"isclose: rtol must be a real number; got str"),
         ],
