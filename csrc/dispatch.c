@@ -289,9 +289,66 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
     return pf_elementwise_as(op, inputs, out, p, NULL);
 }
 
+/*
+ * The small-model fast path: tensor operands of one dtype and one shape,
+ * contiguous, below the threading grain, no out=, and a kernel that reads
+ * and writes exactly those dtypes.  It gives the same result as the general
+ * path below, minus broadcasting, iterator set-up and conversion checks.
+ * Returns NULL without an error when it does not apply.
+ */
+static PyObject *fast_same_shape(pf_op op, PyObject *const *inputs, const pf_params *p)
+{
+    int nin = pf_ops[op].nin;
+    if (pf_ops[op].kind == PF_OK_WHERE || !Py_IS_TYPE(inputs[0], &PfTensor_Type)) {
+        return NULL;
+    }
+    PfTensor *a = (PfTensor *)inputs[0];
+    if (!pf_tensor_is_contiguous(a) || pf_numel(a->shape, a->ndim) >= PF_GRAIN) {
+        return NULL;
+    }
+    for (int k = 1; k < nin; k++) {
+        PfTensor *b = (PfTensor *)inputs[k];
+        if (!Py_IS_TYPE(inputs[k], &PfTensor_Type) || b->dtype != a->dtype ||
+            b->ndim != a->ndim || !pf_tensor_is_contiguous(b) ||
+            memcmp(b->shape, a->shape, sizeof(int64_t) * (size_t)a->ndim) != 0) {
+            return NULL;
+        }
+    }
+    pf_dtype in_dt[PF_MAX_OPERANDS] = {a->dtype, a->dtype, a->dtype}, compute, res;
+    if (ew_dtypes(op, pf_ops[op].name, in_dt, nin, &compute, &res) < 0) {
+        PyErr_Clear();      /* let the general path raise with its full message */
+        return NULL;
+    }
+    pf_loop kernel = find_kernel(op, compute);
+    if (kernel == NULL || compute != a->dtype || kernel_in_dtype(op, 0, compute) != compute ||
+        kernel_out_dtype(op, compute) != res) {
+        return NULL;
+    }
+    PfTensor *dst = pf_tensor_empty(a->ndim, a->shape, res, a->storage->device, pf_ops[op].name);
+    if (dst == NULL) {
+        return NULL;
+    }
+    char *data[PF_MAX_OPERANDS + 1];
+    int64_t strides[PF_MAX_OPERANDS + 1];
+    for (int k = 0; k < nin; k++) {
+        data[k] = pf_tensor_data((PfTensor *)inputs[k]);
+        strides[k] = pf_dtypes[compute].itemsize;
+    }
+    data[nin] = pf_tensor_data(dst);
+    strides[nin] = pf_dtypes[res].itemsize;
+    kernel(data, strides, pf_numel(a->shape, a->ndim), (void *)p);
+    return (PyObject *)dst;
+}
+
 PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
                             const char *name)
 {
+    if (out == NULL && name == NULL) {
+        PyObject *r = fast_same_shape(op, inputs, p);
+        if (r != NULL || PyErr_Occurred()) {
+            return r;
+        }
+    }
     name = name != NULL ? name : pf_ops[op].name;
     int nin = pf_ops[op].nin;
     PfTensor *t[PF_MAX_OPERANDS] = {NULL};
