@@ -316,7 +316,10 @@ int pf_scalar_to_raw(PyObject *obj, pf_dtype dtype, void *out, const char *op)
             double d = PyLong_AsDouble(idx);
             Py_DECREF(idx);
             if (d == -1.0 && PyErr_Occurred()) {
-                return -1;
+                PyErr_Clear();
+                return PF_ERRI(PyExc_ValueError,
+                               "%s: the Python integer is too large for any float dtype "
+                               "(float64 ends near 2**1024); use a smaller value", op);
             }
             pf_cast_one(&d, PF_FLOAT64, out, dtype);
             return 0;
