@@ -111,6 +111,16 @@ int pf_check_shape(const int64_t *shape, int ndim, const char *op)
 
 static int dim_from_object(PyObject *o, const char *op, int pos, int64_t *out)
 {
+    if (PyLong_CheckExact(o)) {
+        /* the common case, without formatting an argument name nobody reads */
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (!overflow && !(v == -1 && PyErr_Occurred())) {
+            *out = v;
+            return 0;
+        }
+        PyErr_Clear();
+    }
     char what[40];
     snprintf(what, sizeof(what), "dimension %d", pos);
     return pf_int_arg(o, op, what, out);
