@@ -412,12 +412,14 @@ static int run_rows(const rows_job *j, int64_t lo, int64_t hi)
     int64_t vs = j->vals && j->vals->ndim ? j->vals->strides[j->axis] * isz : 0;
     int64_t is = j->inds && j->inds->ndim ? j->inds->strides[j->axis] * 8 : 0;
     size_t cap = (size_t)(n > 0 ? n : 1);
-    char *buf = malloc(cap * (2 * (size_t)w + 2 * 8));
+    /* key regions rounded up to 8 bytes so that the int64 index arrays after them are aligned */
+    size_t kbytes = (cap * (size_t)w + 7) & ~(size_t)7;
+    char *buf = malloc(2 * kbytes + 2 * 8 * cap);
     if (buf == NULL) {
         return -1;
     }
-    void *key = buf, *tkey = buf + cap * (size_t)w;
-    int64_t *idx = (int64_t *)(buf + 2 * cap * (size_t)w), *tidx = idx + cap;
+    void *key = buf, *tkey = buf + kbytes;
+    int64_t *idx = (int64_t *)(buf + 2 * kbytes), *tidx = idx + cap;
     for (int64_t r = lo; r < hi; r++) {
         int64_t xo, vo, io;
         row_offsets(j, r, &xo, &vo, &io);
