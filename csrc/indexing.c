@@ -97,7 +97,8 @@ static PfTensor *basic_index(PfTensor *self, PyObject *key, const char *op, int 
             continue;
         }
         else if (PySlice_Check(it) ||
-                 (!PyBool_Check(it) && !PyFloat_Check(it) && PyIndex_Check(it) &&
+                 (!PyBool_Check(it) && !is_numpy_bool_scalar(it) && !PyFloat_Check(it) &&
+                  PyIndex_Check(it) &&
                   !(PfTensor_Check(it) && (((PfTensor *)it)->ndim > 0 ||
                                            ((PfTensor *)it)->dtype == PF_BOOL)) &&
                   !(pf_is_ndarray(it) && (PyArray_NDIM_compat(it) > 0 ||

@@ -372,6 +372,7 @@ def test_array_interface_read_only_flag():
 
 # ----------------------------------------------------------------- __array__
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 def test_array_protocol_copy_semantics():
     t, a = pair((3, 4), pf.float32)
     base = np.asarray(t)
@@ -448,6 +449,7 @@ def test_pf_from_dlpack_numpy_shares(pfdtype, npdtype):
     assert_same(v, a[::-1, 1::2])
 
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 def test_pf_from_dlpack_of_read_only_array_is_read_only():
     a = np.arange(4.0)
     a.flags.writeable = False
@@ -457,6 +459,7 @@ def test_pf_from_dlpack_of_read_only_array_is_read_only():
         t[0] = 1.0
 
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 def test_dlpack_export_of_read_only_tensor():
     a = np.arange(4.0)
     a.flags.writeable = False

@@ -10,7 +10,11 @@ import re
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:     # torch is a test oracle only, never a dependency
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the oracle here) is not installed")
 from hypothesis import given, settings, strategies as st
 
 import pyframe as pf
@@ -18,7 +22,7 @@ import pyframe as pf
 SETTINGS = settings(max_examples=40, deadline=None)
 DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
           "float64"]
-TORCH = {"bool": torch.bool, "uint8": torch.uint8, "int8": torch.int8, "int16": torch.int16,
+TORCH = {} if torch is None else {"bool": torch.bool, "uint8": torch.uint8, "int8": torch.int8, "int16": torch.int16,
          "int32": torch.int32, "int64": torch.int64, "float16": torch.float16,
          "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -129,6 +133,7 @@ def test_take_along_axis_method_default_axis_and_index_dtypes():
     same(pf.take_along_axis(t, part.tolist(), 2), np.take_along_axis(a, part, 2))
 
 
+@needs_torch
 @SETTINGS
 @given(shape=small_shapes(), dtype=dtypes, layout=layouts, data=st.data())
 def test_gather_matches_torch(shape, dtype, layout, data):
@@ -239,6 +244,7 @@ def _unique_index(rng, ishape, d, n):
     return idx
 
 
+@needs_torch
 @SETTINGS
 @given(shape=small_shapes(), dtype=dtypes, layout=layouts, data=st.data())
 def test_scatter_matches_torch(shape, dtype, layout, data):
@@ -259,6 +265,7 @@ def test_scatter_matches_torch(shape, dtype, layout, data):
     same(t, want)
 
 
+@needs_torch
 @SETTINGS
 @given(shape=small_shapes(), dtype=dtypes, data=st.data())
 def test_scatter_add_matches_torch(shape, dtype, data):
@@ -312,6 +319,7 @@ def test_scatter_value_forms_and_order():
 
 # ------------------------------------------------------- index_select, take
 
+@needs_torch
 @SETTINGS
 @given(shape=small_shapes(), dtype=dtypes, layout=layouts, data=st.data())
 def test_index_select_matches_torch(shape, dtype, layout, data):
@@ -401,6 +409,7 @@ def test_sort_and_argsort_match_numpy_stable(shape, dtype, layout, data):
         same(t.argsort(dim=axis), np.argsort(a, axis=axis, kind="stable"))
 
 
+@needs_torch
 @SETTINGS
 @given(shape=small_shapes(1, 3, 7), dtype=dtypes, data=st.data())
 def test_descending_sort_matches_torch_stable(shape, dtype, data):
@@ -452,6 +461,7 @@ def test_sort_big_rows_in_parallel_and_keywords():
 
 # ------------------------------------------------------------------ topk
 
+@needs_torch
 @SETTINGS
 @given(shape=small_shapes(1, 3, 40), dtype=dtypes, data=st.data())
 def test_topk_matches_torch(shape, dtype, data):
@@ -479,6 +489,7 @@ def test_topk_matches_torch(shape, dtype, data):
     same(i2, si.numpy())
 
 
+@needs_torch
 def test_topk_heap_path_on_long_rows():
     rng = np.random.default_rng(9)
     a = rng.integers(0, 50, size=(8, 4000)).astype(np.float64)
@@ -495,6 +506,7 @@ def test_topk_heap_path_on_long_rows():
 
 # ------------------------------------------------------------------ unique
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 @SETTINGS
 @given(shape=small_shapes(0, 3, 6), dtype=dtypes, layout=layouts, data=st.data())
 def test_unique_matches_numpy(shape, dtype, layout, data):
@@ -524,6 +536,7 @@ def test_unique_matches_numpy(shape, dtype, layout, data):
         np.testing.assert_array_equal(to_np(got[0])[to_np(inv)], a)
 
 
+@needs_torch
 def test_unique_torch_spellings():
     x = torch.tensor([[3, 1, 2], [3, 3, 1]])
     out, inv, cnt = torch.unique(x, return_inverse=True, return_counts=True)
@@ -553,6 +566,7 @@ def test_searchsorted_matches_numpy(n, dtype, data):
          np.searchsorted(unsorted, v, side=side, sorter=perm))
 
 
+@needs_torch
 def test_searchsorted_promotes_and_batches_like_torch():
     a = np.array([1, 2, 2, 5])
     same(pf.searchsorted(pf.tensor(a), pf.tensor([2.5, 2.0, -1.0])),

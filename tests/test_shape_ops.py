@@ -364,6 +364,7 @@ def test_one_hot_defaults():
 
 # ---------------------------------------------------------------- masked_fill
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 @SETTINGS
 @given(data=st.data(), shape=shapes(0, 3))
 def test_masked_fill_matches_where(data, shape):

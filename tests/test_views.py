@@ -100,6 +100,7 @@ def test_T_reverses_axes(shape):
         _assert_writes_through(r[..., :1], t, a.T[..., :1], a)
 
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (2, 1, 3, 2)])
 def test_mT_swaps_last_two(shape):
     t, a = pair(shape)
@@ -169,6 +170,7 @@ def _apply(x, geom, perm):
     return x
 
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 @SETTINGS
 @given(case=reshape_case())
 def test_reshape_and_view_match_numpy(case):
@@ -427,6 +429,7 @@ def test_expand_errors():
 
 # ------------------------------------------------------------ flatten / ravel
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="NumPy 2 semantics (copy=, DLPack 1.0, matrix_transpose, unique, ml_dtypes promotion) are the oracle")
 @SETTINGS
 @given(shape=shapes(0, 4, 1, 4), data=st.data(),
        geom=st.sampled_from(["contiguous", "transposed", "sliced", "flipped", "unsqueezed"]))
