@@ -35,16 +35,10 @@ static int parse_axis(PyObject *o, int ndim, const char *op, int *axis)
     return 0;
 }
 
-/* A tensor argument (tensor, array, list, scalar); new reference. */
-static PfTensor *tensor_arg(PyObject *o, const char *op)
-{
-    return PfTensor_Check(o) ? (PfTensor *)Py_NewRef(o) : pf_as_tensor(o, 0, PF_FLOAT32, op);
-}
-
 /* An integer index argument as a tensor; lists of ints give int64. */
 static PfTensor *index_arg(PyObject *o, const char *op, const char *what)
 {
-    PfTensor *t = tensor_arg(o, op);
+    PfTensor *t = pf_as_tensor_arg(o, op);
     if (t == NULL) {
         return NULL;
     }
@@ -66,22 +60,6 @@ static PfTensor *index_arg(PyObject *o, const char *op, const char *what)
 static PfTensor *as_int64(PfTensor *t, const char *op)
 {
     return t->dtype == PF_INT64 ? (PfTensor *)Py_NewRef(t) : pf_tensor_copy_as(t, PF_INT64, op);
-}
-
-/* x as a 1-D tensor: a view when its layout allows, else a contiguous copy. */
-static PfTensor *flat_of(PfTensor *x, const char *op)
-{
-    int64_t n = pf_numel(x->shape, x->ndim), one = 1;
-    if (pf_tensor_is_contiguous(x)) {
-        return pf_tensor_view(x, 1, &n, &one, x->offset);
-    }
-    PfTensor *c = pf_tensor_copy_as(x, x->dtype, op);
-    if (c == NULL) {
-        return NULL;
-    }
-    PfTensor *v = pf_tensor_view(c, 1, &n, &one, 0);
-    Py_DECREF(c);
-    return v;
 }
 
 static const char *shape_s(const PfTensor *t, char *buf)
@@ -338,7 +316,7 @@ PyObject *pf_op_nonzero(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
         pf_parse_bool(v[1], op, "as_tuple", 1, &as_tuple) < 0) {
         return NULL;
     }
-    PfTensor *t = tensor_arg(v[0], op);
+    PfTensor *t = pf_as_tensor_arg(v[0], op);
     if (t == NULL) {
         return NULL;
     }
@@ -369,7 +347,7 @@ PyObject *pf_op_argwhere(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize
     if (pf_parse_args(op, args, nargs, kwnames, names, 1, v) < 0) {
         return NULL;
     }
-    PfTensor *t = tensor_arg(v[0], op);
+    PfTensor *t = pf_as_tensor_arg(v[0], op);
     if (t == NULL) {
         return NULL;
     }
@@ -414,13 +392,13 @@ PyObject *pf_op_take(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t n
         parse_mode(v[3], op, &mode) < 0) {
         return NULL;
     }
-    PfTensor *x = tensor_arg(v[0], op), *idx = NULL, *src = NULL, *r = NULL;
+    PfTensor *x = pf_as_tensor_arg(v[0], op), *idx = NULL, *src = NULL, *r = NULL;
     int axis = 0;
     if (x == NULL || (idx = index_arg(v[1], op, "indices")) == NULL) {
         goto done;
     }
     if (v[2] == NULL || v[2] == Py_None) {
-        src = flat_of(x, op);
+        src = pf_tensor_flat(x, op);
     }
     else if (parse_axis(v[2], x->ndim, op, &axis) == 0) {
         src = (PfTensor *)Py_NewRef(x);
@@ -445,7 +423,7 @@ PyObject *pf_op_index_select(PyObject *Py_UNUSED(m), PyObject *const *args, Py_s
     if (pf_parse_args(op, args, nargs, kwnames, names, 3, v) < 0) {
         return NULL;
     }
-    PfTensor *x = tensor_arg(v[0], op), *idx = NULL, *r = NULL;
+    PfTensor *x = pf_as_tensor_arg(v[0], op), *idx = NULL, *r = NULL;
     int axis;
     if (x == NULL || (idx = index_arg(v[2], op, "index")) == NULL) {
         goto done;
@@ -775,7 +753,7 @@ PyObject *pf_op_take_along_axis(PyObject *Py_UNUSED(m), PyObject *const *args,
     if (pf_parse_args(op, args, nargs, kwnames, names, 2, v) < 0) {
         return NULL;
     }
-    PfTensor *x = tensor_arg(v[0], op), *idx = NULL, *i64 = NULL, *r = NULL;
+    PfTensor *x = pf_as_tensor_arg(v[0], op), *idx = NULL, *i64 = NULL, *r = NULL;
     int axis = 0;
     int64_t shape[PF_MAX_DIMS];
     if (x == NULL || (idx = index_arg(v[1], op, "indices")) == NULL) {
@@ -788,7 +766,7 @@ PyObject *pf_op_take_along_axis(PyObject *Py_UNUSED(m), PyObject *const *args,
                          "shape %s", op, shape_s(idx, b));
             goto done;
         }
-        Py_SETREF(x, flat_of(x, op));
+        Py_SETREF(x, pf_tensor_flat(x, op));
         if (x == NULL) {
             goto done;
         }
@@ -870,7 +848,7 @@ PyObject *pf_op_gather(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
     if (pf_parse_args(op, args, nargs, kwnames, names, 3, v) < 0) {
         return NULL;
     }
-    PfTensor *x0 = tensor_arg(v[0], op), *idx0 = NULL, *x = NULL, *idx = NULL, *i64 = NULL;
+    PfTensor *x0 = pf_as_tensor_arg(v[0], op), *idx0 = NULL, *x = NULL, *idx = NULL, *i64 = NULL;
     PfTensor *r = NULL;
     int axis;
     if (x0 == NULL || (idx0 = index_arg(v[2], op, "index")) == NULL ||
@@ -936,7 +914,7 @@ static PyObject *scatter_impl(PyObject *const *args, Py_ssize_t nargs, PyObject 
         return PF_ERR(PyExc_TypeError, "%s: input must be a pyframe Tensor; got %.100s", op,
                       Py_TYPE(v[0])->tp_name);
     }
-    if ((x0 = tensor_arg(v[0], op)) == NULL || (idx0 = index_arg(v[2], op, "index")) == NULL ||
+    if ((x0 = pf_as_tensor_arg(v[0], op)) == NULL || (idx0 = index_arg(v[2], op, "index")) == NULL ||
         (src0 = values_in(srco, x0->dtype, x0, op)) == NULL ||
         parse_axis(v[1], x0->ndim > 0 ? x0->ndim : 1, op, &axis) < 0) {
         goto done;
@@ -1043,7 +1021,7 @@ PyObject *pf_op_put_along_axis(PyObject *Py_UNUSED(m), PyObject *const *args,
         }
         /* a tensor that cannot be viewed flat is written through a contiguous copy */
         copied = !pf_tensor_is_contiguous(arr);
-        dst = flat_of(arr, op);
+        dst = pf_tensor_flat(arr, op);
     }
     else if (arr->ndim == 0) {
         PyErr_Format(PyExc_ValueError, "%s: arr is 0-d; there is no axis to put along (use "

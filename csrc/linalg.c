@@ -51,16 +51,6 @@ static int kind_rank(pf_dtype d)
     }
 }
 
-/* Any tensor-like as a tensor: a new reference. */
-static PfTensor *to_tensor(PyObject *o, const char *op)
-{
-    if (PfTensor_Check(o)) {
-        Py_INCREF(o);
-        return (PfTensor *)o;
-    }
-    return pf_as_tensor(o, 0, PF_FLOAT32, op);
-}
-
 /* Byte range a view touches, to tell whether an output may alias an input. */
 static void byte_range(const PfTensor *t, const char **lo, const char **hi)
 {
@@ -402,11 +392,11 @@ static PyObject *matmul_objects(const char *op, PyObject *a, PyObject *b, PyObje
         }
         out = (PfTensor *)out_obj;
     }
-    PfTensor *ta = to_tensor(a, op);
+    PfTensor *ta = pf_as_tensor_arg(a, op);
     if (ta == NULL) {
         return NULL;
     }
-    PfTensor *tb = to_tensor(b, op);
+    PfTensor *tb = pf_as_tensor_arg(b, op);
     if (tb == NULL) {
         Py_DECREF(ta);
         return NULL;
@@ -437,7 +427,7 @@ static PyObject *strict_product(const char *op, int ndim, PyObject *const *args,
     PyObject *v[3], *r = NULL;
     PfTensor *ta = NULL, *tb = NULL;
     if (pf_parse_args(op, args, nargs, kwnames, names, 2, v) < 0 ||
-        (ta = to_tensor(v[0], op)) == NULL || (tb = to_tensor(v[1], op)) == NULL) {
+        (ta = pf_as_tensor_arg(v[0], op)) == NULL || (tb = pf_as_tensor_arg(v[1], op)) == NULL) {
         goto done;
     }
     char sa[PF_SHAPE_STRLEN], sb[PF_SHAPE_STRLEN];
@@ -971,7 +961,7 @@ static PyObject *einsum_impl(const char *op, PyObject *subscripts, PyObject *con
     }
     pf_dtype res = PF_BOOL;
     for (Py_ssize_t i = 0; i < nop; i++) {
-        ops[i].t = to_tensor(objs[i], op);
+        ops[i].t = pf_as_tensor_arg(objs[i], op);
         if (ops[i].t == NULL) {
             goto done;
         }
@@ -1318,7 +1308,7 @@ PyObject *pf_op_tensordot(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssiz
         return PF_ERR(PyExc_TypeError, "%s: give axes or dims, not both", op);
     }
     PyObject *axes = v[2] != NULL ? v[2] : v[3];
-    if ((a = to_tensor(v[0], op)) == NULL || (b = to_tensor(v[1], op)) == NULL) {
+    if ((a = pf_as_tensor_arg(v[0], op)) == NULL || (b = pf_as_tensor_arg(v[1], op)) == NULL) {
         goto done;
     }
     if (axes == NULL || PyIndex_Check(axes)) {
@@ -1382,7 +1372,7 @@ PyObject *pf_op_dot(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t na
     PyObject *v[2], *r = NULL;
     PfTensor *a = NULL, *b = NULL;
     if (pf_parse_args(op, args, nargs, kwnames, names, 2, v) < 0 ||
-        (a = to_tensor(v[0], op)) == NULL || (b = to_tensor(v[1], op)) == NULL) {
+        (a = pf_as_tensor_arg(v[0], op)) == NULL || (b = pf_as_tensor_arg(v[1], op)) == NULL) {
         goto done;
     }
     if (a->ndim == 0 || b->ndim == 0) {
@@ -1408,17 +1398,7 @@ static PfTensor *flat(PfTensor *t, const char *op)
         Py_INCREF(t);
         return t;
     }
-    int64_t n = pf_numel(t->shape, t->ndim), one = 1;
-    if (pf_tensor_is_contiguous(t)) {
-        return pf_tensor_view(t, 1, &n, &one, t->offset);
-    }
-    PfTensor *c = pf_tensor_copy_as(t, t->dtype, op);
-    if (c == NULL) {
-        return NULL;
-    }
-    PfTensor *v = pf_tensor_view(c, 1, &n, &one, c->offset);
-    Py_DECREF(c);
-    return v;
+    return pf_tensor_flat(t, op);
 }
 
 /* outer(a, b): a.ravel()[:, None] * b.ravel()[None, :], as NumPy (inputs are flattened) */
@@ -1430,7 +1410,7 @@ PyObject *pf_op_outer(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t 
     PyObject *v[2], *r = NULL;
     PfTensor *a = NULL, *b = NULL, *fa = NULL, *fb = NULL, *col = NULL, *row = NULL;
     if (pf_parse_args(op, args, nargs, kwnames, names, 2, v) < 0 ||
-        (a = to_tensor(v[0], op)) == NULL || (b = to_tensor(v[1], op)) == NULL ||
+        (a = pf_as_tensor_arg(v[0], op)) == NULL || (b = pf_as_tensor_arg(v[1], op)) == NULL ||
         (fa = flat(a, op)) == NULL || (fb = flat(b, op)) == NULL) {
         goto done;
     }

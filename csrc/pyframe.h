@@ -177,6 +177,10 @@ PfTensor *pf_tensor_view(PfTensor *base, int ndim, const int64_t *shape,
                          const int64_t *strides, int64_t offset);
 PfTensor *pf_tensor_wrap(pf_storage *s, pf_dtype dtype, int ndim, const int64_t *shape,
                          const int64_t *strides, int64_t offset);
+/* x's elements as a contiguous 1-D tensor: a view when x is contiguous, else a copy. */
+PfTensor *pf_tensor_flat(PfTensor *x, const char *op);
+/* A tensor argument (tensor, array, list, scalar) as a new reference, sharing memory when it can. */
+#define pf_as_tensor_arg(o, op) pf_as_tensor((o), 0, PF_FLOAT32, (op))
 /* Contiguous copy (always a new storage) in dtype `dtype`. */
 PfTensor *pf_tensor_copy_as(PfTensor *src, pf_dtype dtype, const char *op);
 /* Copy src into dst, broadcasting src to dst's shape and casting. */

@@ -199,23 +199,6 @@ static int read_ints(PyObject *o, const char *op, const char *what, int64_t *val
     return rc;
 }
 
-/* A 1-D tensor of x's elements in row-major order: a view when x is contiguous, else a copy. */
-static PfTensor *flat_contiguous(PfTensor *x, const char *op)
-{
-    int64_t n = pf_numel(x->shape, x->ndim), one = 1;
-    if (pf_tensor_is_contiguous(x)) {
-        return pf_tensor_view(x, 1, &n, &one, x->offset);
-    }
-    PfTensor *c = pf_tensor_copy_as(x, x->dtype, op);
-    if (c != NULL) {
-        /* a fresh contiguous tensor nobody else sees: re-describe it as 1-D */
-        c->ndim = 1;
-        c->shape[0] = n;
-        c->strides[0] = 1;
-    }
-    return c;
-}
-
 static int64_t checked_mul(int64_t a, int64_t b, const char *op, int *overflow)
 {
     int64_t r;
@@ -771,7 +754,7 @@ PyObject *pf_op_repeat(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
     PfTensor *src = NULL, *rep = NULL, *out = NULL;
     int ax = 0;
     if (v[2] == NULL || v[2] == Py_None) {
-        src = flat_contiguous(x, op);
+        src = pf_tensor_flat(x, op);
     }
     else if (axis_value(v[2], x->ndim, op, &ax) == 0) {
         src = (PfTensor *)Py_NewRef(x);
@@ -901,7 +884,7 @@ PyObject *pf_op_flip(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t n
 /* roll of the flattened tensor: two copies of the row-major sequence; the shifts add up */
 static PfTensor *roll_flat(PfTensor *x, const int64_t *sh, int ns, const char *op)
 {
-    PfTensor *flat = flat_contiguous(x, op), *out = NULL;
+    PfTensor *flat = pf_tensor_flat(x, op), *out = NULL;
     if (flat == NULL ||
         (out = pf_tensor_empty(x->ndim, x->shape, x->dtype, x->storage->device, op)) == NULL) {
         goto done;

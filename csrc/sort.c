@@ -483,27 +483,6 @@ static int run_all_rows(const rows_job *j, const char *op)
 
 /* ------------------------------------------------------------ bindings */
 
-static PfTensor *tensor_arg(PyObject *o, const char *op)
-{
-    return PfTensor_Check(o) ? (PfTensor *)Py_NewRef(o) : pf_as_tensor(o, 0, PF_FLOAT32, op);
-}
-
-/* x as a 1-D tensor: a view when its layout allows, else a contiguous copy. */
-static PfTensor *flat_of(PfTensor *x, const char *op)
-{
-    int64_t n = pf_numel(x->shape, x->ndim), one = 1;
-    if (pf_tensor_is_contiguous(x)) {
-        return pf_tensor_view(x, 1, &n, &one, x->offset);
-    }
-    PfTensor *c = pf_tensor_copy_as(x, x->dtype, op);
-    if (c == NULL) {
-        return NULL;
-    }
-    PfTensor *v = pf_tensor_view(c, 1, &n, &one, 0);
-    Py_DECREF(c);
-    return v;
-}
-
 /*
  * The sort arguments shared by sort and argsort: axis (default -1, None
  * flattens), kind (any NumPy kind: the sort is always stable), stable,
@@ -527,12 +506,12 @@ static int sort_args(PyObject *const *v, const char *op, PfTensor **x, int *axis
     if (pf_parse_bool(v[4], op, "descending", 0, desc) < 0) {
         return -1;
     }
-    *x = tensor_arg(v[0], op);
+    *x = pf_as_tensor_arg(v[0], op);
     if (*x == NULL) {
         return -1;
     }
     if (v[1] == Py_None) {
-        Py_SETREF(*x, flat_of(*x, op));
+        Py_SETREF(*x, pf_tensor_flat(*x, op));
         *axis = 0;
         return *x == NULL ? -1 : 0;
     }
@@ -608,7 +587,7 @@ PyObject *pf_op_topk(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t n
         pf_parse_bool(v[4], op, "sorted", 1, &sorted_) < 0) {
         return NULL;
     }
-    PfTensor *x = tensor_arg(v[0], op), *vals = NULL, *inds = NULL;
+    PfTensor *x = pf_as_tensor_arg(v[0], op), *vals = NULL, *inds = NULL;
     PyObject *r = NULL;
     Py_ssize_t ax = (Py_ssize_t)a;
     if (x == NULL || pf_normalize_axis(&ax, x->ndim, op) < 0) {
@@ -674,10 +653,10 @@ PyObject *pf_op_unique(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
         pf_parse_bool(v[5], op, "sorted", 1, &sorted_) < 0) {
         return NULL;
     }
-    PfTensor *x = tensor_arg(v[0], op), *flat = NULL, *inds = NULL;
+    PfTensor *x = pf_as_tensor_arg(v[0], op), *flat = NULL, *inds = NULL;
     PfTensor *vals = NULL, *first = NULL, *inverse = NULL, *counts = NULL;
     PyObject *r = NULL;
-    if (x == NULL || (flat = flat_of(x, op)) == NULL) {
+    if (x == NULL || (flat = pf_tensor_flat(x, op)) == NULL) {
         goto done;
     }
     int64_t n = flat->shape[0];
@@ -831,11 +810,11 @@ PyObject *pf_op_searchsorted(PyObject *Py_UNUSED(m), PyObject *const *args, Py_s
         }
         right = strcmp(s, "right") == 0;
     }
-    PfTensor *a = tensor_arg(v[0], op), *x = NULL, *ac = NULL, *xc = NULL, *out = NULL;
+    PfTensor *a = pf_as_tensor_arg(v[0], op), *x = NULL, *ac = NULL, *xc = NULL, *out = NULL;
     char *akeys = NULL, *xkeys = NULL;
     PyObject *r = NULL;
     char sa[PF_SHAPE_STRLEN], sb[PF_SHAPE_STRLEN];
-    if (a == NULL || (x = tensor_arg(v[1], op)) == NULL) {
+    if (a == NULL || (x = pf_as_tensor_arg(v[1], op)) == NULL) {
         goto done;
     }
     if (a->ndim == 0) {
@@ -849,7 +828,7 @@ PyObject *pf_op_searchsorted(PyObject *Py_UNUSED(m), PyObject *const *args, Py_s
                          pf_shape_str(a->shape, a->ndim, sa, sizeof(sa)));
             goto done;
         }
-        PfTensor *sorter = tensor_arg(v[3], op);
+        PfTensor *sorter = pf_as_tensor_arg(v[3], op);
         if (sorter == NULL) {
             goto done;
         }

@@ -515,6 +515,22 @@ static PyObject *tensor_flatten(PfTensor *self, PyObject *args, PyObject *kwds)
     return r;
 }
 
+PfTensor *pf_tensor_flat(PfTensor *x, const char *op)
+{
+    int64_t n = pf_numel(x->shape, x->ndim), one = 1;
+    if (pf_tensor_is_contiguous(x)) {
+        return pf_tensor_view(x, 1, &n, &one, x->offset);
+    }
+    PfTensor *c = pf_tensor_copy_as(x, x->dtype, op);
+    if (c != NULL) {
+        /* a fresh contiguous tensor nobody else sees: re-describe it as 1-D */
+        c->ndim = 1;
+        c->shape[0] = n;
+        c->strides[0] = 1;
+    }
+    return c;
+}
+
 static PyObject *tensor_ravel(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
     PyObject *empty = PyTuple_New(0);
