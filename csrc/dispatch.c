@@ -6,7 +6,7 @@
  * bfloat16, mixed dtypes) are converted in small chunks on the way in and
  * out, never as whole temporary tensors.
  */
-#include "ops.h"
+#include "autograd.h"
 #include <math.h>
 
 #define M PF_F_M
@@ -340,8 +340,49 @@ static PyObject *fast_same_shape(pf_op op, PyObject *const *inputs, const pf_par
     return (PyObject *)dst;
 }
 
+static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
+                            const pf_params *p, const char *name);
+
+/*
+ * Every elementwise op passes here: the kernel run, and the autograd
+ * record when grad mode is on and an input requires grad (or an in-place
+ * write lands in a tensor that does).
+ */
 PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
                             const char *name)
+{
+    if (pf_grad_enabled()) {
+        int nin = pf_ops[op].nin;
+        int any = out != NULL && out->requires_grad;
+        for (int k = 0; k < nin; k++) {
+            any |= pf_needs_grad(inputs[k]);
+        }
+        if (any) {
+            PfNode *node;
+            int r = pf_ag_ew_begin(op, inputs, nin, out, p, name ? name : pf_ops[op].name,
+                                   &node);
+            if (r < 0) {
+                return NULL;
+            }
+            if (r > 0) {
+                PyObject *res = ew_compute(op, inputs, out, p, name);
+                if (res == NULL) {
+                    Py_DECREF(node);
+                    return NULL;
+                }
+                if (pf_ag_ew_end(node, res) < 0) {
+                    Py_DECREF(res);
+                    return NULL;
+                }
+                return res;
+            }
+        }
+    }
+    return ew_compute(op, inputs, out, p, name);
+}
+
+static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
+                            const pf_params *p, const char *name)
 {
     if (out == NULL && name == NULL) {
         PyObject *r = fast_same_shape(op, inputs, p);

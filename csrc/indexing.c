@@ -17,7 +17,7 @@
  * this: the first pass over the key spots the first array and only then
  * leaves the basic path.
  */
-#include "ops.h"
+#include "autograd.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -1083,6 +1083,30 @@ PfTensor *pf_index_take(PfTensor *x, int axis, PfTensor *index, pf_idx_mode mode
 
 /* ----------------------------------------------------------- the slots */
 
+/* x[key] under autograd: the node keeps the key for the backward rule. */
+static PyObject *record_getitem(PfTensor *self, PyObject *key, PfTensor *r)
+{
+    if (r == NULL || !self->requires_grad || !pf_grad_enabled()) {
+        return (PyObject *)r;
+    }
+    PfNode *n = pf_node_new(PF_NODE_GETITEM, 1, 1);
+    if (n == NULL || (n->args = PyTuple_Pack(1, key)) == NULL) {
+        Py_XDECREF(n);
+        Py_DECREF(r);
+        return NULL;
+    }
+    pf_node_set_input(n, 0, (PyObject *)self, 0);
+    n->has_saved = 1;
+    n->is_view = r->storage == self->storage;
+    int rc = pf_node_set_output(n, 0, r, 0);
+    Py_DECREF(n);
+    if (rc < 0) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return (PyObject *)r;
+}
+
 PyObject *pf_tensor_getitem(PyObject *self, PyObject *key)
 {
     const char *op = "Tensor.__getitem__";
@@ -1099,10 +1123,45 @@ PyObject *pf_tensor_getitem(PyObject *self, PyObject *key)
         r = adv_read(&p, op);
         plan_clear(&p);
     }
-    return (PyObject *)r;
+    return record_getitem((PfTensor *)self, key, r);
 }
 
+static int setitem_impl(PyObject *self, PyObject *key, PyObject *value);
+
+/*
+ * x[key] = v under autograd: x takes a new history whose rule passes the
+ * gradient through outside the written places (to x's old history) and
+ * hands the written places to v.
+ */
 int pf_tensor_setitem(PyObject *self, PyObject *key, PyObject *value)
+{
+    PfTensor *t = (PfTensor *)self;
+    if (value == NULL || !pf_grad_enabled() || (!t->requires_grad && !pf_needs_grad(value))) {
+        return setitem_impl(self, key, value);
+    }
+    PyObject *alias;
+    if (pf_ag_inplace_begin(t, 1, 1, "Tensor.__setitem__", &alias) < 0) {
+        return -1;
+    }
+    PfNode *n = pf_node_new(PF_NODE_SETITEM, 2, 1);
+    if (n == NULL || (n->args = PyTuple_Pack(1, key)) == NULL) {
+        Py_XDECREF(n);
+        Py_DECREF(alias);
+        return -1;
+    }
+    pf_node_set_input(n, 0, alias, 0);
+    Py_DECREF(alias);
+    pf_node_set_input(n, 1, value, 0);
+    n->has_saved = 1;
+    int r = setitem_impl(self, key, value);
+    if (r == 0) {
+        r = pf_ag_inplace_finish(n, t, 0);
+    }
+    Py_DECREF(n);
+    return r;
+}
+
+static int setitem_impl(PyObject *self, PyObject *key, PyObject *value)
 {
     const char *op = "Tensor.__setitem__";
     if (value == NULL) {

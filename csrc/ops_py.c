@@ -6,7 +6,7 @@
  * is generated from ops.def; nothing here is written per op except the
  * parameter quirks of gelu, round and clip.
  */
-#include "ops.h"
+#include "autograd.h"
 #include <math.h>
 
 /* -------------------------------------------------- generic elementwise call */
@@ -305,16 +305,20 @@ typedef PyObject *(*fastcall_kw)(PyObject *, PyObject *const *, Py_ssize_t, PyOb
         return pf_py_elementwise(PF_OP_##E, s, a, n, kw, 1);                              \
     }
 
-/* a hand-written binding; as a method, self is passed as the first argument */
+/*
+ * a hand-written binding, called through autograd's recorder (which runs it
+ * directly when nothing requires grad); as a method, self is passed as the
+ * first argument
+ */
 #define GEN_CUSTOM(E, py)                                                                 \
     PyObject *pf_op_##py(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);          \
     static PyObject *f_##py(PyObject *m, PyObject *const *a, Py_ssize_t n, PyObject *kw)  \
     {                                                                                     \
-        return pf_op_##py(m, a, n, kw);                                                   \
+        return pf_ag_custom_call(PF_OP_##E, pf_op_##py, m, a, n, kw);                     \
     }                                                                                     \
     static PyObject *m_##py(PyObject *s, PyObject *const *a, Py_ssize_t n, PyObject *kw)  \
     {                                                                                     \
-        return call_with_self(pf_op_##py, s, a, n, kw);                                   \
+        return call_with_self(f_##py, s, a, n, kw);                                       \
     }                                                                                     \
     static PyObject *mi_##py(PyObject *s, PyObject *const *a, Py_ssize_t n, PyObject *kw) \
     {                                                                                     \
@@ -368,6 +372,11 @@ static const fastcall_kw inplace_table[PF_OP_COUNT] = {
 #include "ops.def"
 #undef PF_OP
 };
+
+PyObject *pf_call(pf_op op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return fn_table[op](NULL, args, nargs, kwnames);
+}
 
 static const struct {
     const char *alias, *name;

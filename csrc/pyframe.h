@@ -146,10 +146,13 @@ typedef struct {
     int64_t strides[PF_MAX_DIMS];   /* in elements */
     int ndim;
     pf_dtype dtype;
-    /* autograd (the engine lands with the autograd issue) */
+    /* autograd (autograd.h) */
     char requires_grad;
+    char retains_grad;
+    int output_nr;                  /* which output of grad_fn this tensor is */
     PyObject *grad;
-    PyObject *grad_fn;
+    PyObject *grad_fn;              /* a PfNode, NULL for leaves */
+    PyObject *hooks;                /* leaf gradient hooks: dict id -> callable */
     PyObject *weakreflist;
 } PfTensor;
 

@@ -4,7 +4,7 @@
  * indexing.c, the NumPy/DLPack bridge in bridge.c, constructors in
  * create.c.
  */
-#include "ops.h"
+#include "autograd.h"
 
 extern int64_t pf_live_tensors;
 
@@ -81,6 +81,7 @@ static int tensor_traverse(PfTensor *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->grad);
     Py_VISIT(self->grad_fn);
+    Py_VISIT(self->hooks);
     /* storage->owner is shared by every view of the storage, so no single
        tensor owns that reference: it is not visited */
     return 0;
@@ -90,6 +91,7 @@ static int tensor_clear(PfTensor *self)
 {
     Py_CLEAR(self->grad);
     Py_CLEAR(self->grad_fn);
+    Py_CLEAR(self->hooks);
     return 0;
 }
 
@@ -533,6 +535,12 @@ static int set_requires_grad_flag(PfTensor *self, int flag, const char *op)
                        "%s (cast it with .astype(pf.float32) first)",
                        op, pf_dtypes[self->dtype].name);
     }
+    if (!flag && self->grad_fn != NULL) {
+        return PF_ERRI(PyExc_RuntimeError,
+                       "%s: only leaf tensors can stop requiring grad; this one was computed "
+                       "(grad_fn %R). Use .detach() to get a tensor outside the graph",
+                       op, self->grad_fn);
+    }
     self->requires_grad = (char)flag;
     return 0;
 }
@@ -650,12 +658,58 @@ static PyObject *tensor_contiguous(PfTensor *self, PyObject *Py_UNUSED(noargs))
     if (pf_tensor_is_contiguous(self)) {
         return Py_NewRef(self);
     }
-    return (PyObject *)pf_tensor_copy_as(self, self->dtype, "Tensor.contiguous");
+    return pf_ag_record_unary(PF_NODE_IDENTITY, self,
+                              (PyObject *)pf_tensor_copy_as(self, self->dtype,
+                                                            "Tensor.contiguous"), NULL, 0);
 }
 
 static PyObject *tensor_clone(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
-    return (PyObject *)pf_tensor_copy_as(self, self->dtype, "Tensor.clone");
+    return pf_ag_record_unary(PF_NODE_IDENTITY, self,
+                              (PyObject *)pf_tensor_copy_as(self, self->dtype, "Tensor.clone"),
+                              NULL, 0);
+}
+
+/*
+ * Autograd for copy_ / fill_ / zero_: check the write is allowed and, when
+ * self or src is in the graph, make the node whose output self becomes.
+ * Returns 0 with *node NULL when nothing is recorded, -1 on error.
+ */
+static int inplace_node(PfTensor *self, PyObject *src, int kind, const char *op, PfNode **node)
+{
+    *node = NULL;
+    if (!pf_grad_enabled()) {
+        return 0;
+    }
+    int rec = self->requires_grad || (src != NULL && pf_needs_grad(src));
+    PyObject *alias;
+    if (pf_ag_inplace_begin(self, rec, 1, op, &alias) < 0) {
+        return -1;
+    }
+    if (alias == NULL) {
+        return 0;
+    }
+    PfNode *n = pf_node_new(kind, src ? 2 : 1, 1);
+    if (n != NULL) {
+        pf_node_set_input(n, 0, alias, 0);
+        if (src != NULL) {
+            pf_node_set_input(n, 1, src, 0);
+        }
+    }
+    Py_DECREF(alias);
+    *node = n;
+    return n == NULL ? -1 : 0;
+}
+
+static PyObject *inplace_done(PfTensor *self, PfNode *n, int r)
+{
+    if (n != NULL) {
+        if (r == 0) {
+            r = pf_ag_inplace_finish(n, self, 0);
+        }
+        Py_DECREF(n);
+    }
+    return r < 0 ? NULL : Py_NewRef(self);
 }
 
 static PyObject *tensor_copy_(PfTensor *self, PyObject *src)
@@ -664,25 +718,35 @@ static PyObject *tensor_copy_(PfTensor *self, PyObject *src)
     if (s == NULL) {
         return NULL;
     }
-    int r = pf_tensor_assign(self, s, "Tensor.copy_");
+    PfNode *n;
+    int r = inplace_node(self, (PyObject *)s, PF_NODE_COPY_, "Tensor.copy_", &n);
+    if (r == 0) {
+        r = pf_tensor_assign(self, s, "Tensor.copy_");
+    }
     Py_DECREF(s);
-    return r < 0 ? NULL : Py_NewRef(self);
+    return inplace_done(self, n, r);
 }
 
 static PyObject *tensor_fill_(PfTensor *self, PyObject *value)
 {
-    if (pf_tensor_fill_scalar(self, value, "Tensor.fill_") < 0) {
-        return NULL;
+    PfNode *n;
+    int r = inplace_node(self, NULL, PF_NODE_FILL_, "Tensor.fill_", &n);
+    if (r == 0) {
+        r = pf_tensor_fill_scalar(self, value, "Tensor.fill_");
     }
-    return Py_NewRef(self);
+    return inplace_done(self, n, r);
 }
 
 static PyObject *tensor_zero_(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
+    PfNode *n;
+    int r = inplace_node(self, NULL, PF_NODE_FILL_, "Tensor.zero_", &n);
     PyObject *zero = PyLong_FromLong(0);
-    int r = pf_tensor_fill_scalar(self, zero, "Tensor.zero_");
-    Py_DECREF(zero);
-    return r < 0 ? NULL : Py_NewRef(self);
+    if (r == 0) {
+        r = zero == NULL ? -1 : pf_tensor_fill_scalar(self, zero, "Tensor.zero_");
+    }
+    Py_XDECREF(zero);
+    return inplace_done(self, n, r);
 }
 
 static PyObject *tensor_astype(PfTensor *self, PyObject *args, PyObject *kwds)
@@ -700,7 +764,8 @@ static PyObject *tensor_astype(PfTensor *self, PyObject *args, PyObject *kwds)
     if (!copy && d == self->dtype) {
         return Py_NewRef(self);
     }
-    return (PyObject *)pf_tensor_copy_as(self, d, "Tensor.astype");
+    return pf_ag_record_unary(PF_NODE_IDENTITY, self,
+                              (PyObject *)pf_tensor_copy_as(self, d, "Tensor.astype"), NULL, 0);
 }
 
 /*
@@ -754,7 +819,8 @@ static PyObject *tensor_to(PfTensor *self, PyObject *args, PyObject *kwds)
     if (!copy && d == self->dtype) {
         return Py_NewRef(self);
     }
-    return (PyObject *)pf_tensor_copy_as(self, d, "Tensor.to");
+    return pf_ag_record_unary(PF_NODE_IDENTITY, self,
+                              (PyObject *)pf_tensor_copy_as(self, d, "Tensor.to"), NULL, 0);
 }
 
 static PyObject *tensor_cpu(PfTensor *self, PyObject *Py_UNUSED(noargs))
@@ -785,6 +851,10 @@ static PyObject *tensor_resize_(PfTensor *self, PyObject *args)
     int ndim;
     if (pf_parse_shape(args, "Tensor.resize_", shape, &ndim) < 0) {
         return NULL;
+    }
+    if (self->requires_grad && pf_grad_enabled()) {
+        return PF_ERR(PyExc_RuntimeError, "Tensor.resize_: cannot resize a tensor that "
+                      "requires grad; resize a detach()ed tensor or work under pf.no_grad()");
     }
     int64_t nbytes = pf_checked_nbytes(shape, ndim, pf_dtypes[self->dtype].itemsize,
                                        "Tensor.resize_");
@@ -983,14 +1053,17 @@ int pf_tensor_type_init(PyObject *module)
         PyErr_NoMemory();
         return -1;
     }
-    const void *mt[] = {tensor_methods, pf_view_methods, pf_bridge_methods, op_methods};
+    const void *mt[] = {tensor_methods, pf_view_methods, pf_bridge_methods, op_methods,
+                        pf_autograd_tensor_methods};
     size_t mc[] = {count_methods(tensor_methods), count_methods(pf_view_methods),
-                   count_methods(pf_bridge_methods), count_methods(op_methods)};
-    const void *gt[] = {tensor_getset, pf_view_getset, pf_bridge_getset};
+                   count_methods(pf_bridge_methods), count_methods(op_methods),
+                   count_methods(pf_autograd_tensor_methods)};
+    const void *gt[] = {tensor_getset, pf_view_getset, pf_bridge_getset,
+                        pf_autograd_tensor_getset};
     size_t gc[] = {count_getset(tensor_getset), count_getset(pf_view_getset),
-                   count_getset(pf_bridge_getset)};
-    PfTensor_Type.tp_methods = join_tables(mt, mc, 4, sizeof(PyMethodDef));
-    PfTensor_Type.tp_getset = join_tables(gt, gc, 3, sizeof(PyGetSetDef));
+                   count_getset(pf_bridge_getset), count_getset(pf_autograd_tensor_getset)};
+    PfTensor_Type.tp_methods = join_tables(mt, mc, 5, sizeof(PyMethodDef));
+    PfTensor_Type.tp_getset = join_tables(gt, gc, 4, sizeof(PyGetSetDef));
     PyMem_Free(op_methods);
     if (PfTensor_Type.tp_methods == NULL || PfTensor_Type.tp_getset == NULL) {
         PyErr_NoMemory();

@@ -4,7 +4,7 @@
  * flatten.  Only reshape and flatten ever copy, and only when the strides
  * make a view impossible.
  */
-#include "pyframe.h"
+#include "autograd.h"
 
 /* Parse a target shape that may hold one -1, and resolve it against numel. */
 static int parse_target_shape(PyObject *args, int64_t numel, const char *op, int64_t *shape,
@@ -125,7 +125,9 @@ static PyObject *reshape_impl(PfTensor *self, PyObject *args, const char *op, in
         return NULL;
     }
     if (view_strides(self->shape, self->strides, self->ndim, shape, ndim, strides)) {
-        return (PyObject *)pf_tensor_view(self, ndim, shape, strides, self->offset);
+        return pf_ag_record_unary(PF_NODE_RESHAPE, self,
+                                  (PyObject *)pf_tensor_view(self, ndim, shape, strides,
+                                                             self->offset), NULL, 0);
     }
     if (!allow_copy) {
         char a[PF_SHAPE_STRLEN], b[PF_SHAPE_STRLEN], c[PF_SHAPE_STRLEN];
@@ -141,9 +143,11 @@ static PyObject *reshape_impl(PfTensor *self, PyObject *args, const char *op, in
         return NULL;
     }
     PyObject *r = (PyObject *)pf_tensor_view(c, ndim, shape, strides, 0);
-    pf_contiguous_strides(shape, ndim, ((PfTensor *)r)->strides);
+    if (r != NULL) {
+        pf_contiguous_strides(shape, ndim, ((PfTensor *)r)->strides);
+    }
     Py_DECREF(c);
-    return r;
+    return pf_ag_record_unary(PF_NODE_RESHAPE, self, r, NULL, 0);
 }
 
 static PyObject *tensor_reshape(PfTensor *self, PyObject *args)
@@ -186,7 +190,13 @@ static PyObject *permute_impl(PfTensor *self, const int *perm, const char *op)
         shape[i] = self->shape[perm[i]];
         strides[i] = self->strides[perm[i]];
     }
-    return (PyObject *)pf_tensor_view(self, self->ndim, shape, strides, self->offset);
+    int64_t iperm[PF_MAX_DIMS];
+    for (int i = 0; i < self->ndim; i++) {
+        iperm[i] = perm[i];
+    }
+    return pf_ag_record_unary(PF_NODE_PERMUTE, self,
+                              (PyObject *)pf_tensor_view(self, self->ndim, shape, strides,
+                                                         self->offset), iperm, self->ndim);
 }
 
 static PyObject *permute_from_seq(PfTensor *self, PyObject *seq, const char *op)
@@ -337,7 +347,9 @@ static PyObject *tensor_squeeze(PfTensor *self, PyObject *args, PyObject *kwds)
             strides[n++] = self->strides[i];
         }
     }
-    return (PyObject *)pf_tensor_view(self, n, shape, strides, self->offset);
+    return pf_ag_record_unary(PF_NODE_RESHAPE, self,
+                              (PyObject *)pf_tensor_view(self, n, shape, strides, self->offset),
+                              NULL, 0);
 }
 
 static PyObject *unsqueeze_impl(PfTensor *self, PyObject *axis, const char *op)
@@ -362,7 +374,9 @@ static PyObject *unsqueeze_impl(PfTensor *self, PyObject *axis, const char *op)
             strides[i] = self->strides[j++];
         }
     }
-    return (PyObject *)pf_tensor_view(self, self->ndim + 1, shape, strides, self->offset);
+    return pf_ag_record_unary(PF_NODE_RESHAPE, self,
+                              (PyObject *)pf_tensor_view(self, self->ndim + 1, shape, strides,
+                                                         self->offset), NULL, 0);
 }
 
 static PyObject *tensor_unsqueeze(PfTensor *self, PyObject *axis)
@@ -423,7 +437,9 @@ static PyObject *expand_impl(PfTensor *self, const int64_t *req, int ndim, int a
     if (pf_check_shape(shape, ndim, op) < 0) {
         return NULL;
     }
-    return (PyObject *)pf_tensor_view(self, ndim, shape, strides, self->offset);
+    return pf_ag_record_unary(PF_NODE_EXPAND, self,
+                              (PyObject *)pf_tensor_view(self, ndim, shape, strides,
+                                                         self->offset), NULL, 0);
 }
 
 static int read_sizes(PyObject *args, int64_t *shape, int *ndim, const char *op)

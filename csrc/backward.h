@@ -1,0 +1,45 @@
+/*
+ * backward.h -- what the files of backward rules share: the arena that
+ * holds a rule's intermediate values, and NULL-passing wrappers of the op
+ * helpers in autograd.h.
+ *
+ * A rule keeps every new reference in its arena (pf_keep) and frees them
+ * all at its end (pf_arena_free); the A_* helpers return NULL when an
+ * argument is NULL, so a chain of them needs one check at its end.  The
+ * results a rule hands to the engine are taken with pf_arena_out, which
+ * adds the reference the engine owns.
+ *
+ *     pf_arena A_ = {0}, *A = &A_;
+ *     PyObject *x = pf_keep(A, pf_node_input(n, 0));
+ *     int rc = pf_arena_out(A, gin, 0, A_ew2(A, PF_OP_MUL, gout[0], x));
+ *     pf_arena_free(A);
+ *     return rc;
+ */
+#ifndef PF_BACKWARD_H
+#define PF_BACKWARD_H
+
+#include "autograd.h"
+
+#define PF_ARENA_SIZE 96
+
+typedef struct {
+    PyObject *o[PF_ARENA_SIZE];
+    int n;
+    int err;
+} pf_arena;
+
+/* Keep o (a new reference, or NULL for an error) until pf_arena_free; returns o. */
+PyObject *pf_keep(pf_arena *A, PyObject *o);
+void pf_arena_free(pf_arena *A);
+/* gin[i] = a new reference to v (when v is not NULL); -1 if the arena saw an error. */
+int pf_arena_out(pf_arena *A, PyObject **gin, int i, PyObject *v);
+
+PyObject *A_ew1(pf_arena *A, pf_op op, PyObject *a);
+PyObject *A_ew2(pf_arena *A, pf_op op, PyObject *a, PyObject *b);
+PyObject *A_ew3(pf_arena *A, pf_op op, PyObject *a, PyObject *b, PyObject *c);
+PyObject *A_f(pf_arena *A, double v);
+PyObject *A_zeros_like(pf_arena *A, PyObject *t);
+
+PyObject *pf_bw_rule_list(PyObject *m, PyObject *a);
+
+#endif /* PF_BACKWARD_H */
