@@ -1913,8 +1913,29 @@ PyGetSetDef pf_autograd_tensor_getset[] = {
 
 /* ------------------------------------------------------------ the Node type */
 
+/* ctx.save_for_backward(*tensors) / ctx.mark_non_differentiable(*tensors): read by Function.apply */
+static PyObject *node_save_for_backward(PyObject *self, PyObject *args)
+{
+    if (PyObject_SetAttrString(self, "_pf_saved", args) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *node_mark_non_differentiable(PyObject *self, PyObject *args)
+{
+    if (PyObject_SetAttrString(self, "_pf_nondiff", args) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef node_methods[] = {
     {"name", (PyCFunction)node_get_name, METH_NOARGS, "the node's name"},
+    {"save_for_backward", node_save_for_backward, METH_VARARGS,
+     "Function ctx: keep tensors for backward (read back as ctx.saved_tensors)"},
+    {"mark_non_differentiable", node_mark_non_differentiable, METH_VARARGS,
+     "Function ctx: these outputs get no gradient"},
     {NULL, NULL, 0, NULL},
 };
 

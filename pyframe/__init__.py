@@ -24,6 +24,10 @@ for _alias in _C._op_aliases():
 del _row, _alias
 
 from ._config import show_config, config  # noqa: F401,E402
+from . import autograd  # noqa: E402
+from .autograd import (  # noqa: F401,E402
+    no_grad, enable_grad, inference_mode, set_grad_enabled, is_grad_enabled, grad, checkpoint,
+)
 from ._functions import (  # noqa: F401
     reshape, transpose, permute, swapaxes, squeeze, expand_dims, unsqueeze, broadcast_to,
     flatten, result_type, seed,
