@@ -61,13 +61,11 @@ def _numerical(func, inputs, wanted, eps, who):
         for j, idx in enumerate(np.ndindex(arr.shape)):
             orig = arr[idx].item()
             arr[idx] = orig + eps
-            with _no_grad():
-                plus = [np.array(o, dtype=np.float64).ravel() for o in
-                        _outputs(func, inputs, who)]
+            # evaluated with grad mode as it is: the function may itself use
+            # autograd (gradgradcheck differentiates a vector-Jacobian product)
+            plus = [np.array(o, dtype=np.float64).ravel() for o in _outputs(func, inputs, who)]
             arr[idx] = orig - eps
-            with _no_grad():
-                minus = [np.array(o, dtype=np.float64).ravel() for o in
-                         _outputs(func, inputs, who)]
+            minus = [np.array(o, dtype=np.float64).ravel() for o in _outputs(func, inputs, who)]
             arr[idx] = orig
             for k in range(len(sizes)):
                 jac[k][col][:, j] = (plus[k] - minus[k]) / (2 * eps)
@@ -97,14 +95,6 @@ def _analytic(func, inputs, wanted, who):
                         % (who, wanted[col], gi.shape, targets[col].shape))
                 jac[k][col][r, :] = np.array(gi, dtype=np.float64).ravel()
     return jac
-
-
-class _no_grad:
-    def __enter__(self):
-        self.prev = _C._set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        _C._set_grad_enabled(self.prev)
 
 
 def _compare(ana, num, wanted, atol, rtol, who, raise_exception):
