@@ -473,8 +473,11 @@ int pf_ag_ew_begin(pf_op op, PyObject *const *inputs, int nin, PfTensor *out,
             }
             return 0;
         }
+        /* errors name the in-place method the user called: add_, not add */
+        char iname[64];
+        snprintf(iname, sizeof(iname), "%s_", name);
         need |= out->requires_grad;
-        if (pf_ag_inplace_begin(out, need, (pf_ops[op].flags & PF_F_D) != 0, name, &alias) < 0) {
+        if (pf_ag_inplace_begin(out, need, (pf_ops[op].flags & PF_F_D) != 0, iname, &alias) < 0) {
             return -1;
         }
         if (alias == NULL) {
@@ -489,11 +492,22 @@ int pf_ag_ew_begin(pf_op op, PyObject *const *inputs, int nin, PfTensor *out,
         Py_XDECREF(alias);
         return -1;
     }
-    int saves = pf_bw_ew_saves(op);
+    int wants = 0;
     for (int k = 0; k < nin; k++) {
         PyObject *o = (alias != NULL && inputs[k] == (PyObject *)out) ? alias : inputs[k];
-        pf_node_set_input(n, k, o, (saves >> k) & 1);
+        pf_node_set_input(n, k, o, 0);
+        wants |= (n->next[k].fn != NULL) << k;
     }
+    /* keep only what the rule will read for the gradients wanted */
+    int saves = pf_bw_ew_saves(op, wants);
+    for (int k = 0; k < nin; k++) {
+        if ((saves >> k) & 1) {
+            PyObject *o = (alias != NULL && inputs[k] == (PyObject *)out) ? alias : inputs[k];
+            n->inputs[k] = Py_NewRef(o);
+            n->has_saved = 1;
+        }
+    }
+    n->iargs[0] = saves;
     Py_XDECREF(alias);
     if (p != NULL) {
         n->params = *p;
@@ -504,7 +518,7 @@ int pf_ag_ew_begin(pf_op op, PyObject *const *inputs, int nin, PfTensor *out,
 
 int pf_ag_ew_end(PfNode *n, PyObject *result)
 {
-    int r = pf_node_set_output(n, 0, (PfTensor *)result, (pf_bw_ew_saves(n->kind) >> 4) & 1);
+    int r = pf_node_set_output(n, 0, (PfTensor *)result, (int)(n->iargs[0] >> 4) & 1);
     Py_DECREF(n);
     return r;
 }
@@ -613,6 +627,14 @@ PyObject *pf_ag_custom_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *con
     int inplace = is_inplace_op(op);
     if (!pf_grad_enabled() || !pf_ag_args_need_grad(args, total)) {
         return fn(m, args, nargs, kwnames);
+    }
+    for (Py_ssize_t k = nargs; k < total; k++) {
+        const char *kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k - nargs));
+        if (kw != NULL && strcmp(kw, "out") == 0 && args[k] != Py_None) {
+            return PF_ERR(PyExc_RuntimeError,
+                          "%s: out= does not take part in autograd, and an input requires "
+                          "grad; call it without out=, or inside pf.no_grad()", pf_ops[op].name);
+        }
     }
     int diff = (pf_ops[op].flags & PF_F_D) != 0;
     if (!diff && !inplace) {
@@ -1582,7 +1604,10 @@ static PyObject *py_function_finish(PyObject *Py_UNUSED(m), PyObject *args)
             PyTuple_SET_ITEM(result, i, Py_NewRef(o));
             continue;
         }
-        int nd = PySequence_Contains(nondiff, o);
+        int nd = 0;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(nondiff); j++) {
+            nd |= PyTuple_GET_ITEM(nondiff, j) == o;
+        }
         /* a tensor with history of its own (an input returned as is): a new
            object, so that marking it does not rewrite that history */
         PyObject *fresh = Py_NewRef(o);

@@ -161,8 +161,9 @@ const char *pf_node_name(PfNode *n, char *buf, size_t size);
  */
 typedef int (*pf_bw_fn)(PfNode *n, PyObject **gout, PyObject **gin);
 int pf_bw_run(PfNode *n, PyObject **gout, PyObject **gin);
-/* Which inputs (bits 0-3) and outputs (bits 4-7) an elementwise rule reads. */
-int pf_bw_ew_saves(pf_op op);
+/* Which inputs (bits 0-2) and output (bit 4) an elementwise rule reads,
+   given which inputs want a gradient (bits 0-2 of `wants`). */
+int pf_bw_ew_saves(pf_op op, int wants);
 static inline int pf_bw_wants(const PfNode *n, int i) { return n->next[i].fn != NULL; }
 
 /* The rule tables of each family; a NULL entry means "no rule". */

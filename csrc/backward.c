@@ -265,9 +265,14 @@ PyObject *pf_unreduce(PyObject *g, const int *mask, const pf_meta *in, int keepd
 
 /* ------------------------------------------------------------ elementwise */
 
-/* Which saved values each rule reads: bits 0-2 inputs, bit 4 the output. */
-int pf_bw_ew_saves(pf_op op)
+/*
+ * Which saved values each rule reads (bits 0-2 inputs, bit 4 the output),
+ * given the inputs that want a gradient: x * 3 keeps nothing of x, so
+ * changing x in place afterwards is fine, as in PyTorch.
+ */
+int pf_bw_ew_saves(pf_op op, int wants)
 {
+    int wa = wants & 1, wb = (wants >> 1) & 1;
     switch (op) {
     case PF_OP_EXP:
     case PF_OP_EXP2:
@@ -286,16 +291,24 @@ int pf_bw_ew_saves(pf_op op)
     case PF_OP_SUB:
     case PF_OP_NEG:
     case PF_OP_FLOOR_DIVIDE:
+    case PF_OP_SIGN:
+    case PF_OP_FLOOR:
+    case PF_OP_CEIL:
+    case PF_OP_ROUND:
+    case PF_OP_TRUNC:
         return 0;
     case PF_OP_MUL:
+        return (wa ? 2 : 0) | (wb ? 1 : 0);
     case PF_OP_DIV:
+        return (wa ? 2 : 0) | (wb ? 3 : 0);
+    case PF_OP_REMAINDER:
+        return wb ? 3 : 0;
     case PF_OP_MAXIMUM:
     case PF_OP_MINIMUM:
     case PF_OP_ATAN2:
-    case PF_OP_REMAINDER:
         return 3;
     case PF_OP_POW:
-        return 3 | (1 << 4);
+        return 3 | (wb ? 1 << 4 : 0);
     case PF_OP_WHERE:
         return 1;
     default:
@@ -538,7 +551,7 @@ static int bw_binary(PfNode *n, pf_arena *A, PyObject *g, PyObject *a, PyObject 
 int pf_bw_elementwise(PfNode *n, PyObject **gout, PyObject **gin)
 {
     pf_arena A_ = {0}, *A = &A_;
-    int saves = pf_bw_ew_saves((pf_op)n->kind);
+    int saves = (int)n->iargs[0];
     PyObject *in[3] = {NULL, NULL, NULL}, *out0 = NULL;
     int rc = -1;
     for (int k = 0; k < n->nin; k++) {

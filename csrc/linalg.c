@@ -20,7 +20,7 @@
  * operand only and are not kept are summed first, as a product with a
  * vector of ones.  More than two operands are contracted left to right.
  */
-#include "ops.h"
+#include "autograd.h"
 #include "kernels/gemm.h"
 
 /* Products with more multiply-adds than this release the GIL while they run. */
@@ -486,13 +486,20 @@ PyObject *pf_nb_matmul(PyObject *a, PyObject *b)
     if (!matmul_operand_ok(a) || !matmul_operand_ok(b)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    return matmul_objects("matmul", a, b, NULL);
+    /* through the op's binding, so that autograd records a @ b */
+    PyObject *args[2] = {a, b};
+    return pf_call(PF_OP_MATMUL, args, 2, NULL);
 }
 
 PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b)
 {
     if (!PfTensor_Check(a) || !matmul_operand_ok(b)) {
         Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (pf_grad_enabled() && (pf_needs_grad(a) || pf_needs_grad(b))) {
+        return PF_ERR(PyExc_RuntimeError,
+                      "matmul: a @= b writes in place, which autograd does not follow for "
+                      "matmul; write a = a @ b, or run it inside pf.no_grad()");
     }
     return matmul_objects("matmul", a, b, a);
 }
