@@ -144,8 +144,14 @@ static inline double gelu_d(double v, double approx)
         g = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
     }
     else {
-        /* erfc keeps full relative accuracy where 1 + erf(x) would cancel (x << 0) */
-        g = 0.5 * v * erfc(-v * 0.70710678118654752440);
+        /*
+         * erfc keeps full relative accuracy where 1 + erf(x) would cancel
+         * (x << 0).  Far out the result is sensitive to the last bit of the
+         * argument (relative condition ~ x^2), so it is formed as -v / sqrt(2),
+         * the correctly rounded quotient, rather than a product with a rounded
+         * 1/sqrt(2).
+         */
+        g = 0.5 * v * erfc(-v / 1.41421356237309504880);
     }
     return v == -INFINITY ? -0.0 : g;
 }
