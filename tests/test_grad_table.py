@@ -61,3 +61,39 @@ def test_gradient(row, contiguous):
     assert pf.autograd.gradcheck(row.fn, tuple(inputs), atol=row.atol, rtol=row.rtol)
     if row.second:
         assert pf.autograd.gradgradcheck(row.fn, tuple(inputs), atol=row.atol, rtol=row.rtol)
+
+
+# ------------------------------------------------------------------ random shapes
+
+from hypothesis import given, settings, HealthCheck, strategies as st  # noqa: E402
+
+EW_KINDS = ("ufloat", "usame", "barith", "bfloat")
+EW_OPS = sorted(r["name"] for r in pf._C._op_table()
+                if r["differentiable"] and r["kind"] in EW_KINDS)
+DOMAIN = {}
+for _r in ROWS:
+    DOMAIN.setdefault(_r.op, _r.domain)
+
+
+@st.composite
+def broadcast_pair(draw):
+    """Two shapes that broadcast together (either side may be the smaller)."""
+    nd = draw(st.integers(0, 3))
+    full = [draw(st.integers(1, 3)) for _ in range(nd)]
+    def side():
+        keep = draw(st.integers(0, nd))
+        return tuple(d if draw(st.booleans()) else 1 for d in full[nd - keep:])
+    return side(), side()
+
+
+@pytest.mark.parametrize("op", EW_OPS)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes=broadcast_pair(), contiguous=st.booleans(), seed=st.integers(0, 2 ** 31))
+def test_elementwise_gradients_on_random_broadcasts(op, shapes, contiguous, seed):
+    # clip needs its bounds; every other op runs with its defaults
+    fn = (lambda x: pf.clip(x, -0.5, 0.5)) if op == "clip" else getattr(pf, op)
+    nin = next(r["nin"] for r in pf._C._op_table() if r["name"] == op)
+    lo, hi = LOW[DOMAIN.get(op, "any")]
+    rng = np.random.default_rng(seed)
+    inputs = [leaf(rng.uniform(lo, hi, size=s), contiguous) for s in shapes[:nin]]
+    assert pf.autograd.gradcheck(fn, tuple(inputs))
