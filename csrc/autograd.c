@@ -1273,7 +1273,13 @@ static int engine_backward(PyObject *const *roots, PyObject *const *grads, Py_ss
     }
     pf_grad_disabled = saved_mode;
     engine_free(&e);
-    n_active--;
+    /* by value: another thread's pass may have started (a hook released the GIL) */
+    for (int i = 0; i < n_active; i++) {
+        if (active_runs[i] == e.run) {
+            active_runs[i] = active_runs[--n_active];
+            break;
+        }
+    }
     return r;
 }
 
