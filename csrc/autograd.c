@@ -919,8 +919,10 @@ static int add_into(PyObject **slot, PyObject *g)
     }
     PyObject *in[2] = {*slot, g};
     PyObject *s;
+    /* a broadcast (stride-0) view is never written in place: its elements alias */
     if (!pf_grad_enabled() && Py_REFCNT(*slot) == 1 && PfTensor_Check(*slot) &&
         ((PfTensor *)*slot)->storage->refcnt == 1 && !((PfTensor *)*slot)->requires_grad &&
+        pf_tensor_is_contiguous((PfTensor *)*slot) && !((PfTensor *)*slot)->storage->readonly &&
         ((PfTensor *)*slot)->dtype == pf_promote(((PfTensor *)*slot)->dtype,
                                                  ((PfTensor *)g)->dtype) &&
         ((PfTensor *)*slot)->ndim == ((PfTensor *)g)->ndim &&

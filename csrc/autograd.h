@@ -191,7 +191,8 @@ PyObject *pf_permute(PyObject *t, const int *perm, int ndim);
 PyObject *pf_astype(PyObject *t, pf_dtype d);
 PyObject *pf_zeros_meta(const pf_meta *m);
 PyObject *pf_zeros_like_t(PyObject *t);
-/* g summed over broadcast axes to shape m, cast to m's dtype. */
+/* g summed over broadcast axes to shape m (or broadcast up to it when g is
+   constant along some axes of m), cast to m's dtype. */
 PyObject *pf_sum_to(PyObject *g, const pf_meta *m);
 /* sum(g, axis=mask, keepdims=1) */
 PyObject *pf_sum_axes(PyObject *g, const int *mask, int ndim, int keepdims);

@@ -231,7 +231,26 @@ PyObject *pf_sum_to(PyObject *g, const pf_meta *m)
         }
         if (r != NULL) {
             PfTensor *rt = (PfTensor *)r;
-            if (pf_numel(rt->shape, rt->ndim) != pf_numel(m->shape, m->ndim)) {
+            int64_t bshape[PF_MAX_DIMS];
+            int bnd;
+            if (pf_numel(rt->shape, rt->ndim) < pf_numel(m->shape, m->ndim) &&
+                rt->ndim <= m->ndim &&
+                pf_broadcast_shapes(rt->shape, rt->ndim, m->shape, m->ndim, bshape, &bnd,
+                                    "backward") == 0 &&
+                bnd == m->ndim && memcmp(bshape, m->shape, sizeof(int64_t) * (size_t)bnd) == 0) {
+                /* a gradient constant along some axes (a reduction's): broadcast, no copy */
+                PyObject *s = pf_shape_tuple(m->shape, m->ndim);
+                Py_SETREF(r, s ? PyObject_CallMethod(r, "broadcast_to", "(O)", s) : NULL);
+                Py_XDECREF(s);
+                rt = (PfTensor *)r;
+            }
+            else {
+                PyErr_Clear();
+            }
+            if (r == NULL) {
+                /* the error is set */
+            }
+            else if (pf_numel(rt->shape, rt->ndim) != pf_numel(m->shape, m->ndim)) {
                 char a[PF_SHAPE_STRLEN], b[PF_SHAPE_STRLEN];
                 PyErr_Format(PyExc_RuntimeError,
                              "backward: a gradient of shape %s cannot be summed to the input's "
