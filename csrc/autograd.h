@@ -173,6 +173,8 @@ extern const pf_bw_fn pf_bw_reduce_rules[PF_OP_COUNT];
 extern const pf_bw_fn pf_bw_linalg_rules[PF_OP_COUNT];
 extern const pf_bw_fn pf_bw_shape_rules[PF_OP_COUNT];
 extern const pf_bw_fn pf_bw_gather_rules[PF_OP_COUNT];
+extern const pf_bw_fn pf_bw_conv_rules[PF_OP_COUNT];
+extern const pf_bw_fn pf_bw_nnops_rules[PF_OP_COUNT];
 int pf_bw_pyfunc(PfNode *n, PyObject **gout, PyObject **gin);
 
 /* -------------------------------------------- helpers for writing rules */

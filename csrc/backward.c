@@ -749,7 +749,7 @@ int pf_bw_run(PfNode *n, PyObject **gout, PyObject **gin)
         return pf_bw_elementwise(n, gout, gin);
     }
     const pf_bw_fn *tables[] = {pf_bw_reduce_rules, pf_bw_linalg_rules, pf_bw_shape_rules,
-                                pf_bw_gather_rules};
+                                pf_bw_gather_rules, pf_bw_conv_rules, pf_bw_nnops_rules};
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         if (tables[t][n->kind] != NULL) {
             return tables[t][n->kind](n, gout, gin);
@@ -764,7 +764,7 @@ int pf_bw_run(PfNode *n, PyObject **gout, PyObject **gin)
 PyObject *pf_bw_rule_list(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a))
 {
     const pf_bw_fn *tables[] = {pf_bw_reduce_rules, pf_bw_linalg_rules, pf_bw_shape_rules,
-                                pf_bw_gather_rules};
+                                pf_bw_gather_rules, pf_bw_conv_rules, pf_bw_nnops_rules};
     PyObject *l = PyList_New(0);
     for (int op = 0; l != NULL && op < PF_OP_COUNT; op++) {
         int has = pf_ops[op].kind != PF_OK_CUSTOM;

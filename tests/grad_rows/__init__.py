@@ -20,7 +20,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-FAMILIES = ["elementwise", "reduce", "linalg", "shape_ops", "gather"]
+FAMILIES = ["elementwise", "reduce", "linalg", "shape_ops", "gather", "nn_conv", "nn_ops"]
 
 
 @dataclass

@@ -19,7 +19,7 @@ sweep directly; see ``elementwise.py``.
 """
 import importlib
 
-FAMILIES = ["elementwise", "composite", "reduce", "linalg", "shape_ops", "gather"]
+FAMILIES = ["elementwise", "composite", "reduce", "linalg", "shape_ops", "gather", "nn_conv", "nn_ops"]
 
 
 def all_rows():
