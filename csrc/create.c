@@ -916,7 +916,11 @@ PyObject *pf_finish_creation(PyObject *t, int requires_grad, const char *op)
 }
 
 #define KW (PyCFunction)(void (*)(void))
+PyObject *pf_make_subclass(PyObject *m, PyObject *args);
+
 PyMethodDef pf_create_module_methods[] = {
+    {"_make_subclass", pf_make_subclass, METH_VARARGS,
+     "_make_subclass(cls, t, requires_grad): a cls instance over t's memory (nn.Parameter)"},
     {"tensor", KW py_tensor, METH_VARARGS | METH_KEYWORDS,
      "tensor(data, dtype=None, device=None, requires_grad=False): a new tensor holding a copy "
      "of data (numbers, nested lists, tensors, NumPy arrays); a pandas DataFrame is shared "

@@ -77,6 +77,45 @@ PfTensor *pf_tensor_view(PfTensor *base, int ndim, const int64_t *shape, const i
     return pf_tensor_wrap(base->storage, base->dtype, ndim, shape, strides, offset);
 }
 
+/*
+ * _C._make_subclass(cls, t, requires_grad): an instance of the Tensor
+ * subclass cls over t's memory and geometry, a leaf (nn.Parameter).
+ * Ops on it return plain Tensors, as in PyTorch.
+ */
+PyObject *pf_make_subclass(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    PyTypeObject *cls;
+    PfTensor *t;
+    int rg;
+    if (!PyArg_ParseTuple(args, "O!O!p:_make_subclass", &PyType_Type, &cls, &PfTensor_Type, &t,
+                          &rg)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype(cls, &PfTensor_Type)) {
+        return PF_ERR(PyExc_TypeError, "_make_subclass: %s is not a subclass of pf.Tensor",
+                      cls->tp_name);
+    }
+    if (rg && !pf_is_float(t->dtype)) {
+        return PF_ERR(PyExc_TypeError, "%s: only floating-point tensors can require gradients; "
+                      "got %s (cast with .astype(pf.float32), or pass requires_grad=False)",
+                      cls->tp_name, pf_dtypes[t->dtype].name);
+    }
+    PfTensor *r = (PfTensor *)cls->tp_alloc(cls, 0);
+    if (r == NULL) {
+        return NULL;
+    }
+    pf_storage_incref(t->storage);
+    r->storage = t->storage;
+    r->offset = t->offset;
+    r->ndim = t->ndim;
+    r->dtype = t->dtype;
+    memcpy(r->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    memcpy(r->strides, t->strides, sizeof(int64_t) * (size_t)t->ndim);
+    r->requires_grad = (char)rg;
+    pf_live_tensors++;
+    return (PyObject *)r;
+}
+
 static int tensor_traverse(PfTensor *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->grad);
