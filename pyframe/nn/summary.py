@@ -17,7 +17,9 @@ def _rows(model, input_shape):
     rows = []
     for key, m in children:
         shape = m._last_output_shape
-        rows.append(("%s (%s)" % (m.name if m.name else key, type(m).__name__),
+        # a Sequential lists its layers by name (Keras); a subclassed model by attribute
+        label = m.name if (type(model).__name__ == "Sequential" or not key) else key
+        rows.append(("%s (%s)" % (label, type(m).__name__),
                      "?" if shape is None else _fmt_shape(shape),
                      sum(p.size for p in m.parameters())))
     trainable = sum(p.size for p in model.parameters() if p.requires_grad)
@@ -39,10 +41,9 @@ def _fmt_shape(s, top=True):
 
 
 def _note(model):
-    built = all(m._last_output_shape is not None for _, m in model.named_children()) \
-        if list(model.named_children()) else model._last_output_shape is not None
-    return "" if built else ("output shapes marked ? are known after the first call "
-                             "(or pass input_shape=)")
+    if model._last_output_shape is not None:
+        return ""
+    return "output shapes marked ? are known after the first call (or pass input_shape=)"
 
 
 def summary_text(model, input_shape=None):
