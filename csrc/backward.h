@@ -54,7 +54,7 @@ int pf_bw_seq_slot(PfNode *n, const char *const *names, int k);
 int pf_bw_arg_wants(PfNode *n, const char *const *names, int k);
 /* v[k] (from pf_node_args) as a new reference, version-checked when it is a tensor. */
 PyObject *pf_bw_arg(PfNode *n, const char *const *names, PyObject *const *v, int k);
-/* An axis argument (dflt when absent or None) normalised against ndim; errors name the node's op. */
+/* An axis argument (dflt when absent or None) normalised against ndim; errors name the op. */
 int pf_bw_axis(PfNode *n, PyObject *o, int dflt, int ndim, int *axis);
 /* A new 1-D int64 tensor: start, start + 1, ..., start + count - 1. */
 PyObject *pf_bw_arange(int64_t start, int64_t count);

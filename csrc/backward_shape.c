@@ -520,7 +520,8 @@ static int bw_pad(PfNode *n, PyObject **gout, PyObject **gin)
     if (want_c && pf_numel(n->in_meta[cs].shape, n->in_meta[cs].ndim) != 1) {
         PyErr_Format(PyExc_NotImplementedError,
                      "%s: the gradient with respect to constant_values is computed only for a "
-                     "single value (a tensor of one element); give per-side values as numbers", op);
+                     "single value (a tensor of one element); give per-side values as numbers",
+                     op);
         return -1;
     }
     PyObject *pw = pf_keep(A, pf_bw_arg(n, names_pad, v, 1));
