@@ -50,8 +50,6 @@ PyObject *pf_bw_rule_list(PyObject *m, PyObject *a);
 int pf_bw_arg_slot(PfNode *n, const char *const *names, int k);
 /* The slot of the first tensor inside the list/tuple argument k. */
 int pf_bw_seq_slot(PfNode *n, const char *const *names, int k);
-/* Whether argument k is a tensor whose gradient is wanted. */
-int pf_bw_arg_wants(PfNode *n, const char *const *names, int k);
 /* v[k] (from pf_node_args) as a new reference, version-checked when it is a tensor. */
 PyObject *pf_bw_arg(PfNode *n, const char *const *names, PyObject *const *v, int k);
 /* An axis argument (dflt when absent or None) normalised against ndim; errors name the op. */

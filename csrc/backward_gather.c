@@ -6,10 +6,10 @@
  * the adjoint write: the output gradient scatter-added into zeros of x's
  * shape at the same positions (scatter_add sums where a position is read
  * more than once).  A scatter's adjoint is in turn a gather.  Positions are
- * never worked out by hand: an op that computes them (take's wrap and clip
- * modes, repeat's counts, pad's reflections, sort's permutation) is run
- * once more on an int64 arange, which yields the source position of every
- * output element.  The rules therefore consist of forward ops only, and
+ * never worked out by hand: the op that computed them runs once more --
+ * take (wrap and clip modes), repeat (counts) and pad (reflections) on an
+ * int64 arange, which yields the source position of every output element;
+ * sort as argsort.  The rules therefore consist of forward ops only, and
  * under create_graph their second derivatives come for free.
  */
 #include "backward.h"
@@ -77,12 +77,6 @@ int pf_bw_seq_slot(PfNode *n, const char *const *names, int k)
 {
     Py_ssize_t pos = arg_pos(n, names, k);
     return pos < 0 ? -1 : slot_at(n, pos);
-}
-
-int pf_bw_arg_wants(PfNode *n, const char *const *names, int k)
-{
-    int s = pf_bw_arg_slot(n, names, k);
-    return s >= 0 && pf_bw_wants(n, s);
 }
 
 PyObject *pf_bw_arg(PfNode *n, const char *const *names, PyObject *const *v, int k)
