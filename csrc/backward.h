@@ -42,4 +42,29 @@ PyObject *A_zeros_like(pf_arena *A, PyObject *t);
 
 PyObject *pf_bw_rule_list(PyObject *m, PyObject *a);
 
+/*
+ * Helpers of the shape and gather rules (backward_gather.c).  names are the
+ * binding's argument names, as given to pf_node_args; k indexes them.
+ */
+/* The input slot of argument k, or -1 when it is not a tensor or was not given. */
+int pf_bw_arg_slot(PfNode *n, const char *const *names, int k);
+/* The slot of the first tensor inside the list/tuple argument k. */
+int pf_bw_seq_slot(PfNode *n, const char *const *names, int k);
+/* v[k] (from pf_node_args) as a new reference, version-checked when it is a tensor. */
+PyObject *pf_bw_arg(PfNode *n, const char *const *names, PyObject *const *v, int k);
+/* An axis argument (dflt when absent or None) normalised against ndim; errors name the op. */
+int pf_bw_axis(PfNode *n, PyObject *o, int dflt, int ndim, int *axis);
+/* A new 1-D int64 tensor: start, start + 1, ..., start + count - 1. */
+PyObject *pf_bw_arange(int64_t start, int64_t count);
+PyObject *pf_bw_zeros(pf_arena *A, const int64_t *shape, int ndim, pf_dtype dtype);
+PyObject *A_reshape(pf_arena *A, PyObject *t, const int64_t *shape, int ndim);
+PyObject *A_broadcast(pf_arena *A, PyObject *t, const int64_t *shape, int ndim);
+PyObject *A_scatter_add(pf_arena *A, PyObject *dst, int axis, PyObject *index, PyObject *src);
+/*
+ * The gradient of take(x, pos, axis) for x of the given shape (axis < 0:
+ * the flattened x): g scatter-added into zeros at the int64 positions pos.
+ */
+PyObject *pf_bw_take_grad(pf_arena *A, const int64_t *shape, int ndim, int axis, PyObject *pos,
+                          PyObject *g);
+
 #endif /* PF_BACKWARD_H */
