@@ -21,6 +21,7 @@
  * vector of ones.  More than two operands are contracted left to right.
  */
 #include "ops.h"
+#include "autograd.h"
 #include "kernels/gemm.h"
 
 /* Products with more multiply-adds than this release the GIL while they run. */
@@ -486,13 +487,22 @@ PyObject *pf_nb_matmul(PyObject *a, PyObject *b)
     if (!matmul_operand_ok(a) || !matmul_operand_ok(b)) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    return matmul_objects("matmul", a, b, NULL);
+    /* through the recorder, as pf.matmul: a @ b on tensors that require grad is differentiable */
+    PyObject *args[2] = {a, b};
+    return pf_ag_custom_call(PF_OP_MATMUL, pf_op_matmul, NULL, args, 2, NULL);
 }
 
 PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b)
 {
     if (!PfTensor_Check(a) || !matmul_operand_ok(b)) {
         Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *ab[2] = {a, b};
+    if (pf_grad_enabled() && pf_ag_args_need_grad(ab, 2)) {
+        /* the product reads all of a while it is written: there is no in-place rule */
+        return PF_ERR(PyExc_RuntimeError,
+                      "matmul: a @= b cannot be recorded for autograd (an operand requires "
+                      "grad); write a = a @ b, or run it under pf.no_grad()");
     }
     return matmul_objects("matmul", a, b, a);
 }
