@@ -457,7 +457,8 @@ static int bw_unary(PfNode *n, pf_arena *A, PyObject *g, PyObject *in0, PyObject
         break;
     }
     case PF_OP_LEAKY_RELU:
-        r = MUL(g, WHERE(A, E2(GT, X, F(0.0)), F(1.0), F(p0)));
+        /* not where(x > 0, 1.0, slope): two weak scalars would make a float32 slope */
+        r = WHERE(A, E2(GT, X, F(0.0)), g, MUL(g, F(p0)));
         break;
     case PF_OP_ERF:   /* 2/sqrt(pi) exp(-x^2) */
         r = MUL(g, MUL(F(1.12837916709551257390), E1(EXP, E1(NEG, MUL(X, X)))));
