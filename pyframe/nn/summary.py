@@ -5,6 +5,11 @@ from .. import _C
 
 
 def _rows(model, input_shape):
+    first = next(iter(model._modules.values()), None)
+    if input_shape is None and model._last_output_shape is None and \
+            getattr(first, "_input_shape", None) is not None:
+        # a Keras model whose first layer declares input_shape: run one sample through it
+        input_shape = (1,) + tuple(first._input_shape)
     if input_shape is not None:
         prev = _C._set_grad_enabled(False)
         try:

@@ -1,0 +1,77 @@
+"""The Keras-style Layer: weights made by build() on the first call (shapes
+inferred from the input), ``activation=``, initialiser and regulariser
+arguments, ``trainable``, ``losses`` and ``get_config``."""
+from .. import _C, initializers, regularizers
+from ..nn.module import Module
+from ..nn.parameter import Parameter
+
+
+class Layer(Module):
+    def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None,
+                 input_dim=None, **unexpected):
+        if unexpected:
+            raise TypeError("%s: unexpected keyword arguments %s"
+                            % (type(self).__name__, sorted(unexpected)))
+        super().__init__(name=name)
+        d = self.__dict__
+        d["_regularized"] = []
+        d["_trainable_flag"] = bool(trainable)
+        d["_dtype"] = _C.float32 if dtype is None else _C.dtype(dtype)
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        d["_input_shape"] = tuple(input_shape) if input_shape is not None else None
+
+    def _build_now_if_shape_known(self):
+        """Layers given input_shape= build at construction, as in Keras."""
+        if self._input_shape is not None and not self.built:
+            self.build((None,) + self._input_shape)
+            self.__dict__["built"] = True
+
+    def build(self, input_shape):
+        """Make the weights for inputs of this shape (the batch dimension included)."""
+
+    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None,
+                   trainable=True, dtype=None):
+        init = initializers.get(initializer)
+        value = init(tuple(int(s) for s in shape), dtype or self._dtype)
+        p = Parameter(value, requires_grad=bool(trainable) and self._trainable_flag)
+        setattr(self, name, p)
+        reg = regularizers.get(regularizer)
+        if reg is not None:
+            self._regularized.append((name, reg))
+        return p
+
+    @property
+    def losses(self):
+        """The weight penalties of this layer and the layers inside it."""
+        out = []
+        for m in self.modules():
+            for name, reg in getattr(m, "_regularized", ()):
+                w = getattr(m, name)
+                if w is not None:
+                    out.append(reg(w))
+        return out
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    def _check_last_dim(self, x, expected, what="last dim"):
+        if x.ndim == 0 or x.shape[-1] != expected:
+            raise ValueError("%s expects %s %d, got %s (input shape %s)"
+                             % (self._label(), what, expected,
+                                x.shape[-1] if x.ndim else "a scalar", tuple(x.shape)))
+
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": str(self._dtype)}
+        if self._input_shape is not None:
+            cfg["input_shape"] = list(self._input_shape)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def as_tensor(x):
+    return x if isinstance(x, _C.Tensor) else _C.asarray(x)
