@@ -517,13 +517,7 @@ static int bw_pad(PfNode *n, PyObject **gout, PyObject **gin)
     char buf[128];
     const char *op = pf_node_name(n, buf, sizeof(buf));
     int rc = -1;
-    if (want_c && pf_numel(n->in_meta[cs].shape, n->in_meta[cs].ndim) != 1) {
-        PyErr_Format(PyExc_NotImplementedError,
-                     "%s: the gradient with respect to constant_values is computed only for a "
-                     "single value (a tensor of one element); give per-side values as numbers",
-                     op);
-        return -1;
-    }
+    int per_side = want_c && pf_numel(n->in_meta[cs].shape, n->in_meta[cs].ndim) != 1;
     PyObject *pw = pf_keep(A, pf_bw_arg(n, names_pad, v, 1));
     /* x's meta comes from its slot; without one (a list) it cannot want a gradient */
     pf_meta xm_;
@@ -556,7 +550,41 @@ static int bw_pad(PfNode *n, PyObject **gout, PyObject **gin)
             goto done;
         }
     }
-    if (want_c) {
+    if (per_side) {
+        /*
+         * constant_values per (axis, side): pad the positions again with a
+         * distinct negative id for each (axis, side), so that the op itself
+         * says which constant every padded element took (corners included),
+         * and give each constant the sum of g over its elements.
+         */
+        int nd = xm->ndim;
+        PyObject *ids = pf_keep(A, PyList_New(nd));
+        for (int a = 0; ids != NULL && a < nd; a++) {
+            PyList_SET_ITEM(ids, a, Py_BuildValue("[ii]", -(2 * a + 1), -(2 * a + 2)));
+        }
+        PyObject *cmap = NULL;
+        if (ids != NULL && !PyErr_Occurred()) {
+            PyObject *argv[2] = {pos, pw};
+            cmap = pf_keep(A, pf_call_kw(PF_OP_PAD, argv, 2, "constant_values", ids, NULL, NULL));
+        }
+        PyObject *sums = cmap ? pf_keep(A, PyList_New(2 * nd)) : NULL;
+        for (int k = 0; sums != NULL && k < 2 * nd; k++) {
+            PyObject *hit = A_ew2(A, PF_OP_EQ, cmap, pf_keep(A, PyLong_FromLong(-(k + 1))));
+            PyObject *w = A_ew3(A, PF_OP_WHERE, hit, gout[0], A_f(A, 0.0));
+            PyObject *sk = w ? pf_call(PF_OP_SUM, &w, 1, NULL) : NULL;
+            if (sk == NULL) {
+                goto done;
+            }
+            PyList_SET_ITEM(sums, k, sk);
+        }
+        PyObject *st = sums ? pf_keep(A, pf_call(PF_OP_STACK, &sums, 1, NULL)) : NULL;
+        int64_t shape2[2] = {nd, 2};
+        /* the engine sums (nd, 2) back to the shape constant_values was given in */
+        if (pf_arena_out(A, gin, cs, A_reshape(A, st, shape2, 2)) < 0) {
+            goto done;
+        }
+    }
+    else if (want_c) {
         PyObject *in_pad = A_ew2(A, PF_OP_EQ, map, pf_keep(A, PyLong_FromLong(0)));
         PyObject *w = A_ew3(A, PF_OP_WHERE, in_pad, gout[0], A_f(A, 0.0));
         PyObject *s = w ? pf_keep(A, pf_call(PF_OP_SUM, &w, 1, NULL)) : NULL;

@@ -126,13 +126,22 @@ def test_concatenate_with_inputs_that_need_no_gradient():
     assert b.grad is None
 
 
-def test_pad_gradient_for_several_constant_values_is_refused():
-    a = pf.ones((2,), dtype=pf.float64, requires_grad=True)
-    c = pf.tensor([1.0, 2.0], dtype=pf.float64, requires_grad=True)
-    y = pf.pad(a, 1, constant_values=c)
-    with pytest.raises(NotImplementedError, match="PadBackward: the gradient with respect to "
-                                                  "constant_values"):
-        y.sum().backward()
+def test_pad_gradient_for_per_side_constant_values():
+    # each (axis, side) constant gets the sum of the gradient over the elements
+    # it filled; np.pad fills axis by axis, so the corners belong to the last axis
+    a = pf.ones((2, 3), dtype=pf.float64, requires_grad=True)
+    c = pf.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=pf.float64, requires_grad=True)
+    w = np.arange(5.0 * 6).reshape(5, 6)
+    y = pf.pad(a, ((1, 2), (2, 1)), constant_values=c)
+    (y * pf.tensor(w, dtype=pf.float64)).sum().backward()
+    owner = np.pad(np.zeros((2, 3)), ((1, 2), (2, 1)), constant_values=((1, 2), (3, 4)))
+    expect = [[w[owner == k].sum() for k in (1, 2)], [w[owner == k].sum() for k in (3, 4)]]
+    np.testing.assert_array_equal(np.asarray(c.grad), expect)
+    assert pf.autograd.gradcheck(lambda x, v: pf.pad(x, 1, constant_values=v) ** 2,
+                                 (pf.tensor(np.random.rand(3), dtype=pf.float64,
+                                            requires_grad=True),
+                                  pf.tensor([0.5, -1.5], dtype=pf.float64,
+                                            requires_grad=True)))
 
 
 def test_mask_changed_after_masked_fill_makes_backward_raise():
