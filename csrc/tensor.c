@@ -631,6 +631,34 @@ static PyObject *get_is_leaf(PfTensor *self, void *Py_UNUSED(c))
     return PyBool_FromLong(self->grad_fn == NULL);
 }
 
+/* t.data: the same memory outside the graph (PyTorch); assigning swaps the memory in */
+static PyObject *get_data(PfTensor *self, void *Py_UNUSED(c))
+{
+    return (PyObject *)pf_tensor_view(self, self->ndim, self->shape, self->strides, self->offset);
+}
+
+static int set_data(PfTensor *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL || !PfTensor_Check(value)) {
+        return PF_ERRI(PyExc_TypeError, "Tensor.data must be set to a Tensor; got %.100s",
+                       value ? Py_TYPE(value)->tp_name : "deletion");
+    }
+    PfTensor *v = (PfTensor *)value;
+    if (self->requires_grad && !pf_is_float(v->dtype)) {
+        return PF_ERRI(PyExc_TypeError, "Tensor.data: this tensor requires grad, so its data "
+                       "must be floating point; got %s", pf_dtypes[v->dtype].name);
+    }
+    pf_storage_incref(v->storage);
+    pf_storage_decref(self->storage);
+    self->storage = v->storage;
+    self->offset = v->offset;
+    self->ndim = v->ndim;
+    self->dtype = v->dtype;
+    memcpy(self->shape, v->shape, sizeof(int64_t) * (size_t)v->ndim);
+    memcpy(self->strides, v->strides, sizeof(int64_t) * (size_t)v->ndim);
+    return 0;
+}
+
 static PyObject *get_version(PfTensor *self, void *Py_UNUSED(c))
 {
     return PyLong_FromUnsignedLongLong(self->storage->version);
@@ -655,6 +683,8 @@ static PyGetSetDef tensor_getset[] = {
     {"grad_fn", (getter)get_grad_fn, NULL, "the node that produced this tensor", NULL},
     {"is_leaf", (getter)get_is_leaf, NULL, NULL, NULL},
     {"_version", (getter)get_version, NULL, "in-place write counter of the storage", NULL},
+    {"data", (getter)get_data, (setter)set_data,
+     "the same memory outside the autograd graph; assigning a tensor swaps the memory in", NULL},
     {"readonly", (getter)get_readonly, NULL, "True if writes are refused", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -708,3 +708,17 @@ def test_graph_is_freed_and_nothing_leaks():
     now = pf.memory_stats()["cpu"]
     assert now["live_tensors"] == base["live_tensors"]
     assert now["live_bytes"] == base["live_bytes"]
+
+
+def test_data_attribute_as_in_pytorch():
+    w = leaf([1.0, 2.0])
+    (w * w).sum().backward()
+    w.data -= 0.5 * w.grad          # the classic manual update, outside the graph
+    np.testing.assert_array_equal(arr(w), [0.0, 0.0])
+    assert w.requires_grad and w.is_leaf and not w.data.requires_grad
+    w.data = pf.ones(3, dtype=pf.float64)
+    assert w.shape == (3,) and w.requires_grad
+    with pytest.raises(TypeError, match=r"Tensor.data must be set to a Tensor"):
+        w.data = [1.0]
+    with pytest.raises(TypeError, match=r"must be floating point; got int64"):
+        w.data = pf.arange(3)
