@@ -747,6 +747,9 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
         if (K < 0) {
             continue;
         }
+        if (kv[K] == NULL && n == 0) {
+            continue;       /* a call that only validates its options */
+        }
         if (kv[K] == NULL) {
             PyErr_Format(PyExc_TypeError, "%s: the state list %s= is required (one tensor per "
                          "parameter)", C.label, kw_names[K]);
@@ -757,7 +760,7 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
         }
         slot_items[k] = PySequence_Fast_ITEMS(lslot[k]);
     }
-    if (C.scalar_kw >= 0) {
+    if (C.scalar_kw >= 0 && (kv[C.scalar_kw] != NULL || n > 0)) {
         if (kv[C.scalar_kw] == NULL) {
             PyErr_Format(PyExc_TypeError, "%s: the state list %s= is required (one tensor per "
                          "parameter)", C.label, kw_names[C.scalar_kw]);
