@@ -253,7 +253,8 @@ class Optimizer:
             if state.get(name) is None:
                 v = self._slot_init(name, group)
                 if name in self._scalar_slots:
-                    state[name] = _C.full((), v, dtype=_C.float32)
+                    # in the parameter's dtype: float32 rounds as PyTorch's float32 scalar state
+                    state[name] = _C.full((), v, dtype=p.dtype)
                 elif v == 0.0:
                     state[name] = _C.zeros_like(p)
                 else:
@@ -468,8 +469,8 @@ class Optimizer:
                              "was the state_dict saved for another model?")
         return t
 
-    def _load_scalar(self, value, where, name):
-        t = _C.tensor(value, dtype=_C.float32)
+    def _load_scalar(self, value, where, name, dtype):
+        t = _C.tensor(value, dtype=dtype)
         if t.numel() != 1:
             raise ValueError(f"{self._label}.load_state_dict: {where}[{name!r}] must hold one "
                              f"number; got shape {tuple(t.shape)}")
@@ -490,7 +491,8 @@ class Optimizer:
             if value is None:
                 continue
             if name == "step" or name in self._scalar_slots:
-                out[name] = self._load_scalar(value, where, name)
+                out[name] = self._load_scalar(value, where, name,
+                                              _C.float32 if name == "step" else p.dtype)
             else:
                 out[name] = self._load_tensor(value, p, where, name)
         for name in self._slots(group):
