@@ -454,7 +454,7 @@ static void coefficients(const config *C, job *J, double t, double scale)
         }
         else {
             c->c[3] = -(lr / bc1);
-            c->c[4] = sqrt(bc2);
+            c->c[4] = 1.0 / sqrt(bc2);
         }
         c->c[5] = C->eps;
         break;
@@ -501,7 +501,7 @@ static void coefficients(const config *C, job *J, double t, double scale)
         c->c[0] = 1.0 - b1;
         c->c[1] = b2;
         c->c[2] = 1.0 - b2;
-        c->c[3] = 1.0 - pow(b2, t);
+        c->c[3] = 1.0 / (1.0 - pow(b2, t));
         c->c[4] = C->eps;
         c->c[5] = -lr * (1.0 - mu) / (1.0 - prod);
         c->c[6] = (-lr * mu_next) / (1.0 - prod * mu_next);

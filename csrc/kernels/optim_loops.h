@@ -60,14 +60,17 @@ static PF_CLONES void CAT(sgd, S)(void *pp, const void *gp, void *const *sp, int
 
 /*
  * Adam / AdamW (AMSGrad optional).  c[0] 1 - beta1, c[1] beta2,
- * c[2] 1 - beta2, c[3] -step_size, c[4] the divisor of sqrt(v), c[5] eps:
+ * c[2] 1 - beta2, c[3] -step_size, c[4] 1 / d (d divides sqrt(v)), c[5] eps:
  *
  *     m += (1 - b1) (g - m);  v = b2 v + (1 - b2) g^2;  [vmax = max(vmax, v)]
  *     p += -step_size * m / (sqrt(v) / d + eps)
  *
  * PyTorch: step_size = lr / (1 - b1^t), d = sqrt(1 - b2^t).  Keras adds eps
  * to the uncorrected sqrt(v): step_size = lr sqrt(1 - b2^t) / (1 - b1^t),
- * d = 1.  s[0] exp_avg, s[1] exp_avg_sq, s[2] max_exp_avg_sq.
+ * d = 1.  s[0] exp_avg, s[1] exp_avg_sq, s[2] max_exp_avg_sq.  The loop
+ * multiplies by 1 / d rather than dividing (one divide fewer per element on
+ * the divider that sqrt and the last quotient also need; the denominator
+ * moves by at most one rounding from PyTorch's).
  */
 static PF_CLONES void CAT(adam, S)(void *pp, const void *gp, void *const *sp, int64_t n,
                                    const pf_optim_coef *c)
@@ -78,7 +81,7 @@ static PF_CLONES void CAT(adam, S)(void *pp, const void *gp, void *const *sp, in
     T *restrict v = sp[1];
     PREAMBLE;
     const T w1 = (T)c->c[0], b2 = (T)c->c[1], w2 = (T)c->c[2], nss = (T)c->c[3];
-    const T d = (T)c->c[4], eps = (T)c->c[5];
+    const T rd = (T)c->c[4], eps = (T)c->c[5];
     if (c->variant & PF_OPTIM_V_AMSGRAD) {
         T *restrict vm = sp[2];
         for (int64_t i = 0; i < n; i++) {
@@ -89,7 +92,7 @@ static PF_CLONES void CAT(adam, S)(void *pp, const void *gp, void *const *sp, in
             m[i] = mi;
             v[i] = vi;
             vm[i] = hi;
-            p[i] = pv + nss * (mi / (SQRT(hi) / d + eps));
+            p[i] = pv + nss * (mi / (SQRT(hi) * rd + eps));
         }
     }
     else {
@@ -99,7 +102,7 @@ static PF_CLONES void CAT(adam, S)(void *pp, const void *gp, void *const *sp, in
             T vi = b2 * v[i] + w2 * gv * gv;
             m[i] = mi;
             v[i] = vi;
-            p[i] = pv + nss * (mi / (SQRT(vi) / d + eps));
+            p[i] = pv + nss * (mi / (SQRT(vi) * rd + eps));
         }
     }
 }
@@ -222,7 +225,7 @@ static PF_CLONES void CAT(adamax, S)(void *pp, const void *gp, void *const *sp, 
 }
 
 /*
- * NAdam.  c[0] 1 - beta1, c[1] beta2, c[2] 1 - beta2, c[3] 1 - beta2^t,
+ * NAdam.  c[0] 1 - beta1, c[1] beta2, c[2] 1 - beta2, c[3] 1 / (1 - beta2^t),
  * c[4] eps, c[5] cg = -lr (1 - mu_t) / (1 - prod mu), c[6] cm = -lr
  * mu_{t+1} / (1 - prod mu * mu_{t+1}):
  *
@@ -240,13 +243,13 @@ static PF_CLONES void CAT(nadam, S)(void *pp, const void *gp, void *const *sp, i
     T *restrict m = sp[0];
     T *restrict v = sp[1];
     PREAMBLE;
-    const T w1 = (T)c->c[0], b2 = (T)c->c[1], w2 = (T)c->c[2], bc2 = (T)c->c[3];
+    const T w1 = (T)c->c[0], b2 = (T)c->c[1], w2 = (T)c->c[2], rbc2 = (T)c->c[3];
     const T eps = (T)c->c[4], cg = (T)c->c[5], cm = (T)c->c[6];
     for (int64_t i = 0; i < n; i++) {
         GRAD(i);
         T mi = m[i] + w1 * (gv - m[i]);
         T vi = b2 * v[i] + w2 * gv * gv;
-        T den = SQRT(vi / bc2) + eps;
+        T den = SQRT(vi * rbc2) + eps;
         m[i] = mi;
         v[i] = vi;
         T q = pv + cg * (gv / den);
