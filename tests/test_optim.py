@@ -525,6 +525,8 @@ def test_param_groups_against_torch():
     for p, tp in zip(ps, tps):
         np.testing.assert_allclose(np.asarray(p), tp.detach().numpy(), atol=1e-6)
     assert float(opt.state[ps[1]]["step"]) == 4.0
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(np.asarray(ps[0].grad), 0.0)
     opt.zero_grad()
     assert ps[0].grad is None
     with pytest.raises(ValueError, match="more than one parameter group"):
