@@ -251,6 +251,11 @@ int pf_parse_creation(PyObject *args, PyObject *kwds, const char *op, int64_t *s
                       pf_dtype *dtype, int *has_dtype, int *requires_grad);
 PyObject *pf_finish_creation(PyObject *t, int requires_grad, const char *op);
 
+/* ------------------------------------------------------------- optimizers */
+
+/* _optim_step and _optim_grad_norm (optim.c): the fused updates pyframe.optim calls */
+extern PyMethodDef pf_optim_module_methods[];
+
 /* ------------------------------------------------------------------- misc */
 
 uint64_t pf_random_next_offset(uint64_t count);

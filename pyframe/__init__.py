@@ -49,3 +49,16 @@ __version__ = _C._build_info()["version"]
 half = float16
 double = float64
 long = int64
+
+
+# pf.optim and pf.optimizers load on first use, so `import pyframe` stays fast
+_LAZY_SUBMODULES = ("optim", "optimizers")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        module = importlib.import_module("." + name, __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'pyframe' has no attribute {name!r}")
