@@ -1,0 +1,847 @@
+/*
+ * nn_kernels_t.h -- the typed loops of nn_kernels.c, included once per
+ * compute dtype with NK_T (float or double) and NK_SFX (f32 or f64)
+ * defined; NK(name) gives each function its dtype's name.  Only
+ * nn_kernels.c includes this file.
+ *
+ * Sums run in float64 lanes (eight independent accumulators, folded
+ * pairwise), which GCC vectorises without reassociating anything.  The
+ * per-row workers carry PF_CLONES: OpenMP outlines the parallel loops,
+ * so the vector code has to live in functions of its own to be cloned.
+ */
+#define T NK_T
+
+/* ------------------------------------------------------------ row sums */
+
+static inline double NK(fold8)(const double *a)
+{
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* sum x[0:n] */
+static PF_CLONES double NK(sum)(const T *x, int64_t n)
+{
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) {
+            a[k] += (double)x[i + k];
+        }
+    }
+    for (; i < n; i++) {
+        s += (double)x[i];
+    }
+    return NK(fold8)(a) + s;
+}
+
+/* sum (x[0:n] - c)^2 */
+static PF_CLONES double NK(sumsqdev)(const T *x, int64_t n, double c)
+{
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) {
+            double d = (double)x[i + k] - c;
+            a[k] += d * d;
+        }
+    }
+    for (; i < n; i++) {
+        double d = (double)x[i] - c;
+        s += d * d;
+    }
+    return NK(fold8)(a) + s;
+}
+
+/* *sg = sum g, *sgx = sum g (x - c), over n elements */
+static PF_CLONES void NK(sum_g_gx)(const T *g, const T *x, int64_t n, double c, double *sg,
+                                   double *sgx)
+{
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0, t = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) {
+            double gv = (double)g[i + k];
+            a[k] += gv;
+            b[k] += gv * ((double)x[i + k] - c);
+        }
+    }
+    for (; i < n; i++) {
+        double gv = (double)g[i];
+        s += gv;
+        t += gv * ((double)x[i] - c);
+    }
+    *sg = NK(fold8)(a) + s;
+    *sgx = NK(fold8)(b) + t;
+}
+
+/* ------------------------------------------------ layer, group and RMS norm */
+
+/* the row's mean (0 for RMS) and 1 / sqrt(variance + eps) (RMS: of the mean square) */
+static void NK(row_stats)(const pf_rownorm *P, const T *xr, double *mean, double *rstd)
+{
+    double n = (double)P->n;
+    double m = P->rms ? 0.0 : NK(sum)(xr, P->n) / n;
+    double v = NK(sumsqdev)(xr, P->n, m) / n;
+    *mean = m;
+    *rstd = 1.0 / sqrt(v + P->eps);
+}
+
+/* y = (x - mean) * rstd * w + b over one row; w, b the row's affine block or NULL */
+static PF_CLONES void NK(rownorm_row)(const pf_rownorm *P, const T *xr, const T *w, const T *b,
+                                      T *yr)
+{
+    double mean, rstd;
+    NK(row_stats)(P, xr, &mean, &rstd);
+    int64_t n = P->n;
+    if (P->inner == 1) {
+        /* one weight per element: the four affine forms as separate loops */
+        if (w != NULL && b != NULL) {
+            for (int64_t j = 0; j < n; j++) {
+                yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)w[j] + (double)b[j]);
+            }
+        }
+        else if (w != NULL) {
+            for (int64_t j = 0; j < n; j++) {
+                yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)w[j]);
+            }
+        }
+        else if (b != NULL) {
+            for (int64_t j = 0; j < n; j++) {
+                yr[j] = (T)(((double)xr[j] - mean) * rstd + (double)b[j]);
+            }
+        }
+        else {
+            for (int64_t j = 0; j < n; j++) {
+                yr[j] = (T)(((double)xr[j] - mean) * rstd);
+            }
+        }
+        return;
+    }
+    /* one weight per run of `inner` elements (a channel of group norm) */
+    for (int64_t ch = 0; ch < P->nch; ch++) {
+        double a = rstd * (w != NULL ? (double)w[ch] : 1.0);
+        double c = b != NULL ? (double)b[ch] : 0.0;
+        const T *xs = xr + ch * P->inner;
+        T *ys = yr + ch * P->inner;
+        for (int64_t s = 0; s < P->inner; s++) {
+            ys[s] = (T)(((double)xs[s] - mean) * a + c);
+        }
+    }
+}
+
+static void NK(rownorm_fwd)(const pf_rownorm *P, const T *x, const T *w, const T *b, T *y)
+{
+    int nth = nk_threads(P->rows * P->n, P->rows);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < P->rows; r++) {
+        int64_t blk = (r % P->groups) * P->nch;
+        NK(rownorm_row)(P, x + r * P->n, w != NULL ? w + blk : NULL, b != NULL ? b + blk : NULL,
+                        y + r * P->n);
+    }
+}
+
+/*
+ * One row of the norm's gradient.  With xh = (x - mean) rstd and gw = g w:
+ * dx = rstd (gw - mean(gw) - xh mean(gw xh))  (RMS: no mean(gw) term);
+ * the weight and bias gradients of the row are added into pdw, pdb.
+ */
+static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, const T *xr,
+                                          const T *w, T *dxr, double *pdw, double *pdb)
+{
+    double mean, rstd;
+    NK(row_stats)(P, xr, &mean, &rstd);
+    int64_t n = P->n;
+    double A = 0, B = 0;
+    if (P->inner == 1) {
+        if (pdw != NULL || pdb != NULL) {
+            for (int64_t j = 0; j < n; j++) {
+                double gv = (double)gr[j];
+                if (pdw != NULL) {
+                    pdw[j] += gv * ((double)xr[j] - mean) * rstd;
+                }
+                if (pdb != NULL) {
+                    pdb[j] += gv;
+                }
+            }
+        }
+        if (dxr == NULL) {
+            return;
+        }
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            for (int k = 0; k < 8; k++) {
+                double gw = (double)gr[j + k] * (w != NULL ? (double)w[j + k] : 1.0);
+                a[k] += gw;
+                b[k] += gw * ((double)xr[j + k] - mean);
+            }
+        }
+        for (; j < n; j++) {
+            double gw = (double)gr[j] * (w != NULL ? (double)w[j] : 1.0);
+            A += gw;
+            B += gw * ((double)xr[j] - mean);
+        }
+        A += NK(fold8)(a);
+        B = (B + NK(fold8)(b)) * rstd;
+    }
+    else {
+        for (int64_t ch = 0; ch < P->nch; ch++) {
+            double sg, sgx;
+            NK(sum_g_gx)(gr + ch * P->inner, xr + ch * P->inner, P->inner, mean, &sg, &sgx);
+            double wv = w != NULL ? (double)w[ch] : 1.0;
+            A += wv * sg;
+            B += wv * sgx * rstd;
+            if (pdw != NULL) {
+                pdw[ch] += sgx * rstd;
+            }
+            if (pdb != NULL) {
+                pdb[ch] += sg;
+            }
+        }
+        if (dxr == NULL) {
+            return;
+        }
+    }
+    double ma = P->rms ? 0.0 : A / (double)n, mb = B / (double)n;
+    if (P->inner == 1) {
+        for (int64_t j = 0; j < n; j++) {
+            double gw = (double)gr[j] * (w != NULL ? (double)w[j] : 1.0);
+            double xh = ((double)xr[j] - mean) * rstd;
+            dxr[j] = (T)(rstd * (gw - ma - xh * mb));
+        }
+        return;
+    }
+    for (int64_t ch = 0; ch < P->nch; ch++) {
+        double wv = w != NULL ? (double)w[ch] : 1.0;
+        const T *gs = gr + ch * P->inner, *xs = xr + ch * P->inner;
+        T *ds = dxr + ch * P->inner;
+        for (int64_t s = 0; s < P->inner; s++) {
+            double xh = ((double)xs[s] - mean) * rstd;
+            ds[s] = (T)(rstd * ((double)gs[s] * wv - ma - xh * mb));
+        }
+    }
+}
+
+/*
+ * Rows go in `nblk` fixed blocks (a function of the shape only), each
+ * with its own partial weight and bias sums, folded in block order.
+ */
+static int NK(rownorm_bwd)(const pf_rownorm *P, const T *g, const T *x, const T *w, T *dx,
+                           double *dw, double *db)
+{
+    int64_t wlen = P->groups * P->nch;
+    int64_t nblk = 1;
+    double *part = NULL;
+    if (dw != NULL || db != NULL) {
+        nblk = nk_blocks(P->rows * P->n, P->rows, 2 * wlen);
+        part = calloc((size_t)(nblk * 2 * wlen), sizeof(double));
+        if (part == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    else {
+        nblk = P->rows < 64 ? (P->rows > 0 ? P->rows : 1) : 64;
+    }
+    int nth = nk_threads(P->rows * P->n, nblk);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t k = 0; k < nblk; k++) {
+        int64_t r0 = P->rows * k / nblk, r1 = P->rows * (k + 1) / nblk;
+        double *pw = part != NULL && dw != NULL ? part + 2 * k * wlen : NULL;
+        double *pb = part != NULL && db != NULL ? part + (2 * k + 1) * wlen : NULL;
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t blk = (r % P->groups) * P->nch;
+            NK(rownorm_bwd_row)(P, g + r * P->n, x + r * P->n, w != NULL ? w + blk : NULL,
+                                dx != NULL ? dx + r * P->n : NULL,
+                                pw != NULL ? pw + blk : NULL, pb != NULL ? pb + blk : NULL);
+        }
+    }
+    if (part != NULL) {
+        nk_fold_parts(part, nblk, wlen, dw, db);
+        free(part);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ batch norm */
+
+/*
+ * Sums per channel, in tasks: with inner > 1 a task is (chunk of outer,
+ * channel) and sums runs of `inner`; with inner == 1 a task is a chunk of
+ * rows, summed across the channels with a vector per row.  kind 0: x;
+ * 1: (x - m)^2; 2: g and g (x - m).  part holds 2 * C values per chunk.
+ */
+static PF_CLONES void NK(bn_task)(const pf_bn_geom *G, int kind, const T *x, const T *g,
+                                  const double *m, int64_t o0, int64_t o1, int64_t c,
+                                  double *part)
+{
+    int64_t C = G->C, in = G->inner;
+    if (in > 1) {
+        double s1 = 0, s2 = 0;
+        for (int64_t o = o0; o < o1; o++) {
+            const T *run = x + (o * C + c) * in;
+            if (kind == 0) {
+                s1 += NK(sum)(run, in);
+            }
+            else if (kind == 1) {
+                s1 += NK(sumsqdev)(run, in, m[c]);
+            }
+            else {
+                double a, b;
+                NK(sum_g_gx)(g + (o * C + c) * in, run, in, m[c], &a, &b);
+                s1 += a;
+                s2 += b;
+            }
+        }
+        part[c] = s1;
+        part[C + c] = s2;
+        return;
+    }
+    double *p1 = part, *p2 = part + C;
+    for (int64_t o = o0; o < o1; o++) {
+        const T *row = x + o * C;
+        if (kind == 0) {
+            for (int64_t j = 0; j < C; j++) {
+                p1[j] += (double)row[j];
+            }
+        }
+        else if (kind == 1) {
+            for (int64_t j = 0; j < C; j++) {
+                double d = (double)row[j] - m[j];
+                p1[j] += d * d;
+            }
+        }
+        else {
+            const T *grow = g + o * C;
+            for (int64_t j = 0; j < C; j++) {
+                double gv = (double)grow[j];
+                p1[j] += gv;
+                p2[j] += gv * ((double)row[j] - m[j]);
+            }
+        }
+    }
+}
+
+static int NK(bn_sums)(const pf_bn_geom *G, int kind, const T *x, const T *g, const double *m,
+                       double *out1, double *out2)
+{
+    int64_t C = G->C, per = G->inner > 1 ? G->inner : C;
+    /* chunks of about 16K elements of one channel (or of all, when inner == 1) */
+    int64_t rpc = 16384 / per > 0 ? 16384 / per : 1;
+    int64_t nchunk = G->outer > 0 ? (G->outer + rpc - 1) / rpc : 1;
+    double *part = calloc((size_t)(nchunk * 2 * C), sizeof(double));
+    if (part == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int64_t ntask = G->inner > 1 ? nchunk * C : nchunk;
+    int nth = nk_threads(G->outer * C * G->inner, ntask);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t t = 0; t < ntask; t++) {
+        int64_t k = G->inner > 1 ? t / C : t, c = G->inner > 1 ? t % C : 0;
+        int64_t o0 = k * rpc, o1 = o0 + rpc < G->outer ? o0 + rpc : G->outer;
+        NK(bn_task)(G, kind, x, g, m, o0, o1, c, part + k * 2 * C);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t k = 0; k < nchunk; k++) {
+            s1 += part[k * 2 * C + c];
+            s2 += part[k * 2 * C + C + c];
+        }
+        out1[c] = s1;
+        if (out2 != NULL) {
+            out2[c] = s2;
+        }
+    }
+    free(part);
+    return 0;
+}
+
+/* out = (u - um) A + (x - xm) B + D over one run of n elements of channel c */
+static PF_CLONES void NK(bn_map_run)(const T *u, double um, double A, const T *x, double xm,
+                                     double B, double D, T *out, int64_t n)
+{
+    if (x == NULL) {
+        for (int64_t i = 0; i < n; i++) {
+            out[i] = (T)(((double)u[i] - um) * A + D);
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = (T)(((double)u[i] - um) * A + ((double)x[i] - xm) * B + D);
+    }
+}
+
+/* the same over one row of C channels (inner == 1), coefficients per channel */
+static PF_CLONES void NK(bn_map_row)(const T *u, const double *um, const double *A, const T *x,
+                                     const double *xm, const double *B, const double *D,
+                                     T *out, int64_t C)
+{
+    if (x == NULL) {
+        for (int64_t j = 0; j < C; j++) {
+            out[j] = (T)(((double)u[j] - um[j]) * A[j] + D[j]);
+        }
+        return;
+    }
+    for (int64_t j = 0; j < C; j++) {
+        out[j] = (T)(((double)u[j] - um[j]) * A[j] + ((double)x[j] - xm[j]) * B[j] + D[j]);
+    }
+}
+
+static void NK(bn_map)(const pf_bn_geom *G, const T *u, const double *um, const double *A,
+                       const T *x, const double *xm, const double *B, const double *D, T *out)
+{
+    int64_t C = G->C, in = G->inner;
+    if (in > 1) {
+        int64_t ntask = G->outer * C;
+        int nth = nk_threads(ntask * in, ntask);
+        #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+        for (int64_t t = 0; t < ntask; t++) {
+            int64_t c = t % C;
+            NK(bn_map_run)(u + t * in, um[c], A[c], x != NULL ? x + t * in : NULL, xm[c], B[c],
+                           D[c], out + t * in, in);
+        }
+        return;
+    }
+    int nth = nk_threads(G->outer * C, G->outer);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t o = 0; o < G->outer; o++) {
+        NK(bn_map_row)(u + o * C, um, A, x != NULL ? x + o * C : NULL, xm, B, D, out + o * C, C);
+    }
+}
+
+/* ------------------------------------------------------------ softmax rows */
+
+/* the largest of n values (NaN does not win here; it reaches the sums after) */
+static PF_CLONES double NK(rowmax)(const T *x, int64_t n)
+{
+    T a[8];
+    for (int k = 0; k < 8; k++) {
+        a[k] = (T)-INFINITY;
+    }
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) {
+            a[k] = x[i + k] > a[k] ? x[i + k] : a[k];
+        }
+    }
+    T m = (T)-INFINITY;
+    for (; i < n; i++) {
+        m = x[i] > m ? x[i] : m;
+    }
+    for (int k = 0; k < 8; k++) {
+        m = a[k] > m ? a[k] : m;
+    }
+    return (double)m;
+}
+
+/* e[j] = exp(x[j] - m) for n values (float32: pyframe's vectorised exp) */
+static PF_CLONES void NK(expshift)(const T *x, T m, T *e, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        e[j] = NK(vexp)(x[j] - m);
+    }
+}
+
+/* sum over n values of exp(x - m), in chunks through a stack buffer */
+static double NK(sumexp)(const T *x, double m, int64_t n)
+{
+    T buf[256];
+    double s = 0;
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t w = n - j0 < 256 ? n - j0 : 256;
+        NK(expshift)(x + j0, (T)m, buf, w);
+        s += NK(sum)(buf, w);
+    }
+    return s;
+}
+
+/* log(sum(exp(x))) of one row, shifted by its max */
+static double NK(row_lse)(const T *x, int64_t n)
+{
+    double m = NK(rowmax)(x, n);
+    if (!isfinite(m)) {
+        /* all -inf (or an inf): exp(x - m) would be NaN; the direct sum is right */
+        return m == -INFINITY ? log(NK(sumexp)(x, 0.0, n)) : m + log(NK(sumexp)(x, m, n));
+    }
+    return m + log(NK(sumexp)(x, m, n));
+}
+
+/* ------------------------------------------------------------ cross-entropy */
+
+static void NK(xent_row)(const pf_xent *P, const T *xr, int64_t r, double *loss, double *wrow)
+{
+    int64_t C = P->C;
+    const T *w = P->weight;
+    double eps = P->smoothing;
+    if (P->target != NULL) {
+        int64_t t = P->target[r];
+        if (t == P->ignore_index) {
+            loss[r] = 0;
+            wrow[r] = 0;
+            return;
+        }
+        double lse = NK(row_lse)(xr, C);
+        double wt = w != NULL ? (double)w[t] : 1.0;
+        double l = (1.0 - eps) * wt * (lse - (double)xr[t]);
+        if (eps > 0) {
+            /* sum_c w_c (lse - x_c) */
+            double sw = 0, swx = 0;
+            for (int64_t c = 0; c < C; c++) {
+                double wc = w != NULL ? (double)w[c] : 1.0;
+                sw += wc;
+                swx += wc * (double)xr[c];
+            }
+            l += eps / (double)C * (lse * sw - swx);
+        }
+        loss[r] = l;
+        wrow[r] = wt;
+        return;
+    }
+    const T *pr = (const T *)P->probs + r * C;
+    double lse = NK(row_lse)(xr, C);
+    double l = 0;
+    for (int64_t c = 0; c < C; c++) {
+        double wc = w != NULL ? (double)w[c] : 1.0;
+        double tc = (double)pr[c] * (1.0 - eps) + eps / (double)C;
+        l += wc * tc * (lse - (double)xr[c]);
+    }
+    loss[r] = l;
+    wrow[r] = 1.0;
+}
+
+static void NK(xent_fwd)(const pf_xent *P, const T *x, double *loss, double *wrow)
+{
+    int nth = nk_threads(P->rows * P->C, P->rows);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < P->rows; r++) {
+        NK(xent_row)(P, x + r * P->C, r, loss, wrow);
+    }
+}
+
+/* q_r, the row's weighted target distribution, and its sum */
+static double NK(xent_q_row)(const pf_xent *P, int64_t r, T *q)
+{
+    int64_t C = P->C;
+    const T *w = P->weight;
+    double eps = P->smoothing, Q = 0;
+    if (P->target != NULL) {
+        int64_t t = P->target[r];
+        if (t == P->ignore_index) {
+            for (int64_t c = 0; c < C; c++) {
+                q[c] = 0;
+            }
+            return 0;
+        }
+        for (int64_t c = 0; c < C; c++) {
+            double v = eps / (double)C * (w != NULL ? (double)w[c] : 1.0);
+            q[c] = (T)v;
+            Q += v;
+        }
+        double wt = w != NULL ? (double)w[t] : 1.0;
+        q[t] = (T)((double)q[t] + (1.0 - eps) * wt);
+        return Q + (1.0 - eps) * wt;
+    }
+    const T *pr = (const T *)P->probs + r * C;
+    for (int64_t c = 0; c < C; c++) {
+        double v = (w != NULL ? (double)w[c] : 1.0) * ((double)pr[c] * (1.0 - eps) +
+                                                       eps / (double)C);
+        q[c] = (T)v;
+        Q += v;
+    }
+    return Q;
+}
+
+/* dx_r = s (softmax(x_r) Q - q_r); q_r is built in dx_r first */
+static PF_CLONES void NK(xent_bwd_row)(const pf_xent *P, const T *xr, int64_t r, double s,
+                                       T *dxr)
+{
+    int64_t C = P->C;
+    double Q = NK(xent_q_row)(P, r, dxr);
+    if (Q == 0 && P->target != NULL && P->target[r] == P->ignore_index) {
+        return;
+    }
+    T lse = (T)NK(row_lse)(xr, C);
+    T sQ = (T)(s * Q), ss = (T)s;
+    for (int64_t c = 0; c < C; c++) {
+        dxr[c] = NK(vexp)(xr[c] - lse) * sQ - ss * dxr[c];
+    }
+}
+
+static void NK(xent_bwd)(const pf_xent *P, const T *x, double scale, const double *srow, T *dx)
+{
+    int nth = nk_threads(P->rows * P->C, P->rows);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < P->rows; r++) {
+        NK(xent_bwd_row)(P, x + r * P->C, r, scale * (srow != NULL ? srow[r] : 1.0),
+                         dx + r * P->C);
+    }
+}
+
+static void NK(xent_target_dist)(const pf_xent *P, T *q)
+{
+    for (int64_t r = 0; r < P->rows; r++) {
+        NK(xent_q_row)(P, r, q + r * P->C);
+    }
+}
+
+static void NK(nll_fwd)(const pf_xent *P, const T *x, double *loss, double *wrow)
+{
+    for (int64_t r = 0; r < P->rows; r++) {
+        int64_t t = P->target[r];
+        if (t == P->ignore_index) {
+            loss[r] = 0;
+            wrow[r] = 0;
+            continue;
+        }
+        double wt = P->weight != NULL ? (double)((const T *)P->weight)[t] : 1.0;
+        loss[r] = -wt * (double)x[r * P->C + t];
+        wrow[r] = wt;
+    }
+}
+
+/* ------------------------------------------------ elementwise losses */
+
+/* the losses of one block of n elements into out (or not), and their sum */
+static PF_CLONES double NK(ewloss_block)(pf_ewloss kind, const T *x, const T *t, const T *w,
+                                         const T *pw, int64_t n, double prm, T *out)
+{
+    double buf[256];
+    double total = 0;
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t m = n - j0 < 256 ? n - j0 : 256;
+        const T *xs = x + j0, *ts = t + j0;
+        switch (kind) {
+        case PF_LOSS_MSE:
+            for (int64_t j = 0; j < m; j++) {
+                double d = (double)xs[j] - (double)ts[j];
+                buf[j] = d * d;
+            }
+            break;
+        case PF_LOSS_L1:
+            for (int64_t j = 0; j < m; j++) {
+                buf[j] = fabs((double)xs[j] - (double)ts[j]);
+            }
+            break;
+        case PF_LOSS_HUBER:
+            for (int64_t j = 0; j < m; j++) {
+                double a = fabs((double)xs[j] - (double)ts[j]);
+                buf[j] = a < prm ? 0.5 * a * a : prm * (a - 0.5 * prm);
+            }
+            break;
+        case PF_LOSS_SMOOTH_L1:
+            for (int64_t j = 0; j < m; j++) {
+                double a = fabs((double)xs[j] - (double)ts[j]);
+                buf[j] = a < prm ? 0.5 * a * a / prm : a - 0.5 * prm;
+            }
+            break;
+        case PF_LOSS_BCE:
+            for (int64_t j = 0; j < m; j++) {
+                double p = (double)xs[j], tv = (double)ts[j];
+                /* PyTorch's clamp of each log at -100 (NaN stays NaN) */
+                double lp = log(p), lq = log1p(-p);
+                lp = lp < -100.0 ? -100.0 : lp;
+                lq = lq < -100.0 ? -100.0 : lq;
+                buf[j] = -(tv * lp + (1.0 - tv) * lq);
+            }
+            break;
+        case PF_LOSS_BCE_LOGITS:
+            for (int64_t j = 0; j < m; j++) {
+                double v = (double)xs[j], tv = (double)ts[j];
+                /*
+                 * softplus(-v) = max(-v, 0) + log1p(exp(-|v|)) never overflows; its max
+                 * part is added to (1 - t) v first, so that when they cancel (v << 0,
+                 * t = 0) the small log1p term keeps its digits
+                 */
+                double lw = pw != NULL ? 1.0 + ((double)pw[j0 + j] - 1.0) * tv : 1.0;
+                buf[j] = ((1.0 - tv) * v + lw * fmax(-v, 0.0)) + lw * log1p(exp(-fabs(v)));
+            }
+            break;
+        }
+        if (w != NULL) {
+            for (int64_t j = 0; j < m; j++) {
+                buf[j] *= (double)w[j0 + j];
+            }
+        }
+        if (out != NULL) {
+            for (int64_t j = 0; j < m; j++) {
+                out[j0 + j] = (T)buf[j];
+            }
+        }
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+        int64_t j = 0;
+        for (; j + 8 <= m; j += 8) {
+            for (int k = 0; k < 8; k++) {
+                a[k] += buf[j + k];
+            }
+        }
+        for (; j < m; j++) {
+            s += buf[j];
+        }
+        total += NK(fold8)(a) + s;
+    }
+    return total;
+}
+
+static double NK(ewloss)(pf_ewloss kind, const T *x, const T *t, const T *w, const T *pw,
+                         int64_t n, double prm, T *out)
+{
+    enum { EB = 4096 };
+    int64_t nb = (n + EB - 1) / EB;
+    if (nb <= 1) {
+        return NK(ewloss_block)(kind, x, t, w, pw, n, prm, out);
+    }
+    double *part = malloc(sizeof(double) * (size_t)nb);
+    if (part == NULL) {
+        /* no room for the partial sums: one block after another, in order */
+        double s = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t o = b * EB, m = n - o < EB ? n - o : EB;
+            s += NK(ewloss_block)(kind, x + o, t + o, w ? w + o : NULL, pw ? pw + o : NULL, m,
+                                  prm, out ? out + o : NULL);
+        }
+        return s;
+    }
+    int nth = nk_threads(n, nb);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t o = b * EB, m = n - o < EB ? n - o : EB;
+        part[b] = NK(ewloss_block)(kind, x + o, t + o, w ? w + o : NULL, pw ? pw + o : NULL, m,
+                                   prm, out ? out + o : NULL);
+    }
+    double s = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        s += part[b];
+    }
+    free(part);
+    return s;
+}
+
+/* ------------------------------------------------------------ dropout */
+
+static void NK(dropout_mask)(T *out, int64_t n, double p, uint64_t seed, uint64_t offset)
+{
+    int64_t blocks = (n + 1) / 2;
+    T keep = (T)(1.0 / (1.0 - p));
+    int nth = nk_threads(4 * n, blocks);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t j = 0; j < blocks; j++) {
+        double u[2];
+        pf_random_uniform_pair(seed, offset + (uint64_t)j, u);
+        out[2 * j] = u[0] >= p ? keep : (T)0;
+        if (2 * j + 1 < n) {
+            out[2 * j + 1] = u[1] >= p ? keep : (T)0;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* 1 where element `idx` of the draw is kept, 0 where dropped */
+static inline int NK(attn_keep)(const pf_attn *P, int64_t idx)
+{
+    double u[2];
+    pf_random_uniform_pair(P->seed, P->offset + (uint64_t)(idx / 2), u);
+    return u[idx & 1] >= P->dropout_p;
+}
+
+/* one score row: scale, mask, safe softmax, dropout */
+static PF_CLONES void NK(attn_row)(const pf_attn *P, int64_t b, int64_t i, T *s, int dropout)
+{
+    int64_t S = P->S;
+    T sc = (T)P->scale;
+    int64_t lim = P->causal ? (i + 1 < S ? i + 1 : S) : S;
+    if (P->mask != NULL) {
+        int64_t at = P->moff[b] + i * P->mrs;
+        if (P->mask_bool) {
+            const uint8_t *mk = (const uint8_t *)P->mask + at;
+            for (int64_t j = 0; j < S; j++) {
+                s[j] = mk[j * P->mcs] ? s[j] * sc : (T)-INFINITY;
+            }
+        }
+        else {
+            const T *mk = (const T *)P->mask + at;
+            for (int64_t j = 0; j < S; j++) {
+                s[j] = s[j] * sc + mk[j * P->mcs];
+            }
+        }
+    }
+    else {
+        for (int64_t j = 0; j < S; j++) {
+            s[j] = s[j] * sc;
+        }
+    }
+    for (int64_t j = lim; j < S; j++) {
+        s[j] = (T)-INFINITY;
+    }
+    double m = NK(rowmax)(s, S);
+    if (m == -INFINITY) {
+        /* attends to nothing: zeros (PyTorch's behaviour), not 0/0 */
+        for (int64_t j = 0; j < S; j++) {
+            s[j] = 0;
+        }
+        return;
+    }
+    NK(expshift)(s, (T)m, s, S);
+    T inv = (T)(1.0 / NK(sum)(s, S));
+    for (int64_t j = 0; j < S; j++) {
+        s[j] *= inv;
+    }
+    if (dropout) {
+        T keep = (T)(1.0 / (1.0 - P->dropout_p));
+        int64_t base = (b * P->L + i) * S;
+        for (int64_t j = 0; j < S; j++) {
+            s[j] = NK(attn_keep)(P, base + j) ? s[j] * keep : (T)0;
+        }
+    }
+}
+
+static void NK(attn_softmax)(const pf_attn *P, T *s, int dropout)
+{
+    int64_t rows = P->nb * P->L;
+    int nth = nk_threads(rows * P->S, rows);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        NK(attn_row)(P, r / P->L, r % P->L, s + r * P->S, dropout);
+    }
+}
+
+/* dS = P (dP - sum(P dP)) with dP = dP' * dropout mask */
+static PF_CLONES void NK(attn_bwd_row)(const pf_attn *P, int64_t b, int64_t i, const T *p,
+                                       T *dp)
+{
+    int64_t S = P->S;
+    if (P->dropout_p > 0) {
+        T keep = (T)(1.0 / (1.0 - P->dropout_p));
+        int64_t base = (b * P->L + i) * S;
+        for (int64_t j = 0; j < S; j++) {
+            dp[j] = NK(attn_keep)(P, base + j) ? dp[j] * keep : (T)0;
+        }
+    }
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    int64_t j = 0;
+    for (; j + 8 <= S; j += 8) {
+        for (int k = 0; k < 8; k++) {
+            a[k] += (double)p[j + k] * (double)dp[j + k];
+        }
+    }
+    for (; j < S; j++) {
+        s += (double)p[j] * (double)dp[j];
+    }
+    T D = (T)(NK(fold8)(a) + s);
+    for (j = 0; j < S; j++) {
+        dp[j] = p[j] * (dp[j] - D);
+    }
+}
+
+static void NK(attn_softmax_bwd)(const pf_attn *P, const T *prob, T *dp)
+{
+    int64_t rows = P->nb * P->L;
+    int nth = nk_threads(rows * P->S, rows);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        NK(attn_bwd_row)(P, r / P->L, r % P->L, prob + r * P->S, dp + r * P->S);
+    }
+}
+
+#undef T
