@@ -913,29 +913,28 @@ static int bw_attention(PfNode *n, PyObject **gout, PyObject **gin)
     sshape[G.nbd + 1] = G.S;
     int nd = G.nbd + 2;
     PyObject *g = gout[0], *dq = NULL, *dk = NULL, *dv = NULL, *dm = NULL;
-    /* the dropout mask as a tensor (scaled), when there is one */
-    PyObject *dmask = NULL;
-    if (G.dropout_p > 0) {
-        PfTensor *mt = (PfTensor *)A_t(A, pf_tensor_empty(nd, sshape, comp, CPU, op));
-        if (mt == NULL) {
-            goto done;
-        }
-        pf_dropout_mask(comp, pf_tensor_data(mt), G.nb * G.L * G.S, G.dropout_p, G.seed,
-                        G.offset);
-        dmask = (PyObject *)mt;
-    }
     if (!pf_grad_enabled()) {
-        pf_attn K = {G.nb, G.L, G.S, G.scale, G.causal, NULL, 0, NULL, 0, 0, G.dropout_p, G.seed,
+        /*
+         * chunk by chunk of batch entries (pf_nn_attn_chunk), so that the
+         * probabilities and their gradient stay in L2 between the products
+         */
+        pf_attn K = {0, 0, G.L, G.S, G.scale, G.causal, NULL, 0, NULL, 0, 0, G.dropout_p, G.seed,
                      G.offset};
+        int64_t isz = pf_dtypes[comp].itemsize, cnt = pf_nn_attn_chunk(&G, comp);
+        int64_t cshape[3] = {cnt, G.L, G.S};
         PfTensor *mc = NULL;
-        PfTensor *qc = (PfTensor *)A_t(A, pf_nn_contig(q, comp, op));
-        PfTensor *kc = (PfTensor *)A_t(A, pf_nn_contig(k, comp, op));
-        PfTensor *vc = (PfTensor *)A_t(A, pf_nn_contig(val, comp, op));
+        PfTensor *qc = (PfTensor *)A_t(A, pf_nn_attn_full(q, &G, G.L, G.E, comp, op));
+        PfTensor *kc = (PfTensor *)A_t(A, pf_nn_attn_full(k, &G, G.S, G.E, comp, op));
+        PfTensor *vc = (PfTensor *)A_t(A, pf_nn_attn_full(val, &G, G.S, G.Ev, comp, op));
         PfTensor *gc = (PfTensor *)A_t(A, pf_nn_contig((PfTensor *)g, comp, op));
-        PfTensor *P = (PfTensor *)A_t(A, pf_tensor_empty(nd, sshape, comp, CPU, op));
-        PfTensor *dP = (PfTensor *)A_t(A, pf_tensor_empty(nd, sshape, comp, CPU, op));
+        PfTensor *P = (PfTensor *)A_t(A, pf_tensor_empty(3, cshape, comp, CPU, op));
+        /* the float mask's gradient is the scores' gradient: then it is kept whole */
+        PfTensor *dP = (PfTensor *)A_t(A, wm ? pf_tensor_empty(nd, sshape, comp, CPU, op)
+                                           : pf_tensor_empty(3, cshape, comp, CPU, op));
+        PfTensor *Pd = G.dropout_p > 0 && wv
+                       ? (PfTensor *)A_t(A, pf_tensor_empty(3, cshape, comp, CPU, op)) : P;
         if (qc == NULL || kc == NULL || vc == NULL || gc == NULL || P == NULL || dP == NULL ||
-            pf_nn_attn_mask(&G, mask, comp, op, &mc, &moff, &K) < 0) {
+            Pd == NULL || pf_nn_attn_mask(&G, mask, comp, op, &mc, &moff, &K) < 0) {
             goto done;
         }
         if (mc != NULL) {
@@ -943,64 +942,79 @@ static int bw_attention(PfNode *n, PyObject **gout, PyObject **gin)
         }
         int64_t shp[PF_MAX_DIMS];
         memcpy(shp, G.bshape, sizeof(int64_t) * (size_t)G.nbd);
-        if (G.S == 0) {
+        PfTensor *out[3] = {NULL, NULL, NULL};      /* dq, dk, dv */
+        int want[3] = {wq, wk, wv};
+        int64_t rows[3] = {G.L, G.S, G.S}, cols[3] = {G.E, G.E, G.Ev};
+        for (int i = 0; i < 3; i++) {
+            if (!want[i]) {
+                continue;
+            }
+            shp[G.nbd] = rows[i];
+            shp[G.nbd + 1] = cols[i];
+            out[i] = (PfTensor *)A_t(A, pf_tensor_empty(nd, shp, comp, CPU, op));
+            if (out[i] == NULL) {
+                goto done;
+            }
+            memset(pf_tensor_data(out[i]), 0, out[i]->storage->nbytes);
+        }
+        if (wm) {
             memset(pf_tensor_data(dP), 0, dP->storage->nbytes);
         }
-        else {
-            pf_nn_bgemm(&G, comp, qc, 0, kc, 1, P);
-            pf_attn_softmax(&K, comp, pf_tensor_data(P), 0);
-            pf_nn_bgemm(&G, comp, gc, 0, vc, 1, dP);
+        const char *qd = pf_tensor_data(qc), *kd = pf_tensor_data(kc), *vd = pf_tensor_data(vc);
+        const char *gd = pf_tensor_data(gc);
+        char *pd = pf_tensor_data(P), *pdd = pf_tensor_data(Pd);
+        Py_BEGIN_ALLOW_THREADS
+        for (int64_t b0 = 0; G.S > 0 && b0 < G.nb; b0 += cnt) {
+            int64_t c = G.nb - b0 < cnt ? G.nb - b0 : cnt;
+            char *dpd = pf_tensor_data(dP) + (wm ? b0 * G.L * G.S * isz : 0);
+            K.b0 = b0;
+            K.nb = c;
+            pf_nn_flat_gemm(comp, c, G.L, G.S, G.E, qd + b0 * G.L * G.E * isz, 0,
+                            kd + b0 * G.S * G.E * isz, 1, pd);
+            pf_attn_softmax(&K, comp, pd, 0);
+            pf_nn_flat_gemm(comp, c, G.L, G.S, G.Ev, gd + b0 * G.L * G.Ev * isz, 0,
+                            vd + b0 * G.S * G.Ev * isz, 1, dpd);
             if (wv) {
-                PyObject *Pd = dmask != NULL ? MUL((PyObject *)P, dmask) : (PyObject *)P;
-                shp[G.nbd] = G.S;
-                shp[G.nbd + 1] = G.Ev;
-                PfTensor *dvt = (PfTensor *)A_t(A, pf_tensor_empty(nd, shp, comp, CPU, op));
-                if (Pd == NULL || dvt == NULL) {
-                    goto done;
+                if (Pd != P) {
+                    pf_attn_dropout_apply(&K, comp, pd, pdd);
                 }
-                pf_nn_bgemm(&G, comp, (PfTensor *)Pd, 1, gc, 0, dvt);
-                dv = (PyObject *)dvt;
+                pf_nn_flat_gemm(comp, c, G.S, G.Ev, G.L, pdd, 1, gd + b0 * G.L * G.Ev * isz, 0,
+                                pf_tensor_data(out[2]) + b0 * G.S * G.Ev * isz);
             }
-            pf_attn_softmax_bwd(&K, comp, pf_tensor_data(P), pf_tensor_data(dP));
+            pf_attn_softmax_bwd(&K, comp, pd, dpd);
+            if (wq) {
+                pf_nn_flat_gemm(comp, c, G.L, G.E, G.S, dpd, 0, kd + b0 * G.S * G.E * isz, 0,
+                                pf_tensor_data(out[0]) + b0 * G.L * G.E * isz);
+            }
+            if (wk) {
+                pf_nn_flat_gemm(comp, c, G.S, G.E, G.L, dpd, 1, qd + b0 * G.L * G.E * isz, 0,
+                                pf_tensor_data(out[1]) + b0 * G.S * G.E * isz);
+            }
         }
-        if (wv && dv == NULL) {
-            shp[G.nbd] = G.S;
-            shp[G.nbd + 1] = G.Ev;
-            dv = A_t(A, pf_tensor_empty(nd, shp, comp, CPU, op));
-            if (dv == NULL) {
-                goto done;
+        Py_END_ALLOW_THREADS
+        for (int i = 0; i < 2; i++) {
+            if (out[i] != NULL) {
+                scale_inplace(out[i], G.scale);
             }
-            memset(pf_tensor_data((PfTensor *)dv), 0, ((PfTensor *)dv)->storage->nbytes);
         }
-        if (wq) {
-            shp[G.nbd] = G.L;
-            shp[G.nbd + 1] = G.E;
-            PfTensor *t = (PfTensor *)A_t(A, pf_tensor_empty(nd, shp, comp, CPU, op));
-            if (t == NULL) {
-                goto done;
-            }
-            if (G.S == 0) {
-                memset(pf_tensor_data(t), 0, t->storage->nbytes);
-            }
-            pf_nn_bgemm(&G, comp, dP, 0, kc, 0, t);
-            scale_inplace(t, G.scale);
-            dq = (PyObject *)t;
-        }
-        if (wk) {
-            shp[G.nbd] = G.S;
-            shp[G.nbd + 1] = G.E;
-            PfTensor *t = (PfTensor *)A_t(A, pf_tensor_empty(nd, shp, comp, CPU, op));
-            if (t == NULL) {
-                goto done;
-            }
-            pf_nn_bgemm(&G, comp, dP, 1, qc, 0, t);
-            scale_inplace(t, G.scale);
-            dk = (PyObject *)t;
-        }
+        dq = (PyObject *)out[0];
+        dk = (PyObject *)out[1];
+        dv = (PyObject *)out[2];
         dm = (PyObject *)dP;
     }
     else {
         /* with forward ops: matmul, a softmax built from exp and sum, where */
+        PyObject *dmask = NULL;
+        if (G.dropout_p > 0) {
+            /* the dropout mask, scaled, as a constant tensor of the scores' shape */
+            PfTensor *mt = (PfTensor *)A_t(A, pf_tensor_empty(nd, sshape, comp, CPU, op));
+            if (mt == NULL) {
+                goto done;
+            }
+            pf_dropout_mask(comp, pf_tensor_data(mt), G.nb * G.L * G.S, G.dropout_p, G.seed,
+                            G.offset);
+            dmask = (PyObject *)mt;
+        }
         PyObject *qo = (PyObject *)q, *ko = (PyObject *)k, *vo = (PyObject *)val;
         PyObject *sc = MUL(A_matmul(A, qo, A_swap(A, ko)), F(G.scale));
         PyObject *madd = NULL;

@@ -1297,48 +1297,44 @@ int pf_nn_attn_mask(const pf_nn_attn *A, PfTensor *mask, pf_dtype dt, const char
     return 0;
 }
 
-/* operand `t` (contiguous, batch dims right-aligned to A's) as a matrix of the engine */
-static void bgemm_mat(const pf_nn_attn *A, const PfTensor *t, int trans, pf_gemm_mat *mat)
+PfTensor *pf_nn_attn_full(PfTensor *t, const pf_nn_attn *A, int64_t rows, int64_t cols,
+                          pf_dtype dt, const char *op)
 {
-    int nd = t->ndim, tb = nd - 2, lead = A->nbd - tb;
-    int64_t cols = t->shape[nd - 1];
-    mat->data = pf_tensor_data(t);
-    for (int d = 0; d < A->nbd; d++) {
-        int td = d - lead;
-        mat->bstrides[d] = td < 0 || t->shape[td] == 1 ? 0 : t->strides[td];
-    }
-    mat->rs = trans ? 1 : cols;
-    mat->cs = trans ? cols : 1;
+    int64_t shape[PF_MAX_DIMS];
+    memcpy(shape, A->bshape, sizeof(int64_t) * (size_t)A->nbd);
+    shape[A->nbd] = rows;
+    shape[A->nbd + 1] = cols;
+    return expand_contig(t, shape, A->nbd + 2, dt, op);
 }
 
-void pf_nn_bgemm(const pf_nn_attn *A, pf_dtype dt, const PfTensor *a, int ta, const PfTensor *b,
-                 int tb, PfTensor *c)
+int64_t pf_nn_attn_chunk(const pf_nn_attn *A, pf_dtype dt)
 {
+    /* about 512 KB of scores: a chunk's few buffers stay in L2 across its passes */
+    int64_t per = A->L * A->S * pf_dtypes[dt].itemsize;
+    int64_t cnt = per > 0 ? ((int64_t)512 << 10) / per : A->nb;
+    cnt = cnt < 1 ? 1 : cnt;
+    return cnt > A->nb ? (A->nb > 0 ? A->nb : 1) : cnt;
+}
+
+void pf_nn_flat_gemm(pf_dtype dt, int64_t nb, int64_t m, int64_t n, int64_t k, const char *a,
+                     int ta, const char *b, int tb, char *c)
+{
+    if (nb == 0 || m == 0 || n == 0) {
+        return;
+    }
     pf_gemm g;
     memset(&g, 0, sizeof(g));
     g.dtype = dt;
-    g.nb = A->nbd;
-    memcpy(g.bshape, A->bshape, sizeof(int64_t) * (size_t)A->nbd);
-    int64_t ra = a->shape[a->ndim - 2], ca = a->shape[a->ndim - 1];
-    int64_t rb = b->shape[b->ndim - 2], cb = b->shape[b->ndim - 1];
-    g.m = ta ? ca : ra;
-    g.k = ta ? ra : ca;
-    g.n = tb ? rb : cb;
-    bgemm_mat(A, a, ta, &g.a);
-    bgemm_mat(A, b, tb, &g.b);
-    bgemm_mat(A, c, 0, &g.c);
-    if (g.m == 0 || g.n == 0 || A->nb == 0) {
-        return;
-    }
-    double work = (double)A->nb * (double)g.m * (double)g.n * (double)g.k;
-    if (work > (double)(1 << 20)) {
-        Py_BEGIN_ALLOW_THREADS
-        pf_gemm_run(&g);
-        Py_END_ALLOW_THREADS
-    }
-    else {
-        pf_gemm_run(&g);
-    }
+    g.nb = 1;
+    g.bshape[0] = nb;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    /* a stored (m, k), or (k, m) when transposed; b (k, n) or (n, k); c (m, n) */
+    g.a = (pf_gemm_mat){(char *)a, {m * k}, ta ? 1 : k, ta ? m : 1};
+    g.b = (pf_gemm_mat){(char *)b, {k * n}, tb ? 1 : n, tb ? k : 1};
+    g.c = (pf_gemm_mat){c, {m * n}, n, 1};
+    pf_gemm_run(&g);
 }
 
 /*
@@ -1367,19 +1363,23 @@ PyObject *pf_op__attention(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssi
         return NULL;
     }
     pf_dtype comp = pf_nn_comp(q->dtype);
-    int64_t oshape[PF_MAX_DIMS], sshape[PF_MAX_DIMS];
+    int64_t isz = pf_dtypes[comp].itemsize;
+    int64_t oshape[PF_MAX_DIMS], sshape[3];
     memcpy(oshape, A.bshape, sizeof(int64_t) * (size_t)A.nbd);
-    memcpy(sshape, A.bshape, sizeof(int64_t) * (size_t)A.nbd);
-    oshape[A.nbd] = sshape[A.nbd] = A.L;
+    oshape[A.nbd] = A.L;
     oshape[A.nbd + 1] = A.Ev;
-    sshape[A.nbd + 1] = A.S;
-    pf_attn K = {A.nb, A.L, A.S, A.scale, A.causal, NULL, 0, NULL, 0, 0, A.dropout_p, A.seed,
+    int64_t cnt = pf_nn_attn_chunk(&A, comp);
+    sshape[0] = cnt;
+    sshape[1] = A.L;
+    sshape[2] = A.S;
+    pf_attn K = {0, 0, A.L, A.S, A.scale, A.causal, NULL, 0, NULL, 0, 0, A.dropout_p, A.seed,
                  A.offset};
-    if ((qc = pf_nn_contig(q, comp, op)) == NULL || (kc = pf_nn_contig(k, comp, op)) == NULL ||
-        (vc = pf_nn_contig(val, comp, op)) == NULL ||
+    if ((qc = pf_nn_attn_full(q, &A, A.L, A.E, comp, op)) == NULL ||
+        (kc = pf_nn_attn_full(k, &A, A.S, A.E, comp, op)) == NULL ||
+        (vc = pf_nn_attn_full(val, &A, A.S, A.Ev, comp, op)) == NULL ||
         pf_nn_attn_mask(&A, mask, comp, op, &mc, &moff, &K) < 0 ||
         (out = pf_tensor_empty(A.nbd + 2, oshape, comp, CPU, op)) == NULL ||
-        (s = pf_tensor_empty(A.nbd + 2, sshape, comp, CPU, op)) == NULL) {
+        (s = pf_tensor_empty(3, sshape, comp, CPU, op)) == NULL) {
         goto done;
     }
     if (A.S == 0) {
@@ -1387,9 +1387,25 @@ PyObject *pf_op__attention(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssi
         memset(pf_tensor_data(out), 0, out->storage->nbytes);
     }
     else {
-        pf_nn_bgemm(&A, comp, qc, 0, kc, 1, s);
-        pf_attn_softmax(&K, comp, pf_tensor_data(s), A.dropout_p > 0);
-        pf_nn_bgemm(&A, comp, s, 0, vc, 0, out);
+        /*
+         * chunk by chunk of batch entries: the scores of a chunk are written by
+         * the first product, turned into probabilities and read by the second
+         * while they are still in L2
+         */
+        const char *qd = pf_tensor_data(qc), *kd = pf_tensor_data(kc), *vd = pf_tensor_data(vc);
+        char *od = pf_tensor_data(out), *sd = pf_tensor_data(s);
+        Py_BEGIN_ALLOW_THREADS
+        for (int64_t b0 = 0; b0 < A.nb; b0 += cnt) {
+            int64_t c = A.nb - b0 < cnt ? A.nb - b0 : cnt;
+            pf_nn_flat_gemm(comp, c, A.L, A.S, A.E, qd + b0 * A.L * A.E * isz, 0,
+                            kd + b0 * A.S * A.E * isz, 1, sd);
+            K.b0 = b0;
+            K.nb = c;
+            pf_attn_softmax(&K, comp, sd, A.dropout_p > 0);
+            pf_nn_flat_gemm(comp, c, A.L, A.Ev, A.S, sd, 0, vd + b0 * A.S * A.Ev * isz, 0,
+                            od + b0 * A.L * A.Ev * isz);
+        }
+        Py_END_ALLOW_THREADS
     }
     res = as_result(out, q->dtype, op);
     out = NULL;

@@ -22,6 +22,24 @@
 #define PF_CLONES
 #endif
 
+/*
+ * The helpers of the row workers are inlined into them, so that each target
+ * clone of a worker gets its own vector code and no call through the
+ * clone resolver per row (rows of attention are 128 long).
+ */
+#if defined(__GNUC__)
+#define NK_INLINE static inline __attribute__((always_inline))
+#else
+#define NK_INLINE static inline
+#endif
+
+/*
+ * Independent float64 accumulators of a sum: 32 lanes are four AVX-512 (or
+ * eight AVX2) vectors, enough to hide the latency of the vector add; with
+ * one vector the sums of a row ran at a third of the memory speed.
+ */
+#define NL 32
+
 /* Threads for `work` elements split into `tasks` pieces: 1 below the grain. */
 static int nk_threads(int64_t work, int64_t tasks)
 {
@@ -64,6 +82,12 @@ static void nk_fold_parts(const double *part, int64_t nblk, int64_t wlen, double
         }
     }
 }
+
+/*
+ * Per-channel coefficients of batch norm's map, in the compute dtype: the
+ * two centres split hi + lo (split_mean), the three factors.
+ */
+enum { BN_UH, BN_UL, BN_A, BN_XH, BN_XL, BN_B, BN_D, BN_NCOEF };
 
 static inline float vexp_f32(float x)
 {
@@ -160,14 +184,10 @@ int pf_bn_map(const pf_bn_geom *G, pf_dtype dt, const void *u, const double *um,
         B = B != NULL ? B : zeros;
         D = D != NULL ? D : zeros;
     }
-    if (IS64(dt)) {
-        bn_map_f64(G, u, um, A, x, xm, B, D, out);
-    }
-    else {
-        bn_map_f32(G, u, um, A, x, xm, B, D, out);
-    }
+    int rc = IS64(dt) ? bn_map_f64(G, u, um, A, x, xm, B, D, out)
+                      : bn_map_f32(G, u, um, A, x, xm, B, D, out);
     free(zeros);
-    return 0;
+    return rc;
 }
 
 int pf_xent_fwd(const pf_xent *P, pf_dtype dt, const void *x, double *loss, double *wrow)
@@ -247,5 +267,15 @@ void pf_attn_softmax_bwd(const pf_attn *P, pf_dtype dt, const void *prob, void *
     }
     else {
         attn_softmax_bwd_f32(P, prob, dp);
+    }
+}
+
+void pf_attn_dropout_apply(const pf_attn *P, pf_dtype dt, const void *prob, void *out)
+{
+    if (IS64(dt)) {
+        attn_dropout_apply_f64(P, prob, out);
+    }
+    else {
+        attn_dropout_apply_f32(P, prob, out);
     }
 }

@@ -66,7 +66,8 @@ int pf_bn_grad_sums(const pf_bn_geom *G, pf_dtype dt, const void *g, const void 
 
 /*
  * out = (u - um[c]) A[c] + (x - xm[c]) B[c] + D[c] over (outer, C, inner),
- * computed in float64 so that no large mean cancels in float32.  x may be
+ * in dt, with each centre split in two values of dt so that a large mean
+ * does not cancel digits away in float32.  x may be
  * NULL (no second term); um, xm, B and D may be NULL (zeros).  The
  * forward is u = x, um = mean, D = bias; the backward u = g.  The
  * coefficients are float64 (C).
@@ -149,15 +150,17 @@ void pf_dropout_mask(pf_dtype dt, void *out, int64_t n, double p, uint64_t seed,
 /* ------------------------------------------------------------ attention */
 
 /*
- * The score rows of attention: nb batch entries of (L, S).  The mask is
- * read at mask + moff[b] + i * mrs + j * mcs (elements; strides 0 where it
+ * The score rows of attention: nb batch entries of (L, S), entries b0 to
+ * b0 + nb - 1 of the whole batch (the callers go chunk by chunk).  For
+ * entry b (of the whole batch) the mask is read at
+ * mask + moff[b] + i * mrs + j * mcs (elements; strides 0 where it
  * broadcasts): an additive float mask in dt, or a bool one (uint8, 1 =
  * attend).  Causal: key j > query i is masked.  Dropout keeps element
  * (b, i, j) where uniform number (b * L + i) * S + j of the draw at
  * (seed, offset) is >= p, scaled by 1 / (1 - p).
  */
 typedef struct {
-    int64_t nb, L, S;
+    int64_t b0, nb, L, S;
     double scale;
     int causal;
     const void *mask;
@@ -173,6 +176,9 @@ typedef struct {
  * to nothing all zeros; times the dropout mask when `dropout` is set.
  */
 void pf_attn_softmax(const pf_attn *P, pf_dtype dt, void *s, int dropout);
+
+/* out (nb, L, S) = prob times the dropout mask */
+void pf_attn_dropout_apply(const pf_attn *P, pf_dtype dt, const void *prob, void *out);
 
 /*
  * dp (nb, L, S): the gradient of the (dropped-out) probabilities in, the

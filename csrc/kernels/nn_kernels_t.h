@@ -4,7 +4,7 @@
  * defined; NK(name) gives each function its dtype's name.  Only
  * nn_kernels.c includes this file.
  *
- * Sums run in float64 lanes (eight independent accumulators, folded
+ * Sums run in float64 lanes (NL independent accumulators, folded
  * pairwise), which GCC vectorises without reassociating anything.  The
  * per-row workers carry PF_CLONES: OpenMP outlines the parallel loops,
  * so the vector code has to live in functions of its own to be cloned.
@@ -13,34 +13,40 @@
 
 /* ------------------------------------------------------------ row sums */
 
-static inline double NK(fold8)(const double *a)
+/* the NL lanes folded pairwise (a fixed order) */
+static inline double NK(fold)(double *a)
 {
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (int w = NL / 2; w > 0; w /= 2) {
+        for (int k = 0; k < w; k++) {
+            a[k] += a[k + w];
+        }
+    }
+    return a[0];
 }
 
 /* sum x[0:n] */
-static PF_CLONES double NK(sum)(const T *x, int64_t n)
+NK_INLINE double NK(sum)(const T *x, int64_t n)
 {
-    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    double a[NL] = {0}, s = 0;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int k = 0; k < 8; k++) {
+    for (; i + NL <= n; i += NL) {
+        for (int k = 0; k < NL; k++) {
             a[k] += (double)x[i + k];
         }
     }
     for (; i < n; i++) {
         s += (double)x[i];
     }
-    return NK(fold8)(a) + s;
+    return NK(fold)(a) + s;
 }
 
 /* sum (x[0:n] - c)^2 */
-static PF_CLONES double NK(sumsqdev)(const T *x, int64_t n, double c)
+NK_INLINE double NK(sumsqdev)(const T *x, int64_t n, double c)
 {
-    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    double a[NL] = {0}, s = 0;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int k = 0; k < 8; k++) {
+    for (; i + NL <= n; i += NL) {
+        for (int k = 0; k < NL; k++) {
             double d = (double)x[i + k] - c;
             a[k] += d * d;
         }
@@ -49,17 +55,17 @@ static PF_CLONES double NK(sumsqdev)(const T *x, int64_t n, double c)
         double d = (double)x[i] - c;
         s += d * d;
     }
-    return NK(fold8)(a) + s;
+    return NK(fold)(a) + s;
 }
 
 /* *sg = sum g, *sgx = sum g (x - c), over n elements */
-static PF_CLONES void NK(sum_g_gx)(const T *g, const T *x, int64_t n, double c, double *sg,
-                                   double *sgx)
+NK_INLINE void NK(sum_g_gx)(const T *g, const T *x, int64_t n, double c, double *sg,
+                            double *sgx)
 {
-    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0, t = 0;
+    double a[NL] = {0}, b[NL] = {0}, s = 0, t = 0;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int k = 0; k < 8; k++) {
+    for (; i + NL <= n; i += NL) {
+        for (int k = 0; k < NL; k++) {
             double gv = (double)g[i + k];
             a[k] += gv;
             b[k] += gv * ((double)x[i + k] - c);
@@ -70,20 +76,31 @@ static PF_CLONES void NK(sum_g_gx)(const T *g, const T *x, int64_t n, double c, 
         s += gv;
         t += gv * ((double)x[i] - c);
     }
-    *sg = NK(fold8)(a) + s;
-    *sgx = NK(fold8)(b) + t;
+    *sg = NK(fold)(a) + s;
+    *sgx = NK(fold)(b) + t;
 }
 
 /* ------------------------------------------------ layer, group and RMS norm */
 
 /* the row's mean (0 for RMS) and 1 / sqrt(variance + eps) (RMS: of the mean square) */
-static void NK(row_stats)(const pf_rownorm *P, const T *xr, double *mean, double *rstd)
+NK_INLINE void NK(row_stats)(const pf_rownorm *P, const T *xr, double *mean, double *rstd)
 {
     double n = (double)P->n;
     double m = P->rms ? 0.0 : NK(sum)(xr, P->n) / n;
     double v = NK(sumsqdev)(xr, P->n, m) / n;
     *mean = m;
     *rstd = 1.0 / sqrt(v + P->eps);
+}
+
+/*
+ * The mean as hi + lo in T: (x - hi) - lo is x - mean to T's precision even
+ * when the mean is large next to the spread (float32 data around 1e4),
+ * where x - (float)mean would lose digits; the rest runs in T.
+ */
+static inline void NK(split_mean)(double mean, T *hi, T *lo)
+{
+    *hi = (T)mean;
+    *lo = (T)(mean - (double)*hi);
 }
 
 /* y = (x - mean) * rstd * w + b over one row; w, b the row's affine block or NULL */
@@ -93,38 +110,40 @@ static PF_CLONES void NK(rownorm_row)(const pf_rownorm *P, const T *xr, const T 
     double mean, rstd;
     NK(row_stats)(P, xr, &mean, &rstd);
     int64_t n = P->n;
+    T mh, ml, r = (T)rstd;
+    NK(split_mean)(mean, &mh, &ml);
     if (P->inner == 1) {
         /* one weight per element: the four affine forms as separate loops */
         if (w != NULL && b != NULL) {
             for (int64_t j = 0; j < n; j++) {
-                yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)w[j] + (double)b[j]);
+                yr[j] = ((xr[j] - mh) - ml) * r * w[j] + b[j];
             }
         }
         else if (w != NULL) {
             for (int64_t j = 0; j < n; j++) {
-                yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)w[j]);
+                yr[j] = ((xr[j] - mh) - ml) * r * w[j];
             }
         }
         else if (b != NULL) {
             for (int64_t j = 0; j < n; j++) {
-                yr[j] = (T)(((double)xr[j] - mean) * rstd + (double)b[j]);
+                yr[j] = ((xr[j] - mh) - ml) * r + b[j];
             }
         }
         else {
             for (int64_t j = 0; j < n; j++) {
-                yr[j] = (T)(((double)xr[j] - mean) * rstd);
+                yr[j] = ((xr[j] - mh) - ml) * r;
             }
         }
         return;
     }
     /* one weight per run of `inner` elements (a channel of group norm) */
     for (int64_t ch = 0; ch < P->nch; ch++) {
-        double a = rstd * (w != NULL ? (double)w[ch] : 1.0);
-        double c = b != NULL ? (double)b[ch] : 0.0;
+        T a = (T)(rstd * (w != NULL ? (double)w[ch] : 1.0));
+        T c = b != NULL ? b[ch] : (T)0;
         const T *xs = xr + ch * P->inner;
         T *ys = yr + ch * P->inner;
         for (int64_t s = 0; s < P->inner; s++) {
-            ys[s] = (T)(((double)xs[s] - mean) * a + c);
+            ys[s] = ((xs[s] - mh) - ml) * a + c;
         }
     }
 }
@@ -151,38 +170,40 @@ static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, cons
     double mean, rstd;
     NK(row_stats)(P, xr, &mean, &rstd);
     int64_t n = P->n;
+    T mh, ml, r = (T)rstd;
+    NK(split_mean)(mean, &mh, &ml);
     double A = 0, B = 0;
     if (P->inner == 1) {
-        if (pdw != NULL || pdb != NULL) {
+        if (pdw != NULL) {
             for (int64_t j = 0; j < n; j++) {
-                double gv = (double)gr[j];
-                if (pdw != NULL) {
-                    pdw[j] += gv * ((double)xr[j] - mean) * rstd;
-                }
-                if (pdb != NULL) {
-                    pdb[j] += gv;
-                }
+                pdw[j] += (double)(gr[j] * (((xr[j] - mh) - ml) * r));
+            }
+        }
+        if (pdb != NULL) {
+            for (int64_t j = 0; j < n; j++) {
+                pdb[j] += (double)gr[j];
             }
         }
         if (dxr == NULL) {
             return;
         }
-        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        /* A = sum gw, B = sum gw xh: products in T, sums in float64 lanes */
+        double a[NL] = {0}, b[NL] = {0};
         int64_t j = 0;
-        for (; j + 8 <= n; j += 8) {
-            for (int k = 0; k < 8; k++) {
-                double gw = (double)gr[j + k] * (w != NULL ? (double)w[j + k] : 1.0);
-                a[k] += gw;
-                b[k] += gw * ((double)xr[j + k] - mean);
+        for (; j + NL <= n; j += NL) {
+            for (int k = 0; k < NL; k++) {
+                T gw = gr[j + k] * (w != NULL ? w[j + k] : (T)1);
+                a[k] += (double)gw;
+                b[k] += (double)(gw * (((xr[j + k] - mh) - ml) * r));
             }
         }
         for (; j < n; j++) {
-            double gw = (double)gr[j] * (w != NULL ? (double)w[j] : 1.0);
-            A += gw;
-            B += gw * ((double)xr[j] - mean);
+            T gw = gr[j] * (w != NULL ? w[j] : (T)1);
+            A += (double)gw;
+            B += (double)(gw * (((xr[j] - mh) - ml) * r));
         }
-        A += NK(fold8)(a);
-        B = (B + NK(fold8)(b)) * rstd;
+        A += NK(fold)(a);
+        B += NK(fold)(b);
     }
     else {
         for (int64_t ch = 0; ch < P->nch; ch++) {
@@ -202,22 +223,20 @@ static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, cons
             return;
         }
     }
-    double ma = P->rms ? 0.0 : A / (double)n, mb = B / (double)n;
+    T ma = (T)(P->rms ? 0.0 : A / (double)n), mb = (T)(B / (double)n);
     if (P->inner == 1) {
         for (int64_t j = 0; j < n; j++) {
-            double gw = (double)gr[j] * (w != NULL ? (double)w[j] : 1.0);
-            double xh = ((double)xr[j] - mean) * rstd;
-            dxr[j] = (T)(rstd * (gw - ma - xh * mb));
+            T gw = gr[j] * (w != NULL ? w[j] : (T)1);
+            dxr[j] = r * (gw - ma - (((xr[j] - mh) - ml) * r) * mb);
         }
         return;
     }
     for (int64_t ch = 0; ch < P->nch; ch++) {
-        double wv = w != NULL ? (double)w[ch] : 1.0;
+        T wv = w != NULL ? w[ch] : (T)1;
         const T *gs = gr + ch * P->inner, *xs = xr + ch * P->inner;
         T *ds = dxr + ch * P->inner;
         for (int64_t s = 0; s < P->inner; s++) {
-            double xh = ((double)xs[s] - mean) * rstd;
-            ds[s] = (T)(rstd * ((double)gs[s] * wv - ma - xh * mb));
+            ds[s] = r * (gs[s] * wv - ma - (((xs[s] - mh) - ml) * r) * mb);
         }
     }
 }
@@ -357,71 +376,89 @@ static int NK(bn_sums)(const pf_bn_geom *G, int kind, const T *x, const T *g, co
     return 0;
 }
 
-/* out = (u - um) A + (x - xm) B + D over one run of n elements of channel c */
-static PF_CLONES void NK(bn_map_run)(const T *u, double um, double A, const T *x, double xm,
-                                     double B, double D, T *out, int64_t n)
+/* out = (u - um) A + (x - xm) B + D over one run of n elements of one channel */
+static PF_CLONES void NK(bn_map_run)(const T *u, const T *x, const T *cf, T *out, int64_t n)
 {
+    T uh = cf[BN_UH], ul = cf[BN_UL], a = cf[BN_A], d = cf[BN_D];
     if (x == NULL) {
         for (int64_t i = 0; i < n; i++) {
-            out[i] = (T)(((double)u[i] - um) * A + D);
+            out[i] = ((u[i] - uh) - ul) * a + d;
         }
         return;
     }
+    T xh = cf[BN_XH], xl = cf[BN_XL], b = cf[BN_B];
     for (int64_t i = 0; i < n; i++) {
-        out[i] = (T)(((double)u[i] - um) * A + ((double)x[i] - xm) * B + D);
+        out[i] = ((u[i] - uh) - ul) * a + ((x[i] - xh) - xl) * b + d;
     }
 }
 
-/* the same over one row of C channels (inner == 1), coefficients per channel */
-static PF_CLONES void NK(bn_map_row)(const T *u, const double *um, const double *A, const T *x,
-                                     const double *xm, const double *B, const double *D,
-                                     T *out, int64_t C)
+/* the same over one row of C channels (inner == 1); cf holds each coefficient's C values */
+static PF_CLONES void NK(bn_map_row)(const T *u, const T *x, const T *cf, T *out, int64_t C)
 {
+    const T *uh = cf + BN_UH * C, *ul = cf + BN_UL * C, *a = cf + BN_A * C, *d = cf + BN_D * C;
     if (x == NULL) {
         for (int64_t j = 0; j < C; j++) {
-            out[j] = (T)(((double)u[j] - um[j]) * A[j] + D[j]);
+            out[j] = ((u[j] - uh[j]) - ul[j]) * a[j] + d[j];
         }
         return;
     }
+    const T *xh = cf + BN_XH * C, *xl = cf + BN_XL * C, *b = cf + BN_B * C;
     for (int64_t j = 0; j < C; j++) {
-        out[j] = (T)(((double)u[j] - um[j]) * A[j] + ((double)x[j] - xm[j]) * B[j] + D[j]);
+        out[j] = ((u[j] - uh[j]) - ul[j]) * a[j] + ((x[j] - xh[j]) - xl[j]) * b[j] + d[j];
     }
 }
 
-static void NK(bn_map)(const pf_bn_geom *G, const T *u, const double *um, const double *A,
-                       const T *x, const double *xm, const double *B, const double *D, T *out)
+static int NK(bn_map)(const pf_bn_geom *G, const T *u, const double *um, const double *A,
+                      const T *x, const double *xm, const double *B, const double *D, T *out)
 {
     int64_t C = G->C, in = G->inner;
+    T *cf = malloc(sizeof(T) * (size_t)(BN_NCOEF * (C > 0 ? C : 1)));
+    if (cf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* channel-major (inner > 1: a channel's coefficients together) or coefficient-major */
+    int64_t cs = in > 1 ? BN_NCOEF : 1, ks = in > 1 ? 1 : C;
+    for (int64_t c = 0; c < C; c++) {
+        T *f = cf + c * cs;
+        NK(split_mean)(um[c], &f[BN_UH * ks], &f[BN_UL * ks]);
+        NK(split_mean)(xm[c], &f[BN_XH * ks], &f[BN_XL * ks]);
+        f[BN_A * ks] = (T)A[c];
+        f[BN_B * ks] = (T)B[c];
+        f[BN_D * ks] = (T)D[c];
+    }
     if (in > 1) {
         int64_t ntask = G->outer * C;
         int nth = nk_threads(ntask * in, ntask);
         #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
         for (int64_t t = 0; t < ntask; t++) {
-            int64_t c = t % C;
-            NK(bn_map_run)(u + t * in, um[c], A[c], x != NULL ? x + t * in : NULL, xm[c], B[c],
-                           D[c], out + t * in, in);
+            NK(bn_map_run)(u + t * in, x != NULL ? x + t * in : NULL, cf + (t % C) * BN_NCOEF,
+                           out + t * in, in);
         }
-        return;
     }
-    int nth = nk_threads(G->outer * C, G->outer);
-    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
-    for (int64_t o = 0; o < G->outer; o++) {
-        NK(bn_map_row)(u + o * C, um, A, x != NULL ? x + o * C : NULL, xm, B, D, out + o * C, C);
+    else {
+        int nth = nk_threads(G->outer * C, G->outer);
+        #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+        for (int64_t o = 0; o < G->outer; o++) {
+            NK(bn_map_row)(u + o * C, x != NULL ? x + o * C : NULL, cf, out + o * C, C);
+        }
     }
+    free(cf);
+    return 0;
 }
 
 /* ------------------------------------------------------------ softmax rows */
 
 /* the largest of n values (NaN does not win here; it reaches the sums after) */
-static PF_CLONES double NK(rowmax)(const T *x, int64_t n)
+NK_INLINE double NK(rowmax)(const T *x, int64_t n)
 {
-    T a[8];
-    for (int k = 0; k < 8; k++) {
+    T a[NL];
+    for (int k = 0; k < NL; k++) {
         a[k] = (T)-INFINITY;
     }
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int k = 0; k < 8; k++) {
+    for (; i + NL <= n; i += NL) {
+        for (int k = 0; k < NL; k++) {
             a[k] = x[i + k] > a[k] ? x[i + k] : a[k];
         }
     }
@@ -429,14 +466,37 @@ static PF_CLONES double NK(rowmax)(const T *x, int64_t n)
     for (; i < n; i++) {
         m = x[i] > m ? x[i] : m;
     }
-    for (int k = 0; k < 8; k++) {
-        m = a[k] > m ? a[k] : m;
+    for (int w = NL / 2; w > 0; w /= 2) {
+        for (int k = 0; k < w; k++) {
+            a[k] = a[k + w] > a[k] ? a[k + w] : a[k];
+        }
     }
-    return (double)m;
+    return (double)(a[0] > m ? a[0] : m);
+}
+
+/* sum of n values in T lanes (short rows of probabilities, where T is precise enough) */
+NK_INLINE T NK(tsum)(const T *x, int64_t n)
+{
+    T a[NL] = {0}, s = 0;
+    int64_t i = 0;
+    for (; i + NL <= n; i += NL) {
+        for (int k = 0; k < NL; k++) {
+            a[k] += x[i + k];
+        }
+    }
+    for (; i < n; i++) {
+        s += x[i];
+    }
+    for (int w = NL / 2; w > 0; w /= 2) {
+        for (int k = 0; k < w; k++) {
+            a[k] += a[k + w];
+        }
+    }
+    return a[0] + s;
 }
 
 /* e[j] = exp(x[j] - m) for n values (float32: pyframe's vectorised exp) */
-static PF_CLONES void NK(expshift)(const T *x, T m, T *e, int64_t n)
+NK_INLINE void NK(expshift)(const T *x, T m, T *e, int64_t n)
 {
     for (int64_t j = 0; j < n; j++) {
         e[j] = NK(vexp)(x[j] - m);
@@ -444,7 +504,7 @@ static PF_CLONES void NK(expshift)(const T *x, T m, T *e, int64_t n)
 }
 
 /* sum over n values of exp(x - m), in chunks through a stack buffer */
-static double NK(sumexp)(const T *x, double m, int64_t n)
+NK_INLINE double NK(sumexp)(const T *x, double m, int64_t n)
 {
     T buf[256];
     double s = 0;
@@ -457,7 +517,7 @@ static double NK(sumexp)(const T *x, double m, int64_t n)
 }
 
 /* log(sum(exp(x))) of one row, shifted by its max */
-static double NK(row_lse)(const T *x, int64_t n)
+NK_INLINE double NK(row_lse)(const T *x, int64_t n)
 {
     double m = NK(rowmax)(x, n);
     if (!isfinite(m)) {
@@ -469,7 +529,8 @@ static double NK(row_lse)(const T *x, int64_t n)
 
 /* ------------------------------------------------------------ cross-entropy */
 
-static void NK(xent_row)(const pf_xent *P, const T *xr, int64_t r, double *loss, double *wrow)
+static PF_CLONES void NK(xent_row)(const pf_xent *P, const T *xr, int64_t r, double *loss,
+                                   double *wrow)
 {
     int64_t C = P->C;
     const T *w = P->weight;
@@ -520,7 +581,7 @@ static void NK(xent_fwd)(const pf_xent *P, const T *x, double *loss, double *wro
 }
 
 /* q_r, the row's weighted target distribution, and its sum */
-static double NK(xent_q_row)(const pf_xent *P, int64_t r, T *q)
+NK_INLINE double NK(xent_q_row)(const pf_xent *P, int64_t r, T *q)
 {
     int64_t C = P->C;
     const T *w = P->weight;
@@ -668,17 +729,17 @@ static PF_CLONES double NK(ewloss_block)(pf_ewloss kind, const T *x, const T *t,
                 out[j0 + j] = (T)buf[j];
             }
         }
-        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+        double a[NL] = {0}, s = 0;
         int64_t j = 0;
-        for (; j + 8 <= m; j += 8) {
-            for (int k = 0; k < 8; k++) {
+        for (; j + NL <= m; j += NL) {
+            for (int k = 0; k < NL; k++) {
                 a[k] += buf[j + k];
             }
         }
         for (; j < m; j++) {
             s += buf[j];
         }
-        total += NK(fold8)(a) + s;
+        total += NK(fold)(a) + s;
     }
     return total;
 }
@@ -783,7 +844,7 @@ static PF_CLONES void NK(attn_row)(const pf_attn *P, int64_t b, int64_t i, T *s,
         return;
     }
     NK(expshift)(s, (T)m, s, S);
-    T inv = (T)(1.0 / NK(sum)(s, S));
+    T inv = (T)1 / NK(tsum)(s, S);
     for (int64_t j = 0; j < S; j++) {
         s[j] *= inv;
     }
@@ -802,7 +863,27 @@ static void NK(attn_softmax)(const pf_attn *P, T *s, int dropout)
     int nth = nk_threads(rows * P->S, rows);
     #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
     for (int64_t r = 0; r < rows; r++) {
-        NK(attn_row)(P, r / P->L, r % P->L, s + r * P->S, dropout);
+        NK(attn_row)(P, P->b0 + r / P->L, r % P->L, s + r * P->S, dropout);
+    }
+}
+
+static PF_CLONES void NK(attn_drop_row)(const pf_attn *P, int64_t b, int64_t i, const T *p,
+                                        T *out)
+{
+    T keep = (T)(1.0 / (1.0 - P->dropout_p));
+    int64_t base = (b * P->L + i) * P->S;
+    for (int64_t j = 0; j < P->S; j++) {
+        out[j] = NK(attn_keep)(P, base + j) ? p[j] * keep : (T)0;
+    }
+}
+
+static void NK(attn_dropout_apply)(const pf_attn *P, const T *prob, T *out)
+{
+    int64_t rows = P->nb * P->L;
+    int nth = nk_threads(4 * rows * P->S, rows);
+    #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        NK(attn_drop_row)(P, P->b0 + r / P->L, r % P->L, prob + r * P->S, out + r * P->S);
     }
 }
 
@@ -818,17 +899,17 @@ static PF_CLONES void NK(attn_bwd_row)(const pf_attn *P, int64_t b, int64_t i, c
             dp[j] = NK(attn_keep)(P, base + j) ? dp[j] * keep : (T)0;
         }
     }
-    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;
+    double a[NL] = {0}, s = 0;
     int64_t j = 0;
-    for (; j + 8 <= S; j += 8) {
-        for (int k = 0; k < 8; k++) {
+    for (; j + NL <= S; j += NL) {
+        for (int k = 0; k < NL; k++) {
             a[k] += (double)p[j + k] * (double)dp[j + k];
         }
     }
     for (; j < S; j++) {
         s += (double)p[j] * (double)dp[j];
     }
-    T D = (T)(NK(fold8)(a) + s);
+    T D = (T)(NK(fold)(a) + s);
     for (j = 0; j < S; j++) {
         dp[j] = p[j] * (dp[j] - D);
     }
@@ -840,7 +921,7 @@ static void NK(attn_softmax_bwd)(const pf_attn *P, const T *prob, T *dp)
     int nth = nk_threads(rows * P->S, rows);
     #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
     for (int64_t r = 0; r < rows; r++) {
-        NK(attn_bwd_row)(P, r / P->L, r % P->L, prob + r * P->S, dp + r * P->S);
+        NK(attn_bwd_row)(P, P->b0 + r / P->L, r % P->L, prob + r * P->S, dp + r * P->S);
     }
 }
 
