@@ -1312,8 +1312,8 @@ int64_t pf_nn_attn_chunk(const pf_nn_attn *A, pf_dtype dt)
     /* about 512 KB of scores: a chunk's few buffers stay in L2 across its passes */
     int64_t per = A->L * A->S * pf_dtypes[dt].itemsize;
     int64_t cnt = per > 0 ? ((int64_t)512 << 10) / per : A->nb;
-    cnt = cnt < 1 ? 1 : cnt;
-    return cnt > A->nb ? (A->nb > 0 ? A->nb : 1) : cnt;
+    cnt = cnt > A->nb ? A->nb : cnt;
+    return cnt < 1 ? 1 : cnt;
 }
 
 void pf_nn_flat_gemm(pf_dtype dt, int64_t nb, int64_t m, int64_t n, int64_t k, const char *a,

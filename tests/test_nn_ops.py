@@ -473,6 +473,34 @@ def test_attention_dropout_uses_the_generators_draw():
     close(got, attention_ref(q, k, v, keep=keep))
 
 
+def test_attention_in_several_chunks():
+    # 256 x 256 float64 scores are 512 KB per batch entry: one entry per chunk, so masks,
+    # causality and dropout are indexed across chunk boundaries, forward and backward
+    rng = np.random.default_rng(23)
+    q, k, v = (rng.normal(size=s) for s in [(3, 2, 256, 4), (2, 256, 4), (3, 1, 256, 3)])
+    bm = rng.uniform(size=(2, 1, 256)) > 0.3
+    bm[1, 0, :] = False
+    sdpa = pf.scaled_dot_product_attention
+    close(sdpa(T(q), T(k), T(v), attn_mask=T(bm)), attention_ref(q, k, v, mask=bm))
+    close(sdpa(T(q), T(k), T(v), is_causal=True), attention_ref(q, k, v, causal=True))
+    pf.manual_seed(24)
+    got = sdpa(T(q), T(k), T(v), dropout_p=0.2)
+    pf.manual_seed(24)
+    keep = np.where(A(pf.rand(3, 2, 256, 256, dtype=pf.float64)) >= 0.2, 1 / 0.8, 0.0)
+    close(got, attention_ref(q, k, v, keep=keep))
+    fm = rng.normal(size=(256, 256))
+    for kw in ({"attn_mask": T(fm, grad=True)}, {"dropout_p": 0.3, "is_causal": True}):
+        ins = [T(a, grad=True) for a in (q, k, v)]
+        pf.manual_seed(25)
+        out = sdpa(*ins, **kw)
+        wrt = ins + ([kw["attn_mask"]] if "attn_mask" in kw else [])
+        g = T(rng.normal(size=out.shape))
+        fast = pf.autograd.grad(out, wrt, g, retain_graph=True)
+        comp = pf.autograd.grad(out, wrt, g, create_graph=True)
+        for a, b in zip(fast, comp):
+            np.testing.assert_allclose(A(a), A(b), rtol=1e-9, atol=1e-12)
+
+
 @needs_torch
 def test_attention_matches_torch():
     rng = np.random.default_rng(18)
@@ -694,3 +722,50 @@ def test_bad_inputs_name_the_op_and_the_values():
     loss = pf.cross_entropy(pf.ones((2, 3), requires_grad=True), pf.tensor([0, 1]), w)
     with pytest.raises(RuntimeError, match="cross_entropy: no gradient with respect to weight"):
         loss.backward()
+
+
+def test_empty_inputs_and_zero_channels():
+    """Empty batches, rows, classes and positions give empty or NaN results, never a crash."""
+    assert pf.layer_norm(pf.ones((0, 4)), 4).shape == (0, 4)
+    assert pf.layer_norm(pf.ones((3, 0)), 0).shape == (3, 0)
+    assert pf.group_norm(pf.ones((0, 4, 2)), 2).shape == (0, 4, 2)
+    assert pf.batch_norm(pf.ones((4, 0)), None, None, training=True).shape == (4, 0)
+    assert pf.batch_norm(pf.ones((0, 3)), pf.zeros(3), pf.ones(3)).shape == (0, 3)
+    assert np.isnan(A(pf.cross_entropy(pf.ones((0, 3)), pf.zeros(0, dtype=pf.int64))))
+    assert pf.cross_entropy(pf.ones((0, 3)), pf.zeros(0, dtype=pf.int64),
+                            reduction="none").shape == (0,)
+    assert np.isnan(A(pf.mse_loss(pf.ones(0), pf.ones(0))))
+    assert pf.dropout(pf.ones(0), 0.5).shape == (0,)
+    sdpa = pf.scaled_dot_product_attention
+    assert sdpa(pf.ones((0, 4)), pf.ones((3, 4)), pf.ones((3, 2))).shape == (0, 2)
+    assert sdpa(pf.ones((0, 2, 4)), pf.ones((0, 3, 4)), pf.ones((0, 3, 2))).shape == (0, 2, 2)
+    x = pf.ones((2, 4), requires_grad=True)
+    out = sdpa(x, pf.ones((0, 4)), pf.ones((0, 2)))       # no keys: zeros, zero gradient
+    assert (A(out) == 0).all()
+    out.sum().backward()
+    assert (A(x.grad) == 0).all()
+
+
+def test_no_tensor_outlives_a_training_step():
+    def step():
+        x = pf.tensor(np.random.default_rng(26).normal(size=(4, 6, 5)), requires_grad=True)
+        w = pf.ones(5, dtype=pf.float64, requires_grad=True)
+        rm, rv = pf.zeros(6, dtype=pf.float64), pf.ones(6, dtype=pf.float64)
+        loss = (pf.layer_norm(x, 5, w).sum() + pf.batch_norm(x, rm, rv, training=True).sum()
+                + pf.group_norm(x, 3).sum() + pf.rms_norm(x, 5, w).sum()
+                + pf.cross_entropy(x, pf.zeros((4, 5), dtype=pf.int64))
+                + pf.mse_loss(x, x * 0.5) + pf.binary_cross_entropy_with_logits(x, pf.sigmoid(x))
+                + pf.dropout(x, 0.3).sum()
+                + pf.scaled_dot_product_attention(x, x, x, dropout_p=0.2, is_causal=True).sum())
+        loss.backward()
+        g, = pf.autograd.grad(pf.layer_norm(x, 5).sum()
+                              + pf.scaled_dot_product_attention(x, x, x).sum(), [x],
+                              create_graph=True)
+        g.sum().backward()
+    step()
+    before = pf.memory_stats()["cpu"]
+    for _ in range(20):
+        step()
+    after = pf.memory_stats()["cpu"]
+    assert after["live_tensors"] == before["live_tensors"]
+    assert after["live_bytes"] == before["live_bytes"]

@@ -345,6 +345,9 @@ static int NK(bn_sums)(const pf_bn_geom *G, int kind, const T *x, const T *g, co
                        double *out1, double *out2)
 {
     int64_t C = G->C, per = G->inner > 1 ? G->inner : C;
+    if (C == 0) {
+        return 0;
+    }
     /* chunks of about 16K elements of one channel (or of all, when inner == 1) */
     int64_t rpc = 16384 / per > 0 ? 16384 / per : 1;
     int64_t nchunk = G->outer > 0 ? (G->outer + rpc - 1) / rpc : 1;
@@ -412,6 +415,9 @@ static int NK(bn_map)(const pf_bn_geom *G, const T *u, const double *um, const d
                       const T *x, const double *xm, const double *B, const double *D, T *out)
 {
     int64_t C = G->C, in = G->inner;
+    if (C == 0) {
+        return 0;
+    }
     T *cf = malloc(sizeof(T) * (size_t)(BN_NCOEF * (C > 0 ? C : 1)));
     if (cf == NULL) {
         PyErr_NoMemory();

@@ -79,6 +79,8 @@ ROWS = {
                   T + "test_norms_match_torch",
                   T + "test_batch_and_layer_norm_are_stable_for_a_large_mean",
                   T + "test_running_buffers_stay_out_of_autograd",
+                  T + "test_empty_inputs_and_zero_channels",
+                  T + "test_no_tensor_outlives_a_training_step",
                   T + "test_norm_results_do_not_depend_on_the_thread_count", BAD] + GRADS,
         "bad": [
             (lambda: pf.batch_norm(_x(), None, None), ValueError,
@@ -198,6 +200,7 @@ ROWS = {
     },
     "scaled_dot_product_attention": {
         "tests": [T + "test_attention_matches_numpy", T + "test_attention_matches_torch",
+                  T + "test_attention_in_several_chunks", T + "test_empty_inputs_and_zero_channels",
                   T + "test_attention_dropout_uses_the_generators_draw", BAD] + GRADS,
         "bad": _attention_bad(pf.scaled_dot_product_attention) + [
             (lambda: pf.scaled_dot_product_attention(_q(), _k(), _v(), pf.ones((2, 3)) > 0,
