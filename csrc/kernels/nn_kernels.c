@@ -39,6 +39,10 @@
  * one vector the sums of a row ran at a third of the memory speed.
  */
 #define NL 32
+/* elements per block of a float32-lane sum (each lane adds NK_BLOCK / NL of them) */
+#define NK_BLOCK 1024
+/* rows a float32 partial of a weight gradient sums before it goes into float64 */
+#define NK_FLUSH 128
 
 /* Threads for `work` elements split into `tasks` pieces: 1 below the grain. */
 static int nk_threads(int64_t work, int64_t tasks)

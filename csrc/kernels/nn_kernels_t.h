@@ -24,7 +24,10 @@ static inline double NK(fold)(double *a)
     return a[0];
 }
 
-/* sum x[0:n] */
+/*
+ * sum x[0:n] in float64 lanes: a float32 lane would lose the digits of a
+ * large mean (data around 1e4 with unit spread) that normalisation needs
+ */
 NK_INLINE double NK(sum)(const T *x, int64_t n)
 {
     double a[NL] = {0}, s = 0;
@@ -40,22 +43,39 @@ NK_INLINE double NK(sum)(const T *x, int64_t n)
     return NK(fold)(a) + s;
 }
 
-/* sum (x[0:n] - c)^2 */
+/*
+ * sum (x[0:n] - c)^2: (x - hi) - lo is x - c to T's precision, so the
+ * deviations are small and their squares add in T lanes, over blocks of
+ * NK_BLOCK elements whose totals are added in float64
+ */
 NK_INLINE double NK(sumsqdev)(const T *x, int64_t n, double c)
 {
-    double a[NL] = {0}, s = 0;
-    int64_t i = 0;
-    for (; i + NL <= n; i += NL) {
-        for (int k = 0; k < NL; k++) {
-            double d = (double)x[i + k] - c;
-            a[k] += d * d;
+    T ch = (T)c, cl = (T)(c - (double)ch);
+    double tot = 0;
+    for (int64_t b = 0; b < n; b += NK_BLOCK) {
+        int64_t m = n - b < NK_BLOCK ? n - b : NK_BLOCK;
+        const T *xb = x + b;
+        T a[NL] = {0};
+        int64_t i = 0;
+        for (; i + NL <= m; i += NL) {
+            for (int k = 0; k < NL; k++) {
+                T d = (xb[i + k] - ch) - cl;
+                a[k] += d * d;
+            }
         }
+        double s = 0;
+        for (; i < m; i++) {
+            double d = (double)xb[i] - c;
+            s += d * d;
+        }
+        for (int w = NL / 2; w > 0; w /= 2) {
+            for (int k = 0; k < w; k++) {
+                a[k] += a[k + w];
+            }
+        }
+        tot += (double)a[0] + s;
     }
-    for (; i < n; i++) {
-        double d = (double)x[i] - c;
-        s += d * d;
-    }
-    return NK(fold)(a) + s;
+    return tot;
 }
 
 /* *sg = sum g, *sgx = sum g (x - c), over n elements */
@@ -165,7 +185,7 @@ static void NK(rownorm_fwd)(const pf_rownorm *P, const T *x, const T *w, const T
  * the weight and bias gradients of the row are added into pdw, pdb.
  */
 static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, const T *xr,
-                                          const T *w, T *dxr, double *pdw, double *pdb)
+                                          const T *w, T *dxr, T *pdw, T *pdb)
 {
     double mean, rstd;
     NK(row_stats)(P, xr, &mean, &rstd);
@@ -174,36 +194,57 @@ static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, cons
     NK(split_mean)(mean, &mh, &ml);
     double A = 0, B = 0;
     if (P->inner == 1) {
+        /* the row's share of the weight and bias gradients */
         if (pdw != NULL) {
             for (int64_t j = 0; j < n; j++) {
-                pdw[j] += (double)(gr[j] * (((xr[j] - mh) - ml) * r));
+                pdw[j] += gr[j] * (((xr[j] - mh) - ml) * r);
             }
         }
         if (pdb != NULL) {
             for (int64_t j = 0; j < n; j++) {
-                pdb[j] += (double)gr[j];
+                pdb[j] += gr[j];
             }
         }
         if (dxr == NULL) {
             return;
         }
-        /* A = sum gw, B = sum gw xh: products in T, sums in float64 lanes */
-        double a[NL] = {0}, b[NL] = {0};
-        int64_t j = 0;
-        for (; j + NL <= n; j += NL) {
-            for (int k = 0; k < NL; k++) {
-                T gw = gr[j + k] * (w != NULL ? w[j + k] : (T)1);
-                a[k] += (double)gw;
-                b[k] += (double)(gw * (((xr[j + k] - mh) - ml) * r));
+        /* A = sum gw, B = sum gw xh: T lanes over blocks, each block added in float64 */
+        for (int64_t b0 = 0; b0 < n; b0 += NK_BLOCK) {
+            int64_t m = n - b0 < NK_BLOCK ? n - b0 : NK_BLOCK;
+            const T *gb = gr + b0, *xb = xr + b0, *wb = w != NULL ? w + b0 : NULL;
+            T a[NL] = {0}, c[NL] = {0};
+            int64_t j = 0;
+            if (wb != NULL) {
+                for (; j + NL <= m; j += NL) {
+                    for (int k = 0; k < NL; k++) {
+                        T gw = gb[j + k] * wb[j + k];
+                        a[k] += gw;
+                        c[k] += gw * (((xb[j + k] - mh) - ml) * r);
+                    }
+                }
             }
+            else {
+                for (; j + NL <= m; j += NL) {
+                    for (int k = 0; k < NL; k++) {
+                        a[k] += gb[j + k];
+                        c[k] += gb[j + k] * (((xb[j + k] - mh) - ml) * r);
+                    }
+                }
+            }
+            for (; j < m; j++) {
+                T gw = gb[j] * (wb != NULL ? wb[j] : (T)1);
+                A += (double)gw;
+                B += (double)(gw * (((xb[j] - mh) - ml) * r));
+            }
+            for (int h = NL / 2; h > 0; h /= 2) {
+                for (int k = 0; k < h; k++) {
+                    a[k] += a[k + h];
+                    c[k] += c[k + h];
+                }
+            }
+            A += (double)a[0];
+            B += (double)c[0];
         }
-        for (; j < n; j++) {
-            T gw = gr[j] * (w != NULL ? w[j] : (T)1);
-            A += (double)gw;
-            B += (double)(gw * (((xr[j] - mh) - ml) * r));
-        }
-        A += NK(fold)(a);
-        B += NK(fold)(b);
     }
     else {
         for (int64_t ch = 0; ch < P->nch; ch++) {
@@ -213,10 +254,10 @@ static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, cons
             A += wv * sg;
             B += wv * sgx * rstd;
             if (pdw != NULL) {
-                pdw[ch] += sgx * rstd;
+                pdw[ch] += (T)(sgx * rstd);
             }
             if (pdb != NULL) {
-                pdb[ch] += sg;
+                pdb[ch] += (T)sg;
             }
         }
         if (dxr == NULL) {
@@ -242,8 +283,11 @@ static PF_CLONES void NK(rownorm_bwd_row)(const pf_rownorm *P, const T *gr, cons
 }
 
 /*
- * Rows go in `nblk` fixed blocks (a function of the shape only), each
- * with its own partial weight and bias sums, folded in block order.
+ * Rows go in `nblk` fixed blocks (a function of the shape only), each with
+ * its own partial weight and bias sums, folded in block order.  Within a
+ * block the rows add into partials of T, moved into the block's float64
+ * partials every NK_FLUSH rows, so that a float32 partial never sums more
+ * than NK_FLUSH rows.
  */
 static int NK(rownorm_bwd)(const pf_rownorm *P, const T *g, const T *x, const T *w, T *dx,
                            double *dw, double *db)
@@ -251,10 +295,14 @@ static int NK(rownorm_bwd)(const pf_rownorm *P, const T *g, const T *x, const T 
     int64_t wlen = P->groups * P->nch;
     int64_t nblk = 1;
     double *part = NULL;
+    T *tpart = NULL;
     if (dw != NULL || db != NULL) {
         nblk = nk_blocks(P->rows * P->n, P->rows, 2 * wlen);
         part = calloc((size_t)(nblk * 2 * wlen), sizeof(double));
-        if (part == NULL) {
+        tpart = calloc((size_t)(nblk * 2 * wlen), sizeof(T));
+        if (part == NULL || tpart == NULL) {
+            free(part);
+            free(tpart);
             PyErr_NoMemory();
             return -1;
         }
@@ -266,18 +314,27 @@ static int NK(rownorm_bwd)(const pf_rownorm *P, const T *g, const T *x, const T 
     #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
     for (int64_t k = 0; k < nblk; k++) {
         int64_t r0 = P->rows * k / nblk, r1 = P->rows * (k + 1) / nblk;
-        double *pw = part != NULL && dw != NULL ? part + 2 * k * wlen : NULL;
-        double *pb = part != NULL && db != NULL ? part + (2 * k + 1) * wlen : NULL;
+        T *tw = tpart != NULL && dw != NULL ? tpart + 2 * k * wlen : NULL;
+        T *tb = tpart != NULL && db != NULL ? tpart + (2 * k + 1) * wlen : NULL;
         for (int64_t r = r0; r < r1; r++) {
             int64_t blk = (r % P->groups) * P->nch;
             NK(rownorm_bwd_row)(P, g + r * P->n, x + r * P->n, w != NULL ? w + blk : NULL,
                                 dx != NULL ? dx + r * P->n : NULL,
-                                pw != NULL ? pw + blk : NULL, pb != NULL ? pb + blk : NULL);
+                                tw != NULL ? tw + blk : NULL, tb != NULL ? tb + blk : NULL);
+            if (tpart != NULL && ((r - r0 + 1) % NK_FLUSH == 0 || r == r1 - 1)) {
+                double *pw = part + 2 * k * wlen;
+                T *tp = tpart + 2 * k * wlen;
+                for (int64_t j = 0; j < 2 * wlen; j++) {
+                    pw[j] += (double)tp[j];
+                    tp[j] = 0;
+                }
+            }
         }
     }
     if (part != NULL) {
         nk_fold_parts(part, nblk, wlen, dw, db);
         free(part);
+        free(tpart);
     }
     return 0;
 }
@@ -619,19 +676,61 @@ NK_INLINE double NK(xent_q_row)(const pf_xent *P, int64_t r, T *q)
     return Q;
 }
 
-/* dx_r = s (softmax(x_r) Q - q_r); q_r is built in dx_r first */
+/*
+ * dx_r = s (softmax(x_r) Q - q_r): e = exp(x - max) is written to dx_r once,
+ * then scaled by s Q / sum(e) and q_r (see xent_q_row) subtracted.
+ */
 static PF_CLONES void NK(xent_bwd_row)(const pf_xent *P, const T *xr, int64_t r, double s,
                                        T *dxr)
 {
     int64_t C = P->C;
-    double Q = NK(xent_q_row)(P, r, dxr);
-    if (Q == 0 && P->target != NULL && P->target[r] == P->ignore_index) {
+    const T *w = P->weight;
+    double eps = P->smoothing, Q;
+    T se = (T)(s * eps / (double)C);
+    if (P->target != NULL) {
+        int64_t t = P->target[r];
+        if (t == P->ignore_index) {
+            for (int64_t c = 0; c < C; c++) {
+                dxr[c] = 0;
+            }
+            return;
+        }
+        double wt = w != NULL ? (double)w[t] : 1.0;
+        Q = (1.0 - eps) * wt + (eps > 0 ? eps / (double)C * (w != NULL ? NK(sum)(w, C)
+                                                                       : (double)C) : 0.0);
+    }
+    else {
+        const T *pr = (const T *)P->probs + r * C;
+        double q = 0;
+        for (int64_t c = 0; c < C; c++) {
+            q += (w != NULL ? (double)w[c] : 1.0) * ((double)pr[c] * (1.0 - eps) +
+                                                     eps / (double)C);
+        }
+        Q = q;
+    }
+    double m = NK(rowmax)(xr, C);
+    m = isfinite(m) ? m : 0.0;      /* all -inf or an inf: NaN follows, as for the loss */
+    NK(expshift)(xr, (T)m, dxr, C);
+    T f = (T)(s * Q / NK(sum)(dxr, C));
+    if (P->target != NULL) {
+        if (w != NULL) {
+            for (int64_t c = 0; c < C; c++) {
+                dxr[c] = dxr[c] * f - se * w[c];
+            }
+        }
+        else {
+            for (int64_t c = 0; c < C; c++) {
+                dxr[c] = dxr[c] * f - se;
+            }
+        }
+        int64_t t = P->target[r];
+        dxr[t] -= (T)(s * (1.0 - eps) * (w != NULL ? (double)w[t] : 1.0));
         return;
     }
-    T lse = (T)NK(row_lse)(xr, C);
-    T sQ = (T)(s * Q), ss = (T)s;
+    const T *pr = (const T *)P->probs + r * C;
+    T s1 = (T)(s * (1.0 - eps));
     for (int64_t c = 0; c < C; c++) {
-        dxr[c] = NK(vexp)(xr[c] - lse) * sQ - ss * dxr[c];
+        dxr[c] = dxr[c] * f - (w != NULL ? w[c] : (T)1) * (s1 * pr[c] + se);
     }
 }
 
