@@ -768,7 +768,8 @@ PyObject *pf_bw_rule_list(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a))
                                 pf_bw_gather_rules, pf_bw_conv_rules, pf_bw_nnops_rules};
     PyObject *l = PyList_New(0);
     for (int op = 0; l != NULL && op < PF_OP_COUNT; op++) {
-        int has = pf_ops[op].kind != PF_OK_CUSTOM;
+        /* a composite row's gradients come from the rules of the ops it calls */
+        int has = pf_ops[op].kind != PF_OK_CUSTOM || (pf_ops[op].flags & PF_F_C);
         for (size_t t = 0; !has && t < sizeof(tables) / sizeof(tables[0]); t++) {
             has = tables[t][op] != NULL;
         }

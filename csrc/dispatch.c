@@ -12,6 +12,7 @@
 #define M PF_F_M
 #define I PF_F_I
 #define D PF_F_D
+#define C PF_F_C
 const pf_opinfo pf_ops[PF_OP_COUNT] = {
 #define PF_OP(E, py, K, N, F) {#py, PF_OK_##K, N, F},
 #include "ops.def"
@@ -20,6 +21,7 @@ const pf_opinfo pf_ops[PF_OP_COUNT] = {
 #undef M
 #undef I
 #undef D
+#undef C
 
 const pf_param_spec pf_op_params[PF_OP_COUNT] = {
     [PF_OP_LEAKY_RELU] = {1, {"negative_slope", NULL}, {0.01, 0}},

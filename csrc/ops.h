@@ -40,6 +40,9 @@ typedef enum {
 #define PF_F_M 1    /* Tensor method */
 #define PF_F_I 2    /* in-place method <name>_ */
 #define PF_F_D 4    /* differentiable */
+/* composite: the binding runs with the caller's grad mode and the ops it calls
+   record themselves (dropout is x * mask); the row records no node of its own */
+#define PF_F_C 8
 
 typedef enum {
 #define PF_OP(E, py, K, N, F) PF_OP_##E,

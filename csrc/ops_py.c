@@ -610,11 +610,12 @@ static PyObject *py_op_table(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs)
             PyTuple_SET_ITEM(params, k, PyUnicode_FromString(pf_op_params[i].names[k]));
         }
         PyObject *row = (dts && params)
-            ? Py_BuildValue("{s:s,s:s,s:i,s:O,s:O,s:O,s:N,s:N}", "name", pf_ops[i].name, "kind",
+            ? Py_BuildValue("{s:s,s:s,s:i,s:O,s:O,s:O,s:O,s:N,s:N}", "name", pf_ops[i].name, "kind",
                             kind_names[pf_ops[i].kind], "nin", pf_ops[i].nin, "method",
                             (pf_ops[i].flags & PF_F_M) ? Py_True : Py_False, "inplace",
                             (pf_ops[i].flags & PF_F_I) ? Py_True : Py_False, "differentiable",
-                            (pf_ops[i].flags & PF_F_D) ? Py_True : Py_False, "kernel_dtypes",
+                            (pf_ops[i].flags & PF_F_D) ? Py_True : Py_False, "composite",
+                            (pf_ops[i].flags & PF_F_C) ? Py_True : Py_False, "kernel_dtypes",
                             dts, "params", params)
             : NULL;
         if (row == NULL || PyList_Append(list, row) < 0) {

@@ -259,6 +259,11 @@ extern PyMethodDef pf_optim_module_methods[];
 /* ------------------------------------------------------------------- misc */
 
 uint64_t pf_random_next_offset(uint64_t count);
+/* The generator's seed (with pf_random_next_offset: the state a draw starts from). */
+uint64_t pf_random_seed(void);
+/* The two uniforms in [0, 1) of Philox block `block` under `seed`: the values pf.rand
+   gives elements 2j and 2j + 1 of a draw at offset o, for block = o + j. */
+void pf_random_uniform_pair(uint64_t seed, uint64_t block, double out[2]);
 int pf_get_num_threads(void);
 
 /*

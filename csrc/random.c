@@ -65,6 +65,19 @@ uint64_t pf_random_next_offset(uint64_t count)
     return at;
 }
 
+uint64_t pf_random_seed(void)
+{
+    return rng.seed;
+}
+
+/* the uniforms of rand, for draws made elsewhere (dropout masks) */
+void pf_random_uniform_pair(uint64_t seed, uint64_t block, double out[2])
+{
+    philox_block b = philox(block, seed);
+    out[0] = u53(b.v[0], b.v[1]);
+    out[1] = u53(b.v[2], b.v[3]);
+}
+
 typedef enum { DIST_UNIFORM, DIST_NORMAL, DIST_INT } dist_kind;
 
 typedef struct {
