@@ -136,3 +136,105 @@ def test_recurrent_errors():
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match=r"GRU: dropout must be in \[0, 1\)"):
         nn.GRU(3, 4, dropout=1.5)
+
+
+# ------------------------------------------------------------------ norms, dropout, losses, MHA
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.nn.BatchNorm1d(4), lambda lib: lib.nn.BatchNorm2d(4),
+    lambda lib: lib.nn.LayerNorm((3, 5)), lambda lib: lib.nn.GroupNorm(2, 4),
+    lambda lib: lib.nn.RMSNorm(5, eps=1e-6)])
+def test_norm_modules_match_torch_train_and_eval(make):
+    m, t = make(pf), make(torch)
+    name = type(m).__name__
+    shape = {"BatchNorm1d": (6, 4), "BatchNorm2d": (3, 4, 2, 5), "LayerNorm": (2, 3, 5),
+             "GroupNorm": (3, 4, 5), "RMSNorm": (2, 3, 5)}[name]
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in t.named_parameters()]
+    assert list(m.state_dict()) == list(t.state_dict())
+    x = np.random.default_rng(5).standard_normal(shape) * 2 + 1
+    compare(m, t, x, rtol=1e-9, atol=1e-10)
+    if name.startswith("BatchNorm"):
+        np.testing.assert_allclose(np.array(m.running_var), t.running_var.detach().numpy(),
+                                   rtol=1e-10)
+        assert int(m.num_batches_tracked) == int(t.num_batches_tracked) == 1
+        m.eval(), t.eval()
+        np.testing.assert_allclose(np.array(m(pf.tensor(x, dtype=pf.float64))),
+                                   t(torch.tensor(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_batchnorm_errors():
+    with pytest.raises(ValueError, match=r"BatchNorm2d 'batch_norm2d(_\d+)?' expects 4 channels "
+                                         r"\(dim 1\); got shape \(2, 3, 5, 5\)"):
+        nn.BatchNorm2d(4)(pf.ones((2, 3, 5, 5)))
+    with pytest.raises(ValueError, match=r"expects input of rank 4"):
+        nn.BatchNorm2d(4)(pf.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"GroupNorm: num_channels \(5\) must be divisible"):
+        nn.GroupNorm(2, 5)
+
+
+def test_dropout_module():
+    pf.manual_seed(3)
+    d = nn.Dropout(0.5)
+    y = np.array(d(pf.ones(1000)))
+    assert set(np.unique(y).tolist()) <= {0.0, 2.0} and 400 < (y == 0).sum() < 600
+    d.eval()
+    np.testing.assert_array_equal(np.array(d(pf.ones(10))), 1.0)
+
+
+@pytest.mark.parametrize("name, kw, target", [
+    ("CrossEntropyLoss", {}, "class"), ("CrossEntropyLoss", {"label_smoothing": 0.1}, "class"),
+    ("NLLLoss", {}, "class"), ("MSELoss", {}, "same"), ("L1Loss", {"reduction": "sum"}, "same"),
+    ("HuberLoss", {"delta": 0.5}, "same"), ("SmoothL1Loss", {"beta": 0.5}, "same"),
+    ("BCEWithLogitsLoss", {}, "binary"), ("BCELoss", {}, "binary")])
+def test_loss_modules_match_torch(name, kw, target):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 4))
+    if name == "BCELoss":
+        x = 1 / (1 + np.exp(-x))
+    if name == "NLLLoss":
+        x = x - np.log(np.exp(x).sum(1, keepdims=True))
+    y = {"class": rng.integers(0, 4, 5), "same": rng.standard_normal((5, 4)),
+         "binary": rng.integers(0, 2, (5, 4)).astype(float)}[target]
+    px = pf.tensor(x, dtype=pf.float64, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
+    py = pf.tensor(y, dtype=pf.float64) if y.dtype.kind == "f" else pf.tensor(y)
+    lp, lt = getattr(nn, name)(**kw)(px, py), getattr(torch.nn, name)(**kw)(tx, torch.tensor(y))
+    np.testing.assert_allclose(float(lp), lt.item(), rtol=1e-10)
+    lp.backward()
+    lt.backward()
+    np.testing.assert_allclose(np.array(px.grad), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw, masks", [({}, False), ({"batch_first": True}, True),
+                                       ({"kdim": 3, "vdim": 5}, False)])
+def test_multihead_attention_matches_torch(kw, masks):
+    m, t = nn.MultiheadAttention(8, 2, **kw).double(), \
+        torch.nn.MultiheadAttention(8, 2, **kw).double()
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in t.named_parameters()]
+    load_into_torch(m, t)
+    rng = np.random.default_rng(7)
+    L, S, N = 4, 6, 2
+    shp = (lambda a, b: (N, a, b)) if kw.get("batch_first") else (lambda a, b: (a, N, b))
+    q = rng.standard_normal(shp(L, 8))
+    k = rng.standard_normal(shp(S, kw.get("kdim", 8)))
+    v = rng.standard_normal(shp(S, kw.get("vdim", 8)))
+    extra_p, extra_t = {}, {}
+    if masks:
+        kpm = np.zeros((N, S), bool)
+        kpm[0, -2:] = True
+        am = np.triu(np.ones((L, S), bool), 1)
+        extra_p = dict(key_padding_mask=pf.tensor(kpm), attn_mask=pf.tensor(am))
+        extra_t = dict(key_padding_mask=torch.tensor(kpm), attn_mask=torch.tensor(am))
+    pq = pf.tensor(q, dtype=pf.float64, requires_grad=True)
+    tq = torch.tensor(q, requires_grad=True)
+    po, pw = m(pq, pf.tensor(k, dtype=pf.float64), pf.tensor(v, dtype=pf.float64), **extra_p)
+    to, tw = t(tq, torch.tensor(k), torch.tensor(v), **extra_t)
+    np.testing.assert_allclose(np.array(po), to.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.array(pw), tw.detach().numpy(), rtol=1e-9, atol=1e-12)
+    (po * po).sum().backward()
+    (to * to).sum().backward()
+    np.testing.assert_allclose(np.array(pq.grad), tq.grad.numpy(), rtol=1e-8, atol=1e-11)
+    named = dict(t.named_parameters())
+    for n_, p in m.named_parameters():
+        np.testing.assert_allclose(np.array(p.grad), named[n_].grad.numpy(), rtol=1e-8,
+                                   atol=1e-11, err_msg=n_)

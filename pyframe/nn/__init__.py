@@ -7,8 +7,16 @@ from .containers import Sequential, ModuleList, ModuleDict
 from .basic import (Identity, Linear, Flatten, Unflatten, Embedding, ReLU, ReLU6, LeakyReLU, ELU,
                     SELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax, LogSoftmax)
 from .rnn import RNN, LSTM, GRU
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, RMSNorm, Dropout
+from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, HuberLoss, SmoothL1Loss, BCELoss,
+                   BCEWithLogitsLoss)
+from .attention import MultiheadAttention
+from . import functional
 
 __all__ = ["Parameter", "Buffer", "Module", "RemovableHandle", "Sequential", "ModuleList",
            "ModuleDict", "Identity", "Linear", "Flatten", "Unflatten", "Embedding", "ReLU",
            "ReLU6", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus",
-           "Softmax", "LogSoftmax", "RNN", "LSTM", "GRU"]
+           "Softmax", "LogSoftmax", "RNN", "LSTM", "GRU", "BatchNorm1d", "BatchNorm2d",
+           "LayerNorm", "GroupNorm", "RMSNorm", "Dropout", "CrossEntropyLoss", "NLLLoss",
+           "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss",
+           "MultiheadAttention", "functional"]
