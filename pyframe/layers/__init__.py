@@ -5,3 +5,6 @@ from .core import (Dense, Activation, ReLU, LeakyReLU, Softmax, Flatten, Reshape
                    Subtract, Multiply, Average, Maximum, Concatenate, Rescaling, Normalization,
                    Embedding, Dropout, ZeroPadding2D, UpSampling2D)
 from .recurrent import SimpleRNN, LSTM, GRU, Bidirectional
+from .normalization import (BatchNormalization, LayerNormalization, GroupNormalization,
+                            RMSNormalization)
+from .attention import MultiHeadAttention, TransformerEncoder

@@ -423,6 +423,9 @@ class Module:
             raise TypeError("%s.to: modules convert to floating-point dtypes only; got %s"
                             % (self._label(), dtype))
         for m in self.modules():
+            if "_dtype" in m.__dict__:
+                # Keras layers not built yet make their weights in this dtype
+                m.__dict__["_dtype"] = dtype
             for k, p in m._parameters.items():
                 if p is not None and p.dtype.is_floating_point and p.dtype != dtype:
                     np_ = Parameter(p.detach().astype(dtype), requires_grad=p.requires_grad)
