@@ -8,3 +8,6 @@ from .recurrent import SimpleRNN, LSTM, GRU, Bidirectional
 from .normalization import (BatchNormalization, LayerNormalization, GroupNormalization,
                             RMSNormalization)
 from .attention import MultiHeadAttention, TransformerEncoder
+from .conv import (Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, MaxPooling1D,
+                   MaxPooling2D, AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
+                   GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D)

@@ -11,6 +11,7 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, RMSNorm, Dropo
 from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, HuberLoss, SmoothL1Loss, BCELoss,
                    BCEWithLogitsLoss)
 from .attention import MultiheadAttention
+from .conv import Conv1d, Conv2d, ConvTranspose2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d
 from . import functional
 
 __all__ = ["Parameter", "Buffer", "Module", "RemovableHandle", "Sequential", "ModuleList",
@@ -19,4 +20,5 @@ __all__ = ["Parameter", "Buffer", "Module", "RemovableHandle", "Sequential", "Mo
            "Softmax", "LogSoftmax", "RNN", "LSTM", "GRU", "BatchNorm1d", "BatchNorm2d",
            "LayerNorm", "GroupNorm", "RMSNorm", "Dropout", "CrossEntropyLoss", "NLLLoss",
            "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss",
-           "MultiheadAttention", "functional"]
+           "MultiheadAttention", "functional", "Conv1d", "Conv2d", "ConvTranspose2d",
+           "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d"]
