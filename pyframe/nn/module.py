@@ -14,7 +14,7 @@ _name_counts = {}
 
 
 def _snake(name):
-    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    s = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", name)
     return re.sub(r"(?<=[A-Z])([A-Z][a-z])", r"_\1", s).lower()
 
 
