@@ -558,7 +558,47 @@ static PyObject *tensor_ravel(PfTensor *self, PyObject *Py_UNUSED(noargs))
     return r;
 }
 
+/* view_as / reshape_as / expand_as(other): other's shape (PyTorch). */
+static PyObject *as_shape_of(PfTensor *self, PyObject *other, const char *op,
+                             PyObject *(*fn)(PfTensor *, PyObject *))
+{
+    if (!PfTensor_Check(other)) {
+        return PF_ERR(PyExc_TypeError, "%s: expected a Tensor whose shape to take; got %.100s", op,
+                      Py_TYPE(other)->tp_name);
+    }
+    PfTensor *o = (PfTensor *)other;
+    PyObject *shape = pf_shape_tuple(o->shape, o->ndim);
+    PyObject *args = shape ? PyTuple_Pack(1, shape) : NULL;
+    Py_XDECREF(shape);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *r = fn(self, args);
+    Py_DECREF(args);
+    return r;
+}
+
+static PyObject *tensor_view_as(PfTensor *self, PyObject *other)
+{
+    return as_shape_of(self, other, "Tensor.view_as", tensor_view);
+}
+
+static PyObject *tensor_reshape_as(PfTensor *self, PyObject *other)
+{
+    return as_shape_of(self, other, "Tensor.reshape_as", tensor_reshape);
+}
+
+static PyObject *tensor_expand_as(PfTensor *self, PyObject *other)
+{
+    return as_shape_of(self, other, "Tensor.expand_as", tensor_expand);
+}
+
 PyMethodDef pf_view_methods[] = {
+    {"view_as", (PyCFunction)tensor_view_as, METH_O, "view_as(other): view with other's shape"},
+    {"reshape_as", (PyCFunction)tensor_reshape_as, METH_O,
+     "reshape_as(other): reshape to other's shape"},
+    {"expand_as", (PyCFunction)tensor_expand_as, METH_O,
+     "expand_as(other): broadcast to other's shape (a view)"},
     {"reshape", (PyCFunction)tensor_reshape, METH_VARARGS,
      "reshape(*shape): same elements in a new shape; a view when the strides allow, else "
      "a copy.  One dimension may be -1."},

@@ -238,3 +238,21 @@ def test_multihead_attention_matches_torch(kw, masks):
     for n_, p in m.named_parameters():
         np.testing.assert_allclose(np.array(p.grad), named[n_].grad.numpy(), rtol=1e-8,
                                    atol=1e-11, err_msg=n_)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_multihead_attention_fused_path_matches_torch(causal):
+    m, t = nn.MultiheadAttention(8, 2, batch_first=True).double(), \
+        torch.nn.MultiheadAttention(8, 2, batch_first=True).double()
+    load_into_torch(m, t)
+    x = np.random.default_rng(8).standard_normal((2, 5, 8))
+    px = pf.tensor(x, dtype=pf.float64, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
+    tmask = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1) if causal else None
+    po, pw = m(px, px, px, need_weights=False, is_causal=causal)
+    to, _ = t(tx, tx, tx, need_weights=False, attn_mask=tmask, is_causal=causal)
+    assert pw is None
+    np.testing.assert_allclose(np.array(po), to.detach().numpy(), rtol=1e-9, atol=1e-12)
+    po.sum().backward()
+    to.sum().backward()
+    np.testing.assert_allclose(np.array(px.grad), tx.grad.numpy(), rtol=1e-8, atol=1e-11)

@@ -64,6 +64,19 @@ class MultiheadAttention(Module):
             raise ValueError("%s expects query with embed_dim %d; got shape %s"
                              % (self._label(), self.embed_dim, tuple(query.shape)))
         H, hd = self.num_heads, self.head_dim
+        if not need_weights and attn_mask is None and key_padding_mask is None and \
+                not (self.dropout and self.training):
+            # no weights to return: the fused attention kernel
+            q = self._project(query, 0).reshape(L, N, H, hd).permute(1, 2, 0, 3)
+            k = self._project(key, 1).reshape(S, N, H, hd).permute(1, 2, 0, 3)
+            v = self._project(value, 2).reshape(S, N, H, hd).permute(1, 2, 0, 3)
+            o = _C.scaled_dot_product_attention(q, k, v, is_causal=is_causal)   # (N, H, L, hd)
+            out = self.out_proj(o.permute(2, 0, 1, 3).reshape(L, N, E))
+            if unbatched:
+                out = out.squeeze(1)
+            elif self.batch_first:
+                out = out.transpose(0, 1)
+            return out, None
         q = self._project(query, 0).reshape(L, N * H, hd).transpose(0, 1)   # (N*H, L, hd)
         k = self._project(key, 1).reshape(S, N * H, hd).transpose(0, 1)
         v = self._project(value, 2).reshape(S, N * H, hd).transpose(0, 1)
