@@ -610,7 +610,6 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
             scale = pf_nn_scalar((PfTensor *)g) / (red == PF_RED_MEAN ? den : 1.0);
         }
         pf_xent_bwd(&P, comp, pf_tensor_data(xr), scale, srow, pf_tensor_data(dxr));
-        srow = NULL;
         dx = A_t(A, pf_nn_class_unrows(dxr, x, &cg));
     }
     if (wt) {

@@ -1123,7 +1123,8 @@ done:
 
 /* ------------------------------------------------------------ attention */
 
-static int64_t attn_seed_arg(PyObject *o, const char *op, const char *what, uint64_t *out)
+/* seed= and offset= of _attention: a Philox state, taken modulo 2^64 */
+static int attn_seed_arg(PyObject *o, const char *op, const char *what, uint64_t *out)
 {
     *out = 0;
     if (o == NULL || o == Py_None) {

@@ -133,4 +133,5 @@ int pf_nn_attn_mask(const pf_nn_attn *A, PfTensor *mask, pf_dtype dt, const char
 /* t (q, k or v) broadcast to the full batch: contiguous (batch..., rows, cols) in dt */
 PfTensor *pf_nn_attn_full(PfTensor *t, const pf_nn_attn *A, int64_t rows, int64_t cols,
                           pf_dtype dt, const char *op);
+
 #endif /* PF_NN_OPS_H */
