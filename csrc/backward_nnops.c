@@ -140,23 +140,6 @@ static void channel_shape(int ndim, int axis, int64_t n, int64_t *shape)
     }
 }
 
-static void scale_inplace(PfTensor *t, double s)
-{
-    int64_t n = pf_numel(t->shape, t->ndim);
-    if (t->dtype == PF_FLOAT64) {
-        double *p = (double *)pf_tensor_data(t);
-        for (int64_t i = 0; i < n; i++) {
-            p[i] *= s;
-        }
-    }
-    else {
-        float *p = (float *)pf_tensor_data(t), f = (float)s;
-        for (int64_t i = 0; i < n; i++) {
-            p[i] *= f;
-        }
-    }
-}
-
 /* ------------------------------------------------------------ layer, RMS, group norm */
 
 typedef enum { NORM_LAYER, NORM_RMS, NORM_GROUP } norm_kind;
@@ -627,7 +610,6 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
             scale = pf_nn_scalar((PfTensor *)g) / (red == PF_RED_MEAN ? den : 1.0);
         }
         pf_xent_bwd(&P, comp, pf_tensor_data(xr), scale, srow, pf_tensor_data(dxr));
-        srow = NULL;
         dx = A_t(A, pf_nn_class_unrows(dxr, x, &cg));
     }
     if (wt) {
@@ -914,27 +896,16 @@ static int bw_attention(PfNode *n, PyObject **gout, PyObject **gin)
     int nd = G.nbd + 2;
     PyObject *g = gout[0], *dq = NULL, *dk = NULL, *dv = NULL, *dm = NULL;
     if (!pf_grad_enabled()) {
-        /*
-         * chunk by chunk of batch entries (pf_nn_attn_chunk), so that the
-         * probabilities and their gradient stay in L2 between the products
-         */
-        pf_attn K = {0, 0, G.L, G.S, G.scale, G.causal, NULL, 0, NULL, 0, 0, G.dropout_p, G.seed,
-                     G.offset};
-        int64_t isz = pf_dtypes[comp].itemsize, cnt = pf_nn_attn_chunk(&G, comp);
-        int64_t cshape[3] = {cnt, G.L, G.S};
+        /* the fused backward (kernels/nn_kernels.c: pf_attn_backward) */
+        pf_attn K = {0, G.nb, G.L, G.S, G.scale, G.causal, NULL, 0, NULL, 0, 0, G.dropout_p,
+                     G.seed, G.offset};
         PfTensor *mc = NULL;
         PfTensor *qc = (PfTensor *)A_t(A, pf_nn_attn_full(q, &G, G.L, G.E, comp, op));
         PfTensor *kc = (PfTensor *)A_t(A, pf_nn_attn_full(k, &G, G.S, G.E, comp, op));
         PfTensor *vc = (PfTensor *)A_t(A, pf_nn_attn_full(val, &G, G.S, G.Ev, comp, op));
         PfTensor *gc = (PfTensor *)A_t(A, pf_nn_contig((PfTensor *)g, comp, op));
-        PfTensor *P = (PfTensor *)A_t(A, pf_tensor_empty(3, cshape, comp, CPU, op));
-        /* the float mask's gradient is the scores' gradient: then it is kept whole */
-        PfTensor *dP = (PfTensor *)A_t(A, wm ? pf_tensor_empty(nd, sshape, comp, CPU, op)
-                                           : pf_tensor_empty(3, cshape, comp, CPU, op));
-        PfTensor *Pd = G.dropout_p > 0 && wv
-                       ? (PfTensor *)A_t(A, pf_tensor_empty(3, cshape, comp, CPU, op)) : P;
-        if (qc == NULL || kc == NULL || vc == NULL || gc == NULL || P == NULL || dP == NULL ||
-            Pd == NULL || pf_nn_attn_mask(&G, mask, comp, op, &mc, &moff, &K) < 0) {
+        if (qc == NULL || kc == NULL || vc == NULL || gc == NULL ||
+            pf_nn_attn_mask(&G, mask, comp, op, &mc, &moff, &K) < 0) {
             goto done;
         }
         if (mc != NULL) {
@@ -942,10 +913,11 @@ static int bw_attention(PfNode *n, PyObject **gout, PyObject **gin)
         }
         int64_t shp[PF_MAX_DIMS];
         memcpy(shp, G.bshape, sizeof(int64_t) * (size_t)G.nbd);
-        PfTensor *out[3] = {NULL, NULL, NULL};      /* dq, dk, dv */
-        int want[3] = {wq, wk, wv};
-        int64_t rows[3] = {G.L, G.S, G.S}, cols[3] = {G.E, G.E, G.Ev};
-        for (int i = 0; i < 3; i++) {
+        PfTensor *out[4] = {NULL, NULL, NULL, NULL};      /* dq, dk, dv, dmask */
+        int want[4] = {wq, wk, wv, wm};
+        int64_t rows[4] = {G.L, G.S, G.S, G.L}, cols[4] = {G.E, G.E, G.Ev, G.S};
+        void *d[4] = {NULL, NULL, NULL, NULL};
+        for (int i = 0; i < 4; i++) {
             if (!want[i]) {
                 continue;
             }
@@ -955,52 +927,17 @@ static int bw_attention(PfNode *n, PyObject **gout, PyObject **gin)
             if (out[i] == NULL) {
                 goto done;
             }
-            memset(pf_tensor_data(out[i]), 0, out[i]->storage->nbytes);
+            d[i] = pf_tensor_data(out[i]);
         }
-        if (wm) {
-            memset(pf_tensor_data(dP), 0, dP->storage->nbytes);
-        }
-        const char *qd = pf_tensor_data(qc), *kd = pf_tensor_data(kc), *vd = pf_tensor_data(vc);
-        const char *gd = pf_tensor_data(gc);
-        char *pd = pf_tensor_data(P), *pdd = pf_tensor_data(Pd);
-        Py_BEGIN_ALLOW_THREADS
-        for (int64_t b0 = 0; G.S > 0 && b0 < G.nb; b0 += cnt) {
-            int64_t c = G.nb - b0 < cnt ? G.nb - b0 : cnt;
-            char *dpd = pf_tensor_data(dP) + (wm ? b0 * G.L * G.S * isz : 0);
-            K.b0 = b0;
-            K.nb = c;
-            pf_nn_flat_gemm(comp, c, G.L, G.S, G.E, qd + b0 * G.L * G.E * isz, 0,
-                            kd + b0 * G.S * G.E * isz, 1, pd);
-            pf_attn_softmax(&K, comp, pd, 0);
-            pf_nn_flat_gemm(comp, c, G.L, G.S, G.Ev, gd + b0 * G.L * G.Ev * isz, 0,
-                            vd + b0 * G.S * G.Ev * isz, 1, dpd);
-            if (wv) {
-                if (Pd != P) {
-                    pf_attn_dropout_apply(&K, comp, pd, pdd);
-                }
-                pf_nn_flat_gemm(comp, c, G.S, G.Ev, G.L, pdd, 1, gd + b0 * G.L * G.Ev * isz, 0,
-                                pf_tensor_data(out[2]) + b0 * G.S * G.Ev * isz);
-            }
-            pf_attn_softmax_bwd(&K, comp, pd, dpd);
-            if (wq) {
-                pf_nn_flat_gemm(comp, c, G.L, G.E, G.S, dpd, 0, kd + b0 * G.S * G.E * isz, 0,
-                                pf_tensor_data(out[0]) + b0 * G.L * G.E * isz);
-            }
-            if (wk) {
-                pf_nn_flat_gemm(comp, c, G.S, G.E, G.L, dpd, 1, qd + b0 * G.L * G.E * isz, 0,
-                                pf_tensor_data(out[1]) + b0 * G.S * G.E * isz);
-            }
-        }
-        Py_END_ALLOW_THREADS
-        for (int i = 0; i < 2; i++) {
-            if (out[i] != NULL) {
-                scale_inplace(out[i], G.scale);
-            }
+        if (pf_attn_backward(&K, comp, G.E, G.Ev, pf_tensor_data(qc), pf_tensor_data(kc),
+                             pf_tensor_data(vc), pf_tensor_data(gc), d[0], d[1], d[2],
+                             d[3]) < 0) {
+            goto done;
         }
         dq = (PyObject *)out[0];
         dk = (PyObject *)out[1];
         dv = (PyObject *)out[2];
-        dm = (PyObject *)dP;
+        dm = (PyObject *)out[3];
     }
     else {
         /* with forward ops: matmul, a softmax built from exp and sum, where */

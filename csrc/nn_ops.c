@@ -20,7 +20,6 @@
  * state, from which its rule regenerates the mask.
  */
 #include "nn_ops.h"
-#include "kernels/gemm.h"
 #include <float.h>
 #include <math.h>
 
@@ -1124,7 +1123,8 @@ done:
 
 /* ------------------------------------------------------------ attention */
 
-static int64_t attn_seed_arg(PyObject *o, const char *op, const char *what, uint64_t *out)
+/* seed= and offset= of _attention: a Philox state, taken modulo 2^64 */
+static int attn_seed_arg(PyObject *o, const char *op, const char *what, uint64_t *out)
 {
     *out = 0;
     if (o == NULL || o == Py_None) {
@@ -1307,44 +1307,14 @@ PfTensor *pf_nn_attn_full(PfTensor *t, const pf_nn_attn *A, int64_t rows, int64_
     return expand_contig(t, shape, A->nbd + 2, dt, op);
 }
 
-int64_t pf_nn_attn_chunk(const pf_nn_attn *A, pf_dtype dt)
-{
-    /* about 512 KB of scores: a chunk's few buffers stay in L2 across its passes */
-    int64_t per = A->L * A->S * pf_dtypes[dt].itemsize;
-    int64_t cnt = per > 0 ? ((int64_t)512 << 10) / per : A->nb;
-    cnt = cnt > A->nb ? A->nb : cnt;
-    return cnt < 1 ? 1 : cnt;
-}
-
-void pf_nn_flat_gemm(pf_dtype dt, int64_t nb, int64_t m, int64_t n, int64_t k, const char *a,
-                     int ta, const char *b, int tb, char *c)
-{
-    if (nb == 0 || m == 0 || n == 0) {
-        return;
-    }
-    pf_gemm g;
-    memset(&g, 0, sizeof(g));
-    g.dtype = dt;
-    g.nb = 1;
-    g.bshape[0] = nb;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    /* a stored (m, k), or (k, m) when transposed; b (k, n) or (n, k); c (m, n) */
-    g.a = (pf_gemm_mat){(char *)a, {m * k}, ta ? 1 : k, ta ? m : 1};
-    g.b = (pf_gemm_mat){(char *)b, {k * n}, tb ? 1 : n, tb ? k : 1};
-    g.c = (pf_gemm_mat){c, {m * n}, n, 1};
-    pf_gemm_run(&g);
-}
-
 /*
  * _attention(query, key, value, attn_mask=None, is_causal=False,
  * scale=None, dropout_p=0.0, seed=0, offset=0): softmax(Q K^T scale +
- * mask) V, the form scaled_dot_product_attention records.  The product
- * and softmax run over (batch, L, S) score rows: one batched GEMM, one
- * row pass (scale, mask, safe softmax, dropout regenerated from (seed,
- * offset)), one batched GEMM.  A row that attends to nothing gives zeros,
- * as PyTorch does.
+ * mask) V, the form scaled_dot_product_attention records.  Per batch
+ * entry: one GEMM, one pass over the score rows (scale, mask, safe
+ * softmax, dropout regenerated from (seed, offset)), one GEMM
+ * (pf_attn_forward, kernels/nn_kernels.c).  A row that attends to nothing
+ * gives zeros, as PyTorch does.
  */
 PyObject *pf_op__attention(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs,
                            PyObject *kwnames)
@@ -1355,57 +1325,27 @@ PyObject *pf_op__attention(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssi
         return NULL;
     }
     pf_nn_attn A;
-    PfTensor *q, *k, *val, *mask, *qc = NULL, *kc = NULL, *vc = NULL, *mc = NULL, *s = NULL,
-             *out = NULL;
+    PfTensor *q, *k, *val, *mask, *qc = NULL, *kc = NULL, *vc = NULL, *mc = NULL, *out = NULL;
     int64_t *moff = NULL;
     PyObject *res = NULL;
     if (pf_nn_attn_parse(v, op, &A, &q, &k, &val, &mask) < 0) {
         return NULL;
     }
     pf_dtype comp = pf_nn_comp(q->dtype);
-    int64_t isz = pf_dtypes[comp].itemsize;
-    int64_t oshape[PF_MAX_DIMS], sshape[3];
+    int64_t oshape[PF_MAX_DIMS];
     memcpy(oshape, A.bshape, sizeof(int64_t) * (size_t)A.nbd);
     oshape[A.nbd] = A.L;
     oshape[A.nbd + 1] = A.Ev;
-    int64_t cnt = pf_nn_attn_chunk(&A, comp);
-    sshape[0] = cnt;
-    sshape[1] = A.L;
-    sshape[2] = A.S;
-    pf_attn K = {0, 0, A.L, A.S, A.scale, A.causal, NULL, 0, NULL, 0, 0, A.dropout_p, A.seed,
+    pf_attn K = {0, A.nb, A.L, A.S, A.scale, A.causal, NULL, 0, NULL, 0, 0, A.dropout_p, A.seed,
                  A.offset};
     if ((qc = pf_nn_attn_full(q, &A, A.L, A.E, comp, op)) == NULL ||
         (kc = pf_nn_attn_full(k, &A, A.S, A.E, comp, op)) == NULL ||
         (vc = pf_nn_attn_full(val, &A, A.S, A.Ev, comp, op)) == NULL ||
         pf_nn_attn_mask(&A, mask, comp, op, &mc, &moff, &K) < 0 ||
         (out = pf_tensor_empty(A.nbd + 2, oshape, comp, CPU, op)) == NULL ||
-        (s = pf_tensor_empty(3, sshape, comp, CPU, op)) == NULL) {
+        pf_attn_forward(&K, comp, A.E, A.Ev, pf_tensor_data(qc), pf_tensor_data(kc),
+                        pf_tensor_data(vc), pf_tensor_data(out)) < 0) {
         goto done;
-    }
-    if (A.S == 0) {
-        /* nothing to attend to: every row gives zeros */
-        memset(pf_tensor_data(out), 0, out->storage->nbytes);
-    }
-    else {
-        /*
-         * chunk by chunk of batch entries: the scores of a chunk are written by
-         * the first product, turned into probabilities and read by the second
-         * while they are still in L2
-         */
-        const char *qd = pf_tensor_data(qc), *kd = pf_tensor_data(kc), *vd = pf_tensor_data(vc);
-        char *od = pf_tensor_data(out), *sd = pf_tensor_data(s);
-        Py_BEGIN_ALLOW_THREADS
-        for (int64_t b0 = 0; b0 < A.nb; b0 += cnt) {
-            int64_t c = A.nb - b0 < cnt ? A.nb - b0 : cnt;
-            pf_nn_flat_gemm(comp, c, A.L, A.S, A.E, qd + b0 * A.L * A.E * isz, 0,
-                            kd + b0 * A.S * A.E * isz, 1, sd);
-            K.b0 = b0;
-            K.nb = c;
-            pf_attn_softmax(&K, comp, sd, A.dropout_p > 0);
-            pf_nn_flat_gemm(comp, c, A.L, A.Ev, A.S, sd, 0, vd + b0 * A.S * A.Ev * isz, 0,
-                            od + b0 * A.L * A.Ev * isz);
-        }
-        Py_END_ALLOW_THREADS
     }
     res = as_result(out, q->dtype, op);
     out = NULL;
@@ -1419,7 +1359,6 @@ done:
     Py_XDECREF(kc);
     Py_XDECREF(vc);
     Py_XDECREF(mc);
-    Py_XDECREF(s);
     Py_XDECREF(out);
     return res;
 }

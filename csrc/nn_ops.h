@@ -133,14 +133,5 @@ int pf_nn_attn_mask(const pf_nn_attn *A, PfTensor *mask, pf_dtype dt, const char
 /* t (q, k or v) broadcast to the full batch: contiguous (batch..., rows, cols) in dt */
 PfTensor *pf_nn_attn_full(PfTensor *t, const pf_nn_attn *A, int64_t rows, int64_t cols,
                           pf_dtype dt, const char *op);
-/* Batch entries per chunk: about 512 KB of (L, S) scores, so that they stay in L2. */
-int64_t pf_nn_attn_chunk(const pf_nn_attn *A, pf_dtype dt);
-/*
- * c[i] (m, n) = op(a[i]) op(b[i]) for i < nb over contiguous buffers of dtype
- * dt: a is stored (m, k), or (k, m) when ta; b (k, n), or (n, k) when tb.
- * Touches no Python object (the GIL may be released around it).
- */
-void pf_nn_flat_gemm(pf_dtype dt, int64_t nb, int64_t m, int64_t n, int64_t k, const char *a,
-                     int ta, const char *b, int tb, char *c);
 
 #endif /* PF_NN_OPS_H */

@@ -432,6 +432,11 @@ def test_dropout_gradient_is_the_mask():
     np.testing.assert_allclose(A(x.grad), g * mask, rtol=1e-12)
     with pf.no_grad():
         assert pf.dropout(x, 0.4).grad_fn is None
+    # checkpoint replays the generator's state: the recomputed mask is the forward's
+    x.grad = None
+    y = pf.autograd.checkpoint(lambda t: pf.dropout(t, 0.5) * 3.0, x)
+    y.backward(T(g))
+    np.testing.assert_allclose(A(x.grad), g * 3.0 * (A(y) / (3.0 * A(x))), rtol=1e-12)
 
 
 # ------------------------------------------------------------ attention
@@ -488,6 +493,21 @@ def test_attention_in_several_chunks():
     pf.manual_seed(24)
     keep = np.where(A(pf.rand(3, 2, 256, 256, dtype=pf.float64)) >= 0.2, 1 / 0.8, 0.0)
     close(got, attention_ref(q, k, v, keep=keep))
+    # one thread goes chunk by chunk, two run whole entries per thread: the same bits
+    n = pf.get_num_threads()
+    res = []
+    try:
+        for th in (1, 2):
+            pf.set_num_threads(th)
+            ins = [T(a, grad=True) for a in (q, k, v)]
+            pf.manual_seed(26)
+            out = sdpa(*ins, attn_mask=T(bm), dropout_p=0.1)
+            out.backward(pf.ones_like(out))
+            res.append([A(out)] + [A(t.grad) for t in ins])
+    finally:
+        pf.set_num_threads(n)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
     fm = rng.normal(size=(256, 256))
     for kw in ({"attn_mask": T(fm, grad=True)}, {"dropout_p": 0.3, "is_causal": True}):
         ins = [T(a, grad=True) for a in (q, k, v)]

@@ -10,9 +10,14 @@
  * are folded in order, so results do not depend on the thread count.
  */
 #include "nn_kernels.h"
+#include "gemm.h"
 #include "vmath.h"
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #pragma GCC diagnostic ignored "-Wfloat-equal"
 
@@ -44,12 +49,21 @@
 /* rows a float32 partial of a weight gradient sums before it goes into float64 */
 #define NK_FLUSH 128
 
-/* Threads for `work` elements split into `tasks` pieces: 1 below the grain. */
+/*
+ * Threads for `work` elements split into `tasks` pieces: 1 below the grain,
+ * and 1 inside a parallel region (attention runs whole batch entries per
+ * thread and calls the row loops from there).
+ */
 static int nk_threads(int64_t work, int64_t tasks)
 {
     if (work < PF_GRAIN || tasks < 2) {
         return 1;
     }
+#ifdef _OPENMP
+    if (omp_in_parallel()) {
+        return 1;
+    }
+#endif
     int n = pf_get_num_threads();
     return tasks < n ? (int)tasks : n;
 }
@@ -282,4 +296,227 @@ void pf_attn_dropout_apply(const pf_attn *P, pf_dtype dt, const void *prob, void
     else {
         attn_dropout_apply_f32(P, prob, out);
     }
+}
+
+/* ------------------------------------------------------------ attention driver */
+
+/*
+ * c[i] (m, n) = op(a[i]) op(b[i]) for i < nb over contiguous buffers: a is
+ * stored (m, k), or (k, m) when ta; b (k, n), or (n, k) when tb.
+ */
+static void flat_gemm(pf_dtype dt, int64_t nb, int64_t m, int64_t n, int64_t k, const char *a,
+                      int ta, const char *b, int tb, char *c)
+{
+    if (nb == 0 || m == 0 || n == 0) {
+        return;
+    }
+    pf_gemm g;
+    memset(&g, 0, sizeof(g));
+    g.dtype = dt;
+    g.nb = 1;
+    g.bshape[0] = nb;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a = (pf_gemm_mat){(char *)a, {m * k}, ta ? 1 : k, ta ? m : 1};
+    g.b = (pf_gemm_mat){(char *)b, {k * n}, tb ? 1 : n, tb ? k : 1};
+    g.c = (pf_gemm_mat){c, {m * n}, n, 1};
+    pf_gemm_run(&g);
+}
+
+/* entries [b0, b0 + c) of the batch: the forward with scratch s (c, L, S) */
+static void attn_fwd_block(const pf_attn *P, pf_dtype dt, int64_t E, int64_t Ev, const char *q,
+                           const char *k, const char *v, char *out, char *s, int64_t b0,
+                           int64_t c)
+{
+    int64_t isz = pf_dtypes[dt].itemsize, L = P->L, S = P->S;
+    pf_attn K = *P;
+    K.b0 = b0;
+    K.nb = c;
+    flat_gemm(dt, c, L, S, E, q + b0 * L * E * isz, 0, k + b0 * S * E * isz, 1, s);
+    pf_attn_softmax(&K, dt, s, P->dropout_p > 0);
+    flat_gemm(dt, c, L, Ev, S, s, 0, v + b0 * S * Ev * isz, 0, out + b0 * L * Ev * isz);
+}
+
+/*
+ * The backward of entries [b0, b0 + c): p, dp (and pd with dropout) are
+ * (c, L, S) scratch; dp may be the caller's dmask rows.  dq, dk, dv may be
+ * NULL.  dq and dk come out without the scale.
+ */
+static void attn_bwd_block(const pf_attn *P, pf_dtype dt, int64_t E, int64_t Ev, const char *q,
+                           const char *k, const char *v, const char *g, char *dq, char *dk,
+                           char *dv, char *p, char *dp, char *pd, int64_t b0, int64_t c)
+{
+    int64_t isz = pf_dtypes[dt].itemsize, L = P->L, S = P->S;
+    pf_attn K = *P;
+    K.b0 = b0;
+    K.nb = c;
+    flat_gemm(dt, c, L, S, E, q + b0 * L * E * isz, 0, k + b0 * S * E * isz, 1, p);
+    pf_attn_softmax(&K, dt, p, 0);
+    flat_gemm(dt, c, L, S, Ev, g + b0 * L * Ev * isz, 0, v + b0 * S * Ev * isz, 1, dp);
+    if (dv != NULL) {
+        if (P->dropout_p > 0) {
+            pf_attn_dropout_apply(&K, dt, p, pd);
+        }
+        flat_gemm(dt, c, S, Ev, L, P->dropout_p > 0 ? pd : p, 1, g + b0 * L * Ev * isz, 0,
+                  dv + b0 * S * Ev * isz);
+    }
+    pf_attn_softmax_bwd(&K, dt, p, dp);
+    if (dq != NULL) {
+        flat_gemm(dt, c, L, E, S, dp, 0, k + b0 * S * E * isz, 0, dq + b0 * L * E * isz);
+    }
+    if (dk != NULL) {
+        flat_gemm(dt, c, S, E, L, dp, 1, q + b0 * L * E * isz, 0, dk + b0 * S * E * isz);
+    }
+}
+
+/*
+ * Whole batch entries per thread when there are at least as many entries
+ * as threads and an entry's scores are moderate: one parallel region,
+ * OpenBLAS switched to one thread meanwhile (as gemm.c does for batches).
+ * Otherwise chunks of entries in sequence whose scores stay in L2, each
+ * step threaded on its own (OpenBLAS's threads in the products).
+ */
+static int attn_threads(const pf_attn *P)
+{
+    int nth = pf_get_num_threads();
+#ifdef _OPENMP
+    if (omp_in_parallel()) {
+        return 1;
+    }
+#endif
+    if (nth <= 1 || P->nb < nth || P->L * P->S > ((int64_t)1 << 20) ||
+        P->nb * P->L * P->S < PF_GRAIN) {
+        return 1;
+    }
+    return nth;
+}
+
+static int64_t attn_chunk(const pf_attn *P, pf_dtype dt)
+{
+    /* about 512 KB of scores per chunk */
+    int64_t per = P->L * P->S * pf_dtypes[dt].itemsize;
+    int64_t cnt = per > 0 ? ((int64_t)512 << 10) / per : P->nb;
+    cnt = cnt > P->nb ? P->nb : cnt;
+    return cnt < 1 ? 1 : cnt;
+}
+
+static void scale_buffer(pf_dtype dt, char *x, int64_t n, double s)
+{
+    if (dt == PF_FLOAT64) {
+        for (int64_t i = 0; i < n; i++) {
+            ((double *)x)[i] *= s;
+        }
+    }
+    else {
+        float f = (float)s;
+        for (int64_t i = 0; i < n; i++) {
+            ((float *)x)[i] *= f;
+        }
+    }
+}
+
+int pf_attn_forward(const pf_attn *P, pf_dtype dt, int64_t E, int64_t Ev, const void *q,
+                    const void *k, const void *v, void *out)
+{
+    int64_t isz = pf_dtypes[dt].itemsize, LS = P->L * P->S;
+    if (P->nb == 0 || P->L == 0 || Ev == 0) {
+        return 0;
+    }
+    if (P->S == 0) {
+        /* nothing to attend to: every row gives zeros */
+        memset(out, 0, (size_t)(P->nb * P->L * Ev * isz));
+        return 0;
+    }
+    int nth = attn_threads(P);
+    int64_t cnt = nth > 1 ? 1 : attn_chunk(P, dt);
+    char *s = malloc((size_t)((nth > 1 ? nth : cnt) * LS * isz));
+    if (s == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (nth > 1) {
+        scipy_openblas_set_num_threads(1);
+        #pragma omp parallel for num_threads(nth) schedule(static)
+        for (int64_t b = 0; b < P->nb; b++) {
+#ifdef _OPENMP
+            char *mine = s + omp_get_thread_num() * LS * isz;
+#else
+            char *mine = s;
+#endif
+            attn_fwd_block(P, dt, E, Ev, q, k, v, out, mine, b, 1);
+        }
+        scipy_openblas_set_num_threads(pf_get_num_threads());
+    }
+    else {
+        for (int64_t b0 = 0; b0 < P->nb; b0 += cnt) {
+            attn_fwd_block(P, dt, E, Ev, q, k, v, out, s, b0,
+                           P->nb - b0 < cnt ? P->nb - b0 : cnt);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(s);
+    return 0;
+}
+
+int pf_attn_backward(const pf_attn *P, pf_dtype dt, int64_t E, int64_t Ev, const void *q,
+                     const void *k, const void *v, const void *g, void *dq, void *dk, void *dv,
+                     void *dmask)
+{
+    int64_t isz = pf_dtypes[dt].itemsize, LS = P->L * P->S, nb = P->nb;
+    void *outs[3] = {dq, dk, dv};
+    int64_t sizes[3] = {nb * P->L * E, nb * P->S * E, nb * P->S * Ev};
+    for (int i = 0; i < 3; i++) {
+        if (outs[i] != NULL) {
+            memset(outs[i], 0, (size_t)(sizes[i] * isz));
+        }
+    }
+    if (dmask != NULL) {
+        memset(dmask, 0, (size_t)(nb * LS * isz));
+    }
+    if (nb == 0 || LS == 0) {
+        return 0;
+    }
+    int nth = attn_threads(P);
+    int64_t cnt = nth > 1 ? 1 : attn_chunk(P, dt), slots = nth > 1 ? nth : 1;
+    int nbuf = 2 + (P->dropout_p > 0 && dv != NULL);
+    char *s = malloc((size_t)(slots * nbuf * cnt * LS * isz));
+    if (s == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (nth > 1) {
+        scipy_openblas_set_num_threads(1);
+        #pragma omp parallel for num_threads(nth) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+#ifdef _OPENMP
+            char *mine = s + omp_get_thread_num() * nbuf * LS * isz;
+#else
+            char *mine = s;
+#endif
+            char *dp = dmask != NULL ? (char *)dmask + b * LS * isz : mine + LS * isz;
+            attn_bwd_block(P, dt, E, Ev, q, k, v, g, dq, dk, dv, mine, dp,
+                           mine + 2 * LS * isz, b, 1);
+        }
+        scipy_openblas_set_num_threads(pf_get_num_threads());
+    }
+    else {
+        for (int64_t b0 = 0; b0 < nb; b0 += cnt) {
+            int64_t c = nb - b0 < cnt ? nb - b0 : cnt;
+            char *dp = dmask != NULL ? (char *)dmask + b0 * LS * isz : s + cnt * LS * isz;
+            attn_bwd_block(P, dt, E, Ev, q, k, v, g, dq, dk, dv, s, dp, s + 2 * cnt * LS * isz,
+                           b0, c);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (dq != NULL) {
+        scale_buffer(dt, dq, sizes[0], P->scale);
+    }
+    if (dk != NULL) {
+        scale_buffer(dt, dk, sizes[1], P->scale);
+    }
+    free(s);
+    return 0;
 }

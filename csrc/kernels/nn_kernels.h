@@ -187,4 +187,22 @@ void pf_attn_dropout_apply(const pf_attn *P, pf_dtype dt, const void *prob, void
  */
 void pf_attn_softmax_bwd(const pf_attn *P, pf_dtype dt, const void *prob, void *dp);
 
+/*
+ * The whole attention over contiguous buffers of dt with a flat batch of
+ * P->nb entries (P->b0 is ignored): q (nb, L, E), k (nb, S, E),
+ * v (nb, S, Ev), out (nb, L, Ev).  Releases the GIL while it computes.
+ */
+int pf_attn_forward(const pf_attn *P, pf_dtype dt, int64_t E, int64_t Ev, const void *q,
+                    const void *k, const void *v, void *out);
+
+/*
+ * Its gradients for the output gradient g (nb, L, Ev): dq, dk, dv (of the
+ * shapes of q, k, v; any may be NULL) and dmask (nb, L, S), the gradient of
+ * the masked scores (NULL when not wanted).  The probabilities are
+ * recomputed, not saved.
+ */
+int pf_attn_backward(const pf_attn *P, pf_dtype dt, int64_t E, int64_t Ev, const void *q,
+                     const void *k, const void *v, const void *g, void *dq, void *dk, void *dv,
+                     void *dmask);
+
 #endif /* PF_NN_KERNELS_H */
