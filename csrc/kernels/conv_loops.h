@@ -1,0 +1,352 @@
+/*
+ * conv_loops.h -- the typed loops of the convolution kernels: im2col and
+ * col2im in both layouts, packing, bias and partial sums.  conv.c includes
+ * this file once per element type with T (float, double) and TS (f32, f64)
+ * defined; every function gets the suffix _TS.  The loops only move or add
+ * elements: the arithmetic of a convolution is all in the GEMMs.
+ *
+ * "rows" (pixel-major) operands: one row per output pixel p of the
+ * flattened (n, oh, ow) space, holding for each group, tap (i, j) and
+ * channel c' of the group one element -- order (g, i, j, c').
+ * "cols" (channel-major) operands: the transpose, one row per (c, i, j)
+ * (channel c = g * C/groups + c', so that is order (g, c', i, j)) holding
+ * a range of pixels of one image.
+ */
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define F(name) CAT(name, TS)
+
+/* First ow whose column ow*sw + off is >= 0, and one past the last that is < w. */
+#ifndef PF_CONV_SPAN_DEFINED
+#define PF_CONV_SPAN_DEFINED
+static inline void ow_span(int64_t off, int64_t sw, int64_t w, int64_t *lo, int64_t *hi)
+{
+    *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    *hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
+}
+#endif
+
+/*
+ * col (p1 - p0, K) contiguous = the im2col rows of output pixels [p0, p1)
+ * of x (N, C, H, W) (any strides; contiguous channels copy as runs).
+ */
+static void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int64_t p0, int64_t p1,
+                           char *colp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t cg = ci->cg, K = ci->K, sc = x->s[1], sxh = x->s[2], sxw = x->s[3];
+    int64_t n = p0 / ci->P, rem = p0 % ci->P, oh = rem / g->ow, ow = rem % g->ow;
+    T *col = (T *)colp;
+    for (int64_t p = p0; p < p1; p++) {
+        T *restrict dst = col + (p - p0) * K;
+        const T *xn = (const T *)x->data + n * x->s[0];
+        for (int64_t gr = 0; gr < g->groups; gr++) {
+            const T *xg = xn + gr * cg * sc;
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                int row_in = ih >= 0 && ih < g->h;
+                for (int64_t j = 0; j < g->kw; j++, dst += cg) {
+                    int64_t iw = ow * g->sw - g->pw + j * g->dw;
+                    if (!row_in || iw < 0 || iw >= g->w) {
+                        for (int64_t c = 0; c < cg; c++) {
+                            dst[c] = 0;
+                        }
+                        continue;
+                    }
+                    const T *src = xg + ih * sxh + iw * sxw;
+                    if (sc == 1) {
+                        for (int64_t c = 0; c < cg; c++) {
+                            dst[c] = src[c];
+                        }
+                    }
+                    else {
+                        for (int64_t c = 0; c < cg; c++) {
+                            dst[c] = src[c * sc];
+                        }
+                    }
+                }
+            }
+        }
+        if (++ow == g->ow) {
+            ow = 0;
+            if (++oh == g->oh) {
+                oh = 0;
+                n++;
+            }
+        }
+    }
+}
+
+/* gx (N, C, H, W) += the col2im of gcol (p1 - p0, K) contiguous: im2col_rows' adjoint. */
+static void F(col2im_rows)(const cinfo *ci, const char *gcolp, int64_t p0, int64_t p1,
+                           const pf_nd4 *gx)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t cg = ci->cg, K = ci->K, sc = gx->s[1], sxh = gx->s[2], sxw = gx->s[3];
+    int64_t n = p0 / ci->P, rem = p0 % ci->P, oh = rem / g->ow, ow = rem % g->ow;
+    const T *gcol = (const T *)gcolp;
+    for (int64_t p = p0; p < p1; p++) {
+        const T *restrict src = gcol + (p - p0) * K;
+        T *xn = (T *)gx->data + n * gx->s[0];
+        for (int64_t gr = 0; gr < g->groups; gr++) {
+            T *xg = xn + gr * cg * sc;
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                int row_in = ih >= 0 && ih < g->h;
+                for (int64_t j = 0; j < g->kw; j++, src += cg) {
+                    int64_t iw = ow * g->sw - g->pw + j * g->dw;
+                    if (!row_in || iw < 0 || iw >= g->w) {
+                        continue;
+                    }
+                    T *restrict dst = xg + ih * sxh + iw * sxw;
+                    if (sc == 1) {
+                        for (int64_t c = 0; c < cg; c++) {
+                            dst[c] += src[c];
+                        }
+                    }
+                    else {
+                        for (int64_t c = 0; c < cg; c++) {
+                            dst[c * sc] += src[c];
+                        }
+                    }
+                }
+            }
+        }
+        if (++ow == g->ow) {
+            ow = 0;
+            if (++oh == g->oh) {
+                oh = 0;
+                n++;
+            }
+        }
+    }
+}
+
+/*
+ * colT (K, q1 - q0) contiguous = the channel-major im2col of pixels
+ * [q0, q1) of image n of x (N, C, H, W), any strides.  Each row is written
+ * as runs along ow: zeros where the tap falls in the padding, a strided
+ * (or contiguous, for stride-1 rows) copy in between.
+ */
+static void F(im2col_cols)(const cinfo *ci, const pf_nd4 *x, int64_t n, int64_t q0, int64_t q1,
+                           char *colp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t L = q1 - q0, sxh = x->s[2], sxw = x->s[3];
+    const T *xn = (const T *)x->data + n * x->s[0];
+    T *col = (T *)colp;
+    for (int64_t c = 0; c < g->c; c++) {
+        const T *xc = xn + c * x->s[1];
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                T *restrict dst = col + ((c * g->kh + i) * g->kw + j) * L;
+                int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                for (int64_t q = q0; q < q1;) {
+                    int64_t oh = q / g->ow, ow0 = q % g->ow;
+                    int64_t ow1 = g->ow < ow0 + (q1 - q) ? g->ow : ow0 + (q1 - q);
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    /* this output row's segment [ow0, ow1) lands at d[0 ...] */
+                    T *restrict d = dst + (q - q0);
+                    int64_t a = ow0, b = ow0;
+                    if (ih >= 0 && ih < g->h) {
+                        a = lo > ow0 ? (lo < ow1 ? lo : ow1) : ow0;
+                        b = hi < ow1 ? hi : ow1;
+                        b = b < a ? a : b;
+                    }
+                    for (int64_t ow = ow0; ow < a; ow++) {
+                        d[ow - ow0] = 0;
+                    }
+                    if (b > a) {
+                        const T *s = xc + ih * sxh + (a * g->sw + off) * sxw;
+                        T *da = d + (a - ow0);
+                        if (step == 1) {
+                            for (int64_t k = 0; k < b - a; k++) {
+                                da[k] = s[k];
+                            }
+                        }
+                        else {
+                            for (int64_t k = 0; k < b - a; k++) {
+                                da[k] = s[k * step];
+                            }
+                        }
+                    }
+                    for (int64_t ow = b; ow < ow1; ow++) {
+                        d[ow - ow0] = 0;
+                    }
+                    q += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
+/* gx (N, C, H, W), image n += the adjoint of im2col_cols for gcolT (K, q1 - q0). */
+static void F(col2im_cols)(const cinfo *ci, const char *gcolp, int64_t n, int64_t q0,
+                           int64_t q1, const pf_nd4 *gx)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t L = q1 - q0, sxh = gx->s[2], sxw = gx->s[3];
+    T *xn = (T *)gx->data + n * gx->s[0];
+    const T *gcol = (const T *)gcolp;
+    for (int64_t c = 0; c < g->c; c++) {
+        T *xc = xn + c * gx->s[1];
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                const T *restrict src = gcol + ((c * g->kh + i) * g->kw + j) * L;
+                int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                for (int64_t q = q0; q < q1;) {
+                    int64_t oh = q / g->ow, ow0 = q % g->ow;
+                    int64_t ow1 = g->ow < ow0 + (q1 - q) ? g->ow : ow0 + (q1 - q);
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    if (ih >= 0 && ih < g->h) {
+                        int64_t a = lo > ow0 ? lo : ow0, b = hi < ow1 ? hi : ow1;
+                        if (b > a) {
+                            const T *s = src + (q - q0) + (a - ow0);
+                            T *restrict d = xc + ih * sxh + (a * g->sw + off) * sxw;
+                            if (step == 1) {
+                                for (int64_t k = 0; k < b - a; k++) {
+                                    d[k] += s[k];
+                                }
+                            }
+                            else {
+                                for (int64_t k = 0; k < b - a; k++) {
+                                    d[k * step] += s[k];
+                                }
+                            }
+                        }
+                    }
+                    q += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
+/*
+ * dst = pixels [p0, p1) of t (N, C, H, W) (any strides), pixel-major
+ * (p1 - p0, C) when pixel_major, else channel-major (C, p1 - p0).
+ */
+static void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H, int64_t W, int64_t p0,
+                           int64_t p1, int pixel_major, char *dstp)
+{
+    const int64_t P = H * W, L = p1 - p0, sc = t->s[1];
+    T *dst = (T *)dstp;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t n = p / P, h = p % P / W, w = p % W;
+        const T *src = (const T *)t->data + n * t->s[0] + h * t->s[2] + w * t->s[3];
+        if (pixel_major) {
+            T *restrict d = dst + (p - p0) * C;
+            for (int64_t c = 0; c < C; c++) {
+                d[c] = src[c * sc];
+            }
+        }
+        else {
+            T *d = dst + (p - p0);
+            for (int64_t c = 0; c < C; c++) {
+                d[c * L] = src[c * sc];
+            }
+        }
+    }
+}
+
+/*
+ * The weight w (O, Cg, KH, KW) (any strides) as the GEMM operand of either
+ * path, contiguous: rows (groups, KH*KW*Cg, Og) with rows ordered (i, j,
+ * c'); cols (O, Cg*KH*KW) with columns ordered (c', i, j).
+ */
+static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, int rows, char *dstp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t cg = ci->cg, og = ci->og, kg = ci->kg;
+    T *dst = (T *)dstp;
+    for (int64_t o = 0; o < g->o; o++) {
+        int64_t gr = o / og, oo = o % og;
+        for (int64_t c = 0; c < cg; c++) {
+            for (int64_t i = 0; i < g->kh; i++) {
+                for (int64_t j = 0; j < g->kw; j++) {
+                    T v = ((const T *)w->data)[o * w->s[0] + c * w->s[1] + i * w->s[2] +
+                                               j * w->s[3]];
+                    if (rows) {
+                        dst[(gr * kg + (i * g->kw + j) * cg + c) * og + oo] = v;
+                    }
+                    else {
+                        dst[o * kg + (c * g->kh + i) * g->kw + j] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* gw (O, Cg, KH, KW) contiguous = acc (groups, Og, KH*KW*Cg), columns ordered (i, j, c'). */
+static void F(unpack_weight_rows)(const cinfo *ci, const char *accp, char *gwp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t cg = ci->cg, og = ci->og, kg = ci->kg, kk = g->kh * g->kw;
+    const T *acc = (const T *)accp;
+    T *gw = (T *)gwp;
+    for (int64_t o = 0; o < g->o; o++) {
+        int64_t gr = o / og, oo = o % og;
+        const T *a = acc + (gr * og + oo) * kg;
+        for (int64_t c = 0; c < cg; c++) {
+            for (int64_t t = 0; t < kk; t++) {
+                gw[(o * cg + c) * kk + t] = a[t * cg + c];
+            }
+        }
+    }
+}
+
+/* y rows [0, m) (pixel-major, row length O) += bias (O) */
+static void F(bias_rows)(char *yp, int64_t m, int64_t O, const char *bp, int64_t bs)
+{
+    T *y = (T *)yp;
+    const T *b = (const T *)bp;
+    for (int64_t r = 0; r < m; r++) {
+        T *restrict yr = y + r * O;
+        if (bs == 1) {
+            for (int64_t o = 0; o < O; o++) {
+                yr[o] += b[o];
+            }
+        }
+        else {
+            for (int64_t o = 0; o < O; o++) {
+                yr[o] += b[o * bs];
+            }
+        }
+    }
+}
+
+/* y (O, ld) channel-major, columns [0, L) += bias (O) */
+static void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t ld, const char *bp, int64_t bs)
+{
+    T *y = (T *)yp;
+    const T *b = (const T *)bp;
+    for (int64_t o = 0; o < O; o++) {
+        T *restrict yr = y + o * ld;
+        T v = b[o * bs];
+        for (int64_t q = 0; q < L; q++) {
+            yr[q] += v;
+        }
+    }
+}
+
+/* dst (n) += src (n) */
+static void F(add_into)(char *dstp, const char *srcp, int64_t n)
+{
+    T *restrict dst = (T *)dstp;
+    const T *restrict src = (const T *)srcp;
+    for (int64_t i = 0; i < n; i++) {
+        dst[i] += src[i];
+    }
+}
+
+static const conv_loops F(conv_loops) = {
+    F(im2col_rows), F(col2im_rows), F(im2col_cols), F(col2im_cols), F(pack_pixels),
+    F(pack_weight), F(unpack_weight_rows), F(bias_rows), F(bias_cols), F(add_into),
+};
+
+#undef F
+#undef CAT
+#undef CAT2
