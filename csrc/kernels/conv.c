@@ -3,32 +3,36 @@
  * gradient (transposed convolution) and the weight gradient, each as
  * im2col + OpenBLAS GEMM.
  *
- * Two paths, chosen by the caller from the input's layout:
+ * The im2col block is always pixel-major: one row per output pixel,
+ * holding the window's taps x channels (order (group, i, j, c')), so that
+ * in channels-last memory every tap -- and without groups or dilation
+ * every row of taps -- is one contiguous run of the input.  The weight is
+ * packed once per call to match ((groups, KH*KW*Cg, Og), a few KB).
  *
- * - rows (channels-last input, NHWC memory): the output pixels of the
- *   whole batch are one flattened range, cut into chunks whose im2col
- *   block (one row per pixel, taps x channels long) fits in L2.  Each
- *   chunk is one GEMM per group, (pixels x K) (K x O/groups), written
- *   straight into the NHWC output; a channels-last input's rows are
- *   contiguous runs of channels, so im2col is a run of memcpy-like copies
- *   and the input itself is never copied as a whole.
- * - cols (any other layout, NCHW included): per image (and range of its
- *   pixels), the classic channel-major im2col (one row per channel and
- *   tap, pixels along it) and one GEMM per group, (O/groups x K) (K x
- *   pixels), written straight into the NCHW output.
+ * rows path (channels-last input, NHWC output): the output pixels of the
+ *   whole batch are one flattened range, cut into chunks whose im2col block
+ *   fits in L2.  Each chunk is one GEMM per group, (pixels x K)(K x Og),
+ *   written straight into the NHWC output; the input is read in place,
+ *   never copied as a whole.
+ * planar path (any other layout, NCHW output): one image at a time is
+ *   first packed channels-last into scratch (a transpose of C*H*W elements,
+ *   small next to the im2col block it feeds), then chunked as above; the
+ *   GEMM computes the transposed product, (Og x K)(K x pixels), which is
+ *   the image's NCHW output.
  *
  * A 1x1 convolution with stride 1 and no padding reads the input (and
- * writes the input gradient) in place as the GEMM operand: a plain GEMM
- * with no im2col, in either layout, whenever BLAS can read the view.
+ * writes the input gradient) in place as the GEMM operand -- a plain GEMM,
+ * no im2col and no packing -- whenever BLAS can read the view.
  *
- * Threads: with work enough for more than one thread the chunks are split
- * over pyframe's OpenMP threads, each running whole single-threaded GEMMs
- * on its own scratch (OpenBLAS is switched to one thread for the duration,
- * so the two pools never run at once).  The input gradient scatters into
- * overlapping windows, so its threads split whole images; with fewer
- * images than threads it runs the chunks in order and lets OpenBLAS thread
- * each GEMM instead.  The weight gradient sums per-thread partial products
- * in thread order at the end.
+ * Threads: with work for more than one thread, units (pixel chunks, or
+ * whole images where a unit must own its output: the input gradient
+ * scatters into overlapping windows, and the planar path packs an image)
+ * are split over pyframe's OpenMP threads, each running single-threaded
+ * GEMMs on its own scratch (OpenBLAS is switched to one thread meanwhile,
+ * so the two pools never run at once).  With fewer units than threads --
+ * a batch of one or two images -- the units run in order and OpenBLAS
+ * threads each GEMM instead.  The weight gradient sums one partial product
+ * per thread, in thread order, at the end.
  */
 #include "conv.h"
 #include "gemm.h"
@@ -40,7 +44,7 @@
 #endif
 
 /* Target bytes of one im2col chunk: it and its GEMM's output stay in L2. */
-#define COL_BYTES (384 * 1024)
+#define COL_BYTES (512 * 1024)
 /* Multiply-adds below which a convolution stays on one thread. */
 #define PAR_WORK (1 << 18)
 
@@ -50,11 +54,11 @@ typedef struct cinfo cinfo;
 typedef struct {
     void (*im2col_rows)(const cinfo *, const pf_nd4 *, int64_t, int64_t, char *);
     void (*col2im_rows)(const cinfo *, const char *, int64_t, int64_t, const pf_nd4 *);
-    void (*im2col_cols)(const cinfo *, const pf_nd4 *, int64_t, int64_t, int64_t, char *);
-    void (*col2im_cols)(const cinfo *, const char *, int64_t, int64_t, int64_t, const pf_nd4 *);
+    void (*pack_image)(const pf_nd4 *, int64_t, int64_t, int64_t, int64_t, char *);
+    void (*unpack_image)(const char *, int64_t, int64_t, int64_t, const pf_nd4 *, int64_t);
     void (*pack_pixels)(const pf_nd4 *, int64_t, int64_t, int64_t, int64_t, int64_t, int,
                         char *);
-    void (*pack_weight)(const cinfo *, const pf_nd4 *, int, char *);
+    void (*pack_weight)(const cinfo *, const pf_nd4 *, char *);
     void (*unpack_weight_rows)(const cinfo *, const char *, char *);
     void (*bias_rows)(char *, int64_t, int64_t, const char *, int64_t);
     void (*bias_cols)(char *, int64_t, int64_t, int64_t, const char *, int64_t);
@@ -228,19 +232,6 @@ static int thread_id(void)
 #endif
 }
 
-/* Rows per chunk of a pixel-major im2col with K columns, split further for nth threads. */
-static int64_t chunk_rows(int64_t K, int64_t isz, int64_t total, int nth)
-{
-    int64_t r = COL_BYTES / (K * isz);
-    if (r < 32) {
-        r = 32;     /* GEMMs thinner than this waste more than the cache saves */
-    }
-    if (nth > 1 && r * nth > total) {
-        r = (total + nth - 1) / nth;
-    }
-    return r < 1 ? 1 : r;
-}
-
 static void *scratch(size_t bytes)
 {
     size_t b = bytes < PF_ALIGN ? PF_ALIGN : (bytes + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
@@ -270,19 +261,41 @@ static void run_units(unit_fn body, void *ctx, int64_t units, int nth)
 
 typedef struct {
     const cinfo *ci;
+    int rows;               /* channels-last input: the rows path */
     const pf_nd4 *x, *y;
-    const char *wp;         /* packed weight */
+    const char *wp;         /* packed weight (groups, kg, og) */
     const char *bias;
     int64_t bstride;
-    int64_t chunk;          /* pixels per unit */
+    int64_t chunk;          /* pixels per GEMM */
+    int64_t per;            /* input gradient, rows path: images per unit (0: pixel chunks) */
     char *scr;              /* per-thread scratch, scr_each bytes apart */
     size_t scr_each;
-} fwd_job;
+    size_t col_bytes;       /* the first part of each scratch; the packed image after it */
+} conv_job;
 
-/* rows: unit u is pixels [u*chunk, ...) of the batch */
+static size_t round_up(size_t b)
+{
+    return (b + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
+}
+
+/* Image n of x packed channels-last into buf, as a one-image operand. */
+static pf_nd4 packed_image(const cinfo *ci, const pf_nd4 *x, int64_t n, char *buf)
+{
+    const pf_conv_geom *g = ci->g;
+    ci->L->pack_image(x, n, g->c, g->h, g->w, buf);
+    return (pf_nd4){buf, {g->h * g->w * g->c, 1, g->w * g->c, g->c}};
+}
+
+/* The (Og x kg) transpose of group gr's packed weight (kg x og, row-major). */
+static mat weight_t(const cinfo *ci, const char *wp, int64_t gr)
+{
+    return (mat){(char *)wp + gr * ci->kg * ci->og * ci->isz, 1, ci->og};
+}
+
+/* rows: unit u is pixels [u*chunk, ...) of the batch, written into the NHWC output */
 static void fwd_rows_unit(void *vjob, int64_t u, int tid)
 {
-    const fwd_job *jb = vjob;
+    const conv_job *jb = vjob;
     const cinfo *ci = jb->ci;
     const pf_conv_geom *g = ci->g;
     int64_t isz = ci->isz, p0 = u * jb->chunk;
@@ -304,43 +317,48 @@ static void fwd_rows_unit(void *vjob, int64_t u, int tid)
     }
 }
 
-/* cols: unit u is pixels [q0, q1) of image u / per, per = ceil(P / chunk) */
-static void fwd_cols_unit(void *vjob, int64_t u, int tid)
+/* planar: unit u is image u, written into the NCHW output */
+static void fwd_planar_unit(void *vjob, int64_t n, int tid)
 {
-    const fwd_job *jb = vjob;
+    const conv_job *jb = vjob;
     const cinfo *ci = jb->ci;
     const pf_conv_geom *g = ci->g;
-    int64_t isz = ci->isz, per = (ci->P + jb->chunk - 1) / jb->chunk;
-    int64_t n = u / per, q0 = u % per * jb->chunk;
-    int64_t q1 = q0 + jb->chunk < ci->P ? q0 + jb->chunk : ci->P, L = q1 - q0;
+    int64_t isz = ci->isz, P = ci->P;
     char *buf = jb->scr + (size_t)tid * jb->scr_each;
-    mat b;
-    if (ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, n * ci->P + q0,
-                                    n * ci->P + q1, &b)) {
-        b = mat_t(b);   /* (C x L) */
+    char *yn = jb->y->data + n * jb->y->s[0] * isz;
+    mat view;
+    int direct = ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, n * P, (n + 1) * P,
+                                             &view);
+    pf_nd4 img;
+    if (!direct) {
+        img = packed_image(ci, jb->x, n, buf + jb->col_bytes);
     }
-    else {
-        ci->L->im2col_cols(ci, jb->x, n, q0, q1, buf);
-        b = (mat){buf, L, 1};
-    }
-    char *yc = jb->y->data + (n * jb->y->s[0] + q0) * isz;
-    for (int64_t gr = 0; gr < g->groups; gr++) {
-        mat w = {(char *)jb->wp + gr * ci->og * ci->kg * isz, ci->kg, 1};
-        mm(ci->dt, ci->og, L, ci->kg, w, mat_at(b, isz, gr * ci->kg, 0), 0,
-           yc + gr * ci->og * ci->P * isz, ci->P);
+    for (int64_t q0 = 0; q0 < P; q0 += jb->chunk) {
+        int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P, L = q1 - q0;
+        mat b;      /* (K x L) */
+        if (direct) {
+            b = mat_t(mat_at(view, isz, q0, 0));
+        }
+        else {
+            ci->L->im2col_rows(ci, &img, q0, q1, buf);
+            b = (mat){buf, 1, ci->K};
+        }
+        for (int64_t gr = 0; gr < g->groups; gr++) {
+            mm(ci->dt, ci->og, L, ci->kg, weight_t(ci, jb->wp, gr),
+               mat_at(b, isz, gr * ci->kg, 0), 0, yn + (gr * ci->og * P + q0) * isz, P);
+        }
     }
     if (jb->bias != NULL) {
-        ci->L->bias_cols(yc, g->o, L, ci->P, jb->bias, jb->bstride);
+        ci->L->bias_cols(yn, g->o, P, P, jb->bias, jb->bstride);
     }
 }
 
-/* Is w (O, Cg, KH, KW) contiguous, so that it is its own cols-path operand? */
-static int weight_contiguous(const cinfo *ci, const pf_nd4 *w)
+/* Pixels per im2col chunk: COL_BYTES of K-long rows, at least 32, at most `most`. */
+static int64_t chunk_for(const cinfo *ci, int64_t most)
 {
-    const pf_conv_geom *g = ci->g;
-    int64_t kk = g->kh * g->kw;
-    return (g->kw == 1 || w->s[3] == 1) && (g->kh == 1 || w->s[2] == g->kw) &&
-           (ci->cg == 1 || w->s[1] == kk) && (g->o == 1 || w->s[0] == ci->kg);
+    int64_t r = COL_BYTES / (ci->K * ci->isz);
+    r = r < 32 ? 32 : r;
+    return r < most ? r : (most > 0 ? most : 1);
 }
 
 int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *x,
@@ -352,41 +370,35 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
         return 0;
     }
     double work = (double)ci.NP * (double)ci.kg * (double)g->o;
-    char *wp = NULL, *scr = NULL;
+    char *wp = scratch((size_t)(g->o * ci.kg * ci.isz)), *scr = NULL;
     int rc = -1;
-    if (rows || !weight_contiguous(&ci, w)) {
-        if ((wp = scratch((size_t)(g->o * ci.kg * ci.isz))) == NULL) {
-            goto done;
-        }
-        ci.L->pack_weight(&ci, w, rows, wp);
+    if (wp == NULL) {
+        goto done;
     }
-    fwd_job jb = {&ci, x, y, wp != NULL ? wp : w->data, bias, bias_stride, 0, NULL, 0};
+    ci.L->pack_weight(&ci, w, wp);
+    conv_job jb = {&ci, rows, x, y, wp, bias, bias_stride, 0, 0, NULL, 0, 0};
     int64_t units;
     int nth;
+    size_t img_bytes = 0;
     if (rows) {
         nth = threads_for(work, ci.NP / 32);
-        jb.chunk = chunk_rows(ci.K, ci.isz, ci.NP, nth);
+        jb.chunk = chunk_for(&ci, nth > 1 ? (ci.NP + nth - 1) / nth : ci.NP);
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
-        /* pixels of one image per unit; more units than images when the images are big */
-        nth = threads_for(work, ci.NP / 32);
-        int64_t c = COL_BYTES / (ci.K * ci.isz);
-        c = c < 32 ? 32 : c;
-        if (nth > 1 && g->n < nth) {
-            int64_t split = (ci.P * g->n + nth - 1) / nth;
-            c = c < split ? c : split;
-        }
-        jb.chunk = c < ci.P ? c : ci.P;
-        units = g->n * ((ci.P + jb.chunk - 1) / jb.chunk);
+        nth = threads_for(work, g->n);
+        jb.chunk = chunk_for(&ci, ci.P);
+        units = g->n;
+        img_bytes = round_up((size_t)(g->c * g->h * g->w * ci.isz));
     }
     nth = units < nth ? (int)units : nth;
-    jb.scr_each = (size_t)(jb.chunk * ci.K * ci.isz + PF_ALIGN) / PF_ALIGN * PF_ALIGN;
+    jb.col_bytes = round_up((size_t)(jb.chunk * ci.K * ci.isz));
+    jb.scr_each = jb.col_bytes + img_bytes;
     if ((scr = scratch(jb.scr_each * (size_t)nth)) == NULL) {
         goto done;
     }
     jb.scr = scr;
-    run_units(rows ? fwd_rows_unit : fwd_cols_unit, &jb, units, nth);
+    run_units(rows ? fwd_rows_unit : fwd_planar_unit, &jb, units, nth);
     rc = 0;
 done:
     free(wp);
@@ -396,86 +408,88 @@ done:
 
 /* -------------------------------------------------------- input gradient */
 
-typedef struct {
-    const cinfo *ci;
-    const pf_nd4 *gy, *gx;
-    const char *wp;
-    int64_t chunk;          /* pixels per GEMM */
-    int64_t per;            /* images per unit (0: units are pixel chunks, pointwise) */
-    char *scr;
-    size_t scr_each;
-    size_t gcol_bytes;      /* the first part of each scratch; gy packing after it */
-} igrad_job;
-
-/* rows: the gradient of pixels [p0, p1) (chunked) added into gx */
-static void igrad_rows_range(const igrad_job *jb, int64_t p0, int64_t p1, char *buf)
+/*
+ * The gradient of the im2col block of pixels [p0, p1) (of `src`'s pixel
+ * space: the batch, or one image) from gy: gcol = gy (pixels x O) W^T,
+ * per group, into buf (or, pointwise, straight into gx's pixel rows).
+ */
+static void gcol_chunk(const conv_job *jb, mat gy, int64_t L, char *dst, int64_t ld)
 {
+    const cinfo *ci = jb->ci;
+    for (int64_t gr = 0; gr < ci->g->groups; gr++) {
+        /* (kg x og) row-major, transposed: (og x kg) */
+        mat wt = {(char *)jb->wp + gr * ci->kg * ci->og * ci->isz, 1, ci->og};
+        mm(ci->dt, L, ci->kg, ci->og, mat_at(gy, ci->isz, 0, gr * ci->og), wt, 0,
+           dst + gr * ci->kg * ci->isz, ld);
+    }
+}
+
+/* rows: unit u is `per` whole images (0: pixel chunk u, pointwise: no window overlaps) */
+static void igrad_rows_unit(void *vjob, int64_t u, int tid)
+{
+    const conv_job *jb = vjob;
     const cinfo *ci = jb->ci;
     const pf_conv_geom *g = ci->g;
     int64_t isz = ci->isz;
+    char *buf = jb->scr + (size_t)tid * jb->scr_each;
+    int64_t per = jb->per;
+    int64_t p0, p1;
+    if (per == 0) {
+        p0 = u * jb->chunk;
+        p1 = p0 + jb->chunk < ci->NP ? p0 + jb->chunk : ci->NP;
+    }
+    else {
+        int64_t n0 = u * per, n1 = n0 + per < g->n ? n0 + per : g->n;
+        memset(jb->y->data + n0 * jb->y->s[0] * isz, 0, (size_t)((n1 - n0) * jb->y->s[0] * isz));
+        p0 = n0 * ci->P;
+        p1 = n1 * ci->P;
+    }
     for (int64_t a = p0; a < p1; a += jb->chunk) {
         int64_t b = a + jb->chunk < p1 ? a + jb->chunk : p1;
-        mat gy = pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, a, b, 1, buf + jb->gcol_bytes);
-        char *dst = ci->pointwise ? jb->gx->data + a * g->c * isz : buf;
-        int64_t ld = ci->pointwise ? g->c : ci->K;
-        for (int64_t gr = 0; gr < g->groups; gr++) {
-            /* packed w_g is (kg x og) row-major; its transpose is (og x kg) */
-            mat wt = {(char *)jb->wp + gr * ci->kg * ci->og * isz, 1, ci->og};
-            mm(ci->dt, b - a, ci->kg, ci->og, mat_at(gy, isz, 0, gr * ci->og), wt, 0,
-               dst + gr * ci->kg * isz, ld);
+        mat gy = pixel_operand(ci, jb->x, g->o, g->oh, g->ow, a, b, 1, buf + jb->col_bytes);
+        if (ci->pointwise) {
+            gcol_chunk(jb, gy, b - a, jb->y->data + a * g->c * isz, g->c);
         }
-        if (!ci->pointwise) {
-            ci->L->col2im_rows(ci, buf, a, b, jb->gx);
+        else {
+            gcol_chunk(jb, gy, b - a, buf, ci->K);
+            ci->L->col2im_rows(ci, buf, a, b, jb->y);
         }
     }
 }
 
-static void igrad_rows_unit(void *vjob, int64_t u, int tid)
+/* planar: unit u is image u: its gradient is gathered channels-last in scratch, then stored */
+static void igrad_planar_unit(void *vjob, int64_t n, int tid)
 {
-    const igrad_job *jb = vjob;
-    const cinfo *ci = jb->ci;
-    char *buf = jb->scr + (size_t)tid * jb->scr_each;
-    if (jb->per == 0) {
-        int64_t p0 = u * jb->chunk, p1 = p0 + jb->chunk < ci->NP ? p0 + jb->chunk : ci->NP;
-        igrad_rows_range(jb, p0, p1, buf);
-        return;
-    }
-    int64_t n0 = u * jb->per, n1 = n0 + jb->per < ci->g->n ? n0 + jb->per : ci->g->n;
-    memset(jb->gx->data + n0 * jb->gx->s[0] * ci->isz, 0,
-           (size_t)((n1 - n0) * jb->gx->s[0] * ci->isz));
-    igrad_rows_range(jb, n0 * ci->P, n1 * ci->P, buf);
-}
-
-/* cols: unit u is `per` whole images */
-static void igrad_cols_unit(void *vjob, int64_t u, int tid)
-{
-    const igrad_job *jb = vjob;
+    const conv_job *jb = vjob;
     const cinfo *ci = jb->ci;
     const pf_conv_geom *g = ci->g;
     int64_t isz = ci->isz, P = ci->P;
     char *buf = jb->scr + (size_t)tid * jb->scr_each;
-    int64_t n0 = u * jb->per, n1 = n0 + jb->per < g->n ? n0 + jb->per : g->n;
-    for (int64_t n = n0; n < n1; n++) {
-        char *gxn = jb->gx->data + n * jb->gx->s[0] * isz;
-        if (!ci->pointwise) {
-            memset(gxn, 0, (size_t)(jb->gx->s[0] * isz));
-        }
-        for (int64_t q0 = 0; q0 < P; q0 += jb->chunk) {
-            int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P, L = q1 - q0;
-            mat gy = mat_t(pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, n * P + q0, n * P + q1,
-                                         0, buf + jb->gcol_bytes));   /* (O x L) */
-            char *dst = ci->pointwise ? gxn + q0 * isz : buf;
-            int64_t ld = ci->pointwise ? P : L;
+    char *img = buf + jb->col_bytes + round_up((size_t)(jb->chunk * g->o * isz));
+    char *gxn = jb->y->data + n * jb->y->s[0] * isz;
+    pf_nd4 im = {img, {g->h * g->w * g->c, 1, g->w * g->c, g->c}};
+    if (!ci->pointwise) {
+        memset(img, 0, (size_t)(g->h * g->w * g->c * isz));
+    }
+    for (int64_t q0 = 0; q0 < P; q0 += jb->chunk) {
+        int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P, L = q1 - q0;
+        mat gy = pixel_operand(ci, jb->x, g->o, g->oh, g->ow, n * P + q0, n * P + q1, 1,
+                               buf + jb->col_bytes);
+        if (ci->pointwise) {
+            /* gx_n (C x L) = W (C x O) gy^T: the planar rows of the image directly */
             for (int64_t gr = 0; gr < g->groups; gr++) {
-                /* w_g is (og x kg) row-major; its transpose is (kg x og) */
-                mat wt = {(char *)jb->wp + gr * ci->og * ci->kg * isz, 1, ci->kg};
-                mm(ci->dt, ci->kg, L, ci->og, wt, mat_at(gy, isz, gr * ci->og, 0), 0,
-                   dst + gr * ci->kg * ld * isz, ld);
-            }
-            if (!ci->pointwise) {
-                ci->L->col2im_cols(ci, buf, n, q0, q1, jb->gx);
+                mat w = {(char *)jb->wp + gr * ci->kg * ci->og * isz, ci->og, 1};
+                mm(ci->dt, ci->kg, L, ci->og, w, mat_t(mat_at(gy, isz, 0, gr * ci->og)), 0,
+                   gxn + (gr * ci->kg * P + q0) * isz, P);
             }
         }
+        else {
+            gcol_chunk(jb, gy, L, buf, ci->K);
+            ci->L->col2im_rows(ci, buf, q0, q1, &im);
+        }
+    }
+    if (!ci->pointwise) {
+        ci->L->unpack_image(img, g->c, g->h, g->w, jb->y, n);
     }
 }
 
@@ -492,42 +506,50 @@ int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd
         return 0;
     }
     double work = (double)ci.NP * (double)ci.kg * (double)g->o;
-    char *wp = NULL, *scr = NULL;
+    char *wp = scratch((size_t)(g->o * ci.kg * ci.isz)), *scr = NULL;
     int rc = -1;
-    if (rows || !weight_contiguous(&ci, w)) {
-        if ((wp = scratch((size_t)(g->o * ci.kg * ci.isz))) == NULL) {
-            goto done;
-        }
-        ci.L->pack_weight(&ci, w, rows, wp);
+    if (wp == NULL) {
+        goto done;
     }
-    igrad_job jb = {&ci, gy, gx, wp != NULL ? wp : w->data, 0, 0, NULL, 0, 0};
-    int64_t units;
+    ci.L->pack_weight(&ci, w, wp);
+    /* the job's x is gy and its y is gx */
+    conv_job jb = {&ci, rows, gy, gx, wp, NULL, 0, 0, 0, NULL, 0, 0};
+    int64_t units, K = ci.K > g->o ? ci.K : g->o;
     int nth;
+    size_t img_bytes = 0;
     if (rows && ci.pointwise) {
         /* every gx pixel is written by exactly one chunk: chunks are independent */
         nth = threads_for(work, ci.NP / 32);
-        jb.chunk = chunk_rows(ci.K > g->o ? ci.K : g->o, ci.isz, ci.NP, nth);
+        jb.chunk = COL_BYTES / (K * ci.isz);
+        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
+        if (nth > 1 && jb.chunk * nth > ci.NP) {
+            jb.chunk = (ci.NP + nth - 1) / nth;
+        }
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
-        /* windows overlap: each thread owns whole images */
+        /* windows overlap across chunks: each unit owns whole images */
         nth = threads_for(work, g->n);
-        jb.per = (g->n + nth - 1) / nth;
-        units = (g->n + jb.per - 1) / jb.per;
-        jb.chunk = chunk_rows(ci.K > g->o ? ci.K : g->o, ci.isz, rows ? ci.NP : ci.P, 1);
-        if (!rows && jb.chunk > ci.P) {
-            jb.chunk = ci.P;
+        jb.chunk = COL_BYTES / (K * ci.isz);
+        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
+        if (rows) {
+            jb.per = (g->n + nth - 1) / nth;
+            units = (g->n + jb.per - 1) / jb.per;
+        }
+        else {
+            jb.chunk = jb.chunk < ci.P ? jb.chunk : ci.P;
+            units = g->n;
+            img_bytes = round_up((size_t)(g->c * g->h * g->w * ci.isz));
         }
     }
     nth = units < nth ? (int)units : nth;
-    jb.gcol_bytes = (size_t)(jb.chunk * ci.K * ci.isz + PF_ALIGN) / PF_ALIGN * PF_ALIGN;
-    jb.scr_each = jb.gcol_bytes +
-                  (size_t)(jb.chunk * g->o * ci.isz + PF_ALIGN) / PF_ALIGN * PF_ALIGN;
+    jb.col_bytes = round_up((size_t)(jb.chunk * ci.K * ci.isz));
+    jb.scr_each = jb.col_bytes + round_up((size_t)(jb.chunk * g->o * ci.isz)) + img_bytes;
     if ((scr = scratch(jb.scr_each * (size_t)nth)) == NULL) {
         goto done;
     }
     jb.scr = scr;
-    run_units(rows ? igrad_rows_unit : igrad_cols_unit, &jb, units, nth);
+    run_units(rows ? igrad_rows_unit : igrad_planar_unit, &jb, units, nth);
     rc = 0;
 done:
     free(wp);
@@ -539,75 +561,76 @@ done:
 
 typedef struct {
     const cinfo *ci;
+    int rows;
     const pf_nd4 *x, *gy;
     int64_t chunk;          /* pixels per GEMM */
-    int64_t units;
+    int64_t units;          /* pixel chunks of the batch (rows), or images (planar) */
     int nth;
-    char *part0;            /* thread 0's partial sum */
-    char *parts;            /* the others', acc_each bytes apart */
+    char *acc;              /* nth partial sums (groups, og, kg), acc_each bytes apart */
     size_t acc_each;
     char *scr;
     size_t scr_each;
-    size_t col_bytes;       /* the first part of each scratch; gy packing after it */
+    size_t col_bytes;       /* scratch: im2col block, then gy packing, then the image */
+    size_t gy_bytes;
 } wgrad_job;
 
-static char *partial(const wgrad_job *jb, int64_t t)
+/* partial += gy (pixels x O)^T col (pixels x K), per group */
+static void wgrad_chunk(const wgrad_job *jb, mat col, mat gy, int64_t L, char *acc, int first)
 {
-    return t == 0 ? jb->part0 : jb->parts + (size_t)(t - 1) * jb->acc_each;
-}
-
-/* rows: thread t sums units t, t + nth, ... of pixel chunks into its partial (groups, og, kg) */
-static void wgrad_rows_thread(void *vjob, int64_t t, int tid)
-{
-    const wgrad_job *jb = vjob;
     const cinfo *ci = jb->ci;
-    const pf_conv_geom *g = ci->g;
     int64_t isz = ci->isz;
-    char *buf = jb->scr + (size_t)tid * jb->scr_each, *acc = partial(jb, t);
-    int first = 1;
-    for (int64_t u = t; u < jb->units; u += jb->nth, first = 0) {
-        int64_t p0 = u * jb->chunk, p1 = p0 + jb->chunk < ci->NP ? p0 + jb->chunk : ci->NP;
-        mat col;
-        if (!(ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, p0, p1, &col))) {
-            ci->L->im2col_rows(ci, jb->x, p0, p1, buf);
-            col = (mat){buf, ci->K, 1};
-        }
-        mat gy = pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, p0, p1, 1, buf + jb->col_bytes);
-        for (int64_t gr = 0; gr < g->groups; gr++) {
-            mm(ci->dt, ci->og, ci->kg, p1 - p0, mat_t(mat_at(gy, isz, 0, gr * ci->og)),
-               mat_at(col, isz, 0, gr * ci->kg), !first,
-               acc + gr * ci->og * ci->kg * isz, ci->kg);
-        }
+    for (int64_t gr = 0; gr < ci->g->groups; gr++) {
+        mm(ci->dt, ci->og, ci->kg, L, mat_t(mat_at(gy, isz, 0, gr * ci->og)),
+           mat_at(col, isz, 0, gr * ci->kg), !first, acc + gr * ci->og * ci->kg * isz, ci->kg);
     }
 }
 
-/* cols: thread t sums units t, t + nth, ... (image, pixel range) into its partial (O, kg) */
-static void wgrad_cols_thread(void *vjob, int64_t t, int tid)
+/* thread t sums units t, t + nth, ... into its partial */
+static void wgrad_thread(void *vjob, int64_t t, int tid)
 {
     const wgrad_job *jb = vjob;
     const cinfo *ci = jb->ci;
     const pf_conv_geom *g = ci->g;
-    int64_t isz = ci->isz, per = (ci->P + jb->chunk - 1) / jb->chunk;
-    char *buf = jb->scr + (size_t)tid * jb->scr_each, *acc = partial(jb, t);
+    int64_t isz = ci->isz, P = ci->P;
+    char *buf = jb->scr + (size_t)tid * jb->scr_each, *acc = jb->acc + (size_t)t * jb->acc_each;
+    char *gbuf = buf + jb->col_bytes;
     int first = 1;
-    for (int64_t u = t; u < jb->units; u += jb->nth, first = 0) {
-        int64_t n = u / per, q0 = u % per * jb->chunk;
-        int64_t q1 = q0 + jb->chunk < ci->P ? q0 + jb->chunk : ci->P, L = q1 - q0;
-        int64_t p0 = n * ci->P + q0, p1 = n * ci->P + q1;
-        mat colt;   /* (K x L) */
-        if (ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, p0, p1, &colt)) {
-            colt = mat_t(colt);
+    for (int64_t u = t; u < jb->units; u += jb->nth) {
+        if (jb->rows) {
+            int64_t p0 = u * jb->chunk, p1 = p0 + jb->chunk < ci->NP ? p0 + jb->chunk : ci->NP;
+            mat col;
+            if (!(ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, p0, p1, &col))) {
+                ci->L->im2col_rows(ci, jb->x, p0, p1, buf);
+                col = (mat){buf, ci->K, 1};
+            }
+            mat gy = pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, p0, p1, 1, gbuf);
+            wgrad_chunk(jb, col, gy, p1 - p0, acc, first);
+            first = 0;
+            continue;
         }
-        else {
-            ci->L->im2col_cols(ci, jb->x, n, q0, q1, buf);
-            colt = (mat){buf, L, 1};
+        /* planar: image u, packed channels-last unless the 1x1 view serves */
+        int64_t n = u;
+        mat view;
+        int direct = ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, n * P,
+                                                 (n + 1) * P, &view);
+        pf_nd4 img;
+        if (!direct) {
+            img = packed_image(ci, jb->x, n, gbuf + jb->gy_bytes);
         }
-        mat gy = mat_t(pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, p0, p1, 0,
-                                     buf + jb->col_bytes));    /* (O x L) */
-        for (int64_t gr = 0; gr < g->groups; gr++) {
-            mm(ci->dt, ci->og, ci->kg, L, mat_at(gy, isz, gr * ci->og, 0),
-               mat_t(mat_at(colt, isz, gr * ci->kg, 0)), !first,
-               acc + gr * ci->og * ci->kg * isz, ci->kg);
+        for (int64_t q0 = 0; q0 < P; q0 += jb->chunk) {
+            int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P;
+            mat col;
+            if (direct) {
+                col = mat_at(view, isz, q0, 0);
+            }
+            else {
+                ci->L->im2col_rows(ci, &img, q0, q1, buf);
+                col = (mat){buf, ci->K, 1};
+            }
+            mat gy = pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, n * P + q0, n * P + q1, 1,
+                                   gbuf);
+            wgrad_chunk(jb, col, gy, q1 - q0, acc, first);
+            first = 0;
         }
     }
 }
@@ -627,46 +650,43 @@ int pf_conv_weight_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_n
         return 0;
     }
     double work = (double)ci.NP * (double)ci.kg * (double)g->o;
-    int64_t cmax = ci.K > g->o ? ci.K : g->o;
-    wgrad_job jb = {&ci, x, gy, 0, 0, 1, NULL, NULL, 0, NULL, 0, 0};
-    int nth = threads_for(work, ci.NP / 32);
+    int64_t K = ci.K > g->o ? ci.K : g->o;
+    wgrad_job jb = {&ci, rows, x, gy, 0, 0, 1, NULL, 0, NULL, 0, 0, 0};
+    size_t img_bytes = 0;
+    int nth;
     if (rows) {
-        jb.chunk = chunk_rows(cmax, ci.isz, ci.NP, nth);
+        nth = threads_for(work, ci.NP / 32);
+        jb.chunk = COL_BYTES / (K * ci.isz);
+        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
+        if (nth > 1 && jb.chunk * nth > ci.NP) {
+            jb.chunk = (ci.NP + nth - 1) / nth;
+        }
         jb.units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
-        int64_t c = chunk_rows(cmax, ci.isz, ci.NP, nth);
-        jb.chunk = c < ci.P ? c : ci.P;
-        jb.units = g->n * ((ci.P + jb.chunk - 1) / jb.chunk);
+        nth = threads_for(work, g->n);
+        jb.chunk = chunk_for(&ci, ci.P);
+        jb.units = g->n;
+        img_bytes = round_up((size_t)(g->c * g->h * g->w * ci.isz));
     }
     jb.nth = nth = jb.units < nth ? (int)jb.units : nth;
-    jb.acc_each = (wbytes + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
-    jb.col_bytes = (size_t)(jb.chunk * ci.K * ci.isz + PF_ALIGN) / PF_ALIGN * PF_ALIGN;
-    jb.scr_each = jb.col_bytes + (size_t)(jb.chunk * g->o * ci.isz + PF_ALIGN) / PF_ALIGN *
-                                 PF_ALIGN;
-    /*
-     * The cols path's partials have gw's layout, so thread 0 sums straight
-     * into gw; the rows path's are (groups, og, KH*KW*cg) and are unpacked
-     * at the end.
-     */
-    int direct = !rows;
-    size_t nacc = (size_t)(direct ? nth - 1 : nth);
-    char *acc = scratch(jb.acc_each * (nacc > 0 ? nacc : 1));
+    jb.acc_each = round_up(wbytes);
+    jb.col_bytes = round_up((size_t)(jb.chunk * ci.K * ci.isz));
+    jb.gy_bytes = round_up((size_t)(jb.chunk * g->o * ci.isz));
+    jb.scr_each = jb.col_bytes + jb.gy_bytes + img_bytes;
+    char *acc = scratch(jb.acc_each * (size_t)nth);
     char *scr = scratch(jb.scr_each * (size_t)nth);
     int rc = -1;
     if (acc == NULL || scr == NULL) {
         goto done;
     }
-    jb.part0 = direct ? gw->data : acc;
-    jb.parts = direct ? acc : acc + jb.acc_each;
+    jb.acc = acc;
     jb.scr = scr;
-    run_units(rows ? wgrad_rows_thread : wgrad_cols_thread, &jb, nth, nth);
+    run_units(wgrad_thread, &jb, nth, nth);
     for (int t = 1; t < nth; t++) {
-        ci.L->add_into(jb.part0, partial(&jb, t), wn);
+        ci.L->add_into(acc, acc + (size_t)t * jb.acc_each, wn);
     }
-    if (!direct) {
-        ci.L->unpack_weight_rows(&ci, jb.part0, gw->data);
-    }
+    ci.L->unpack_weight_rows(&ci, acc, gw->data);
     rc = 0;
 done:
     free(acc);

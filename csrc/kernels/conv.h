@@ -16,6 +16,13 @@
 
 #include "kernels.h"
 
+/* The hot loops are compiled for AVX-512, AVX2 and a portable baseline; the CPU picks at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYFRAME_SANITIZE)
+#define PF_CONV_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define PF_CONV_CLONES
+#endif
+
 /* A strided 4-D operand: its data and the element strides of its four dimensions. */
 typedef struct {
     char *data;

@@ -1,59 +1,69 @@
 /*
  * conv_loops.h -- the typed loops of the convolution kernels: im2col and
- * col2im in both layouts, packing, bias and partial sums.  conv.c includes
- * this file once per element type with T (float, double) and TS (f32, f64)
- * defined; every function gets the suffix _TS.  The loops only move or add
- * elements: the arithmetic of a convolution is all in the GEMMs.
+ * col2im, packing, bias and partial sums.  conv.c includes this file once
+ * per element type with T (float, double) and TS (f32, f64) defined; every
+ * function gets the suffix _TS.  The loops only move or add elements: the
+ * arithmetic of a convolution is all in the GEMMs.
  *
- * "rows" (pixel-major) operands: one row per output pixel p of the
- * flattened (n, oh, ow) space, holding for each group, tap (i, j) and
- * channel c' of the group one element -- order (g, i, j, c').
- * "cols" (channel-major) operands: the transpose, one row per (c, i, j)
- * (channel c = g * C/groups + c', so that is order (g, c', i, j)) holding
- * a range of pixels of one image.
+ * An im2col block has one row per output pixel p of the flattened
+ * (n, oh, ow) space, holding for each group, tap (i, j) and channel c' of
+ * the group one element: order (g, i, j, c').  With channels contiguous
+ * (channels-last), a tap is a run of c' and, without groups and dilation,
+ * a whole row of taps (j, c') is one contiguous run of the input.
  */
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
 #define F(name) CAT(name, TS)
 
-/* First ow whose column ow*sw + off is >= 0, and one past the last that is < w. */
-#ifndef PF_CONV_SPAN_DEFINED
-#define PF_CONV_SPAN_DEFINED
-static inline void ow_span(int64_t off, int64_t sw, int64_t w, int64_t *lo, int64_t *hi)
-{
-    *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-    *hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
-}
-#endif
-
 /*
  * col (p1 - p0, K) contiguous = the im2col rows of output pixels [p0, p1)
- * of x (N, C, H, W) (any strides; contiguous channels copy as runs).
+ * of x (N, C, H, W), any strides.  `run` (groups == 1, dw == 1, channels
+ * contiguous and pixels C apart) lets a row of taps inside the image copy
+ * as one run of kw * C elements.
  */
-static void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int64_t p0, int64_t p1,
+static PF_CONV_CLONES void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int64_t p0, int64_t p1,
                            char *colp)
 {
     const pf_conv_geom *g = ci->g;
     const int64_t cg = ci->cg, K = ci->K, sc = x->s[1], sxh = x->s[2], sxw = x->s[3];
+    const int64_t kw = g->kw, span = (kw - 1) * g->dw;
+    const int run = g->groups == 1 && g->dw == 1 && sc == 1 && sxw == cg;
     int64_t n = p0 / ci->P, rem = p0 % ci->P, oh = rem / g->ow, ow = rem % g->ow;
     T *col = (T *)colp;
     for (int64_t p = p0; p < p1; p++) {
         T *restrict dst = col + (p - p0) * K;
         const T *xn = (const T *)x->data + n * x->s[0];
+        const int64_t iw0 = ow * g->sw - g->pw;
+        const int row_inside = iw0 >= 0 && iw0 + span < g->w;
         for (int64_t gr = 0; gr < g->groups; gr++) {
             const T *xg = xn + gr * cg * sc;
             for (int64_t i = 0; i < g->kh; i++) {
                 int64_t ih = oh * g->sh - g->ph + i * g->dh;
-                int row_in = ih >= 0 && ih < g->h;
-                for (int64_t j = 0; j < g->kw; j++, dst += cg) {
-                    int64_t iw = ow * g->sw - g->pw + j * g->dw;
-                    if (!row_in || iw < 0 || iw >= g->w) {
+                if (ih < 0 || ih >= g->h) {
+                    for (int64_t c = 0; c < kw * cg; c++) {
+                        dst[c] = 0;
+                    }
+                    dst += kw * cg;
+                    continue;
+                }
+                const T *xr = xg + ih * sxh;
+                if (run && row_inside) {
+                    const T *src = xr + iw0 * sxw;
+                    for (int64_t c = 0; c < kw * cg; c++) {
+                        dst[c] = src[c];
+                    }
+                    dst += kw * cg;
+                    continue;
+                }
+                for (int64_t j = 0; j < kw; j++, dst += cg) {
+                    int64_t iw = iw0 + j * g->dw;
+                    if (iw < 0 || iw >= g->w) {
                         for (int64_t c = 0; c < cg; c++) {
                             dst[c] = 0;
                         }
                         continue;
                     }
-                    const T *src = xg + ih * sxh + iw * sxw;
+                    const T *src = xr + iw * sxw;
                     if (sc == 1) {
                         for (int64_t c = 0; c < cg; c++) {
                             dst[c] = src[c];
@@ -78,35 +88,50 @@ static void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int64_t p0, int64_t
 }
 
 /* gx (N, C, H, W) += the col2im of gcol (p1 - p0, K) contiguous: im2col_rows' adjoint. */
-static void F(col2im_rows)(const cinfo *ci, const char *gcolp, int64_t p0, int64_t p1,
+static PF_CONV_CLONES void F(col2im_rows)(const cinfo *ci, const char *gcolp, int64_t p0, int64_t p1,
                            const pf_nd4 *gx)
 {
     const pf_conv_geom *g = ci->g;
     const int64_t cg = ci->cg, K = ci->K, sc = gx->s[1], sxh = gx->s[2], sxw = gx->s[3];
+    const int64_t kw = g->kw, span = (kw - 1) * g->dw;
+    const int run = g->groups == 1 && g->dw == 1 && sc == 1 && sxw == cg;
     int64_t n = p0 / ci->P, rem = p0 % ci->P, oh = rem / g->ow, ow = rem % g->ow;
     const T *gcol = (const T *)gcolp;
     for (int64_t p = p0; p < p1; p++) {
         const T *restrict src = gcol + (p - p0) * K;
         T *xn = (T *)gx->data + n * gx->s[0];
+        const int64_t iw0 = ow * g->sw - g->pw;
+        const int row_inside = iw0 >= 0 && iw0 + span < g->w;
         for (int64_t gr = 0; gr < g->groups; gr++) {
             T *xg = xn + gr * cg * sc;
-            for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t i = 0; i < g->kh; i++, src += kw * cg) {
                 int64_t ih = oh * g->sh - g->ph + i * g->dh;
-                int row_in = ih >= 0 && ih < g->h;
-                for (int64_t j = 0; j < g->kw; j++, src += cg) {
-                    int64_t iw = ow * g->sw - g->pw + j * g->dw;
-                    if (!row_in || iw < 0 || iw >= g->w) {
+                if (ih < 0 || ih >= g->h) {
+                    continue;
+                }
+                T *xr = xg + ih * sxh;
+                if (run && row_inside) {
+                    T *restrict dst = xr + iw0 * sxw;
+                    for (int64_t c = 0; c < kw * cg; c++) {
+                        dst[c] += src[c];
+                    }
+                    continue;
+                }
+                for (int64_t j = 0; j < kw; j++) {
+                    int64_t iw = iw0 + j * g->dw;
+                    if (iw < 0 || iw >= g->w) {
                         continue;
                     }
-                    T *restrict dst = xg + ih * sxh + iw * sxw;
+                    T *restrict dst = xr + iw * sxw;
+                    const T *s = src + j * cg;
                     if (sc == 1) {
                         for (int64_t c = 0; c < cg; c++) {
-                            dst[c] += src[c];
+                            dst[c] += s[c];
                         }
                     }
                     else {
                         for (int64_t c = 0; c < cg; c++) {
-                            dst[c * sc] += src[c];
+                            dst[c * sc] += s[c];
                         }
                     }
                 }
@@ -123,102 +148,37 @@ static void F(col2im_rows)(const cinfo *ci, const char *gcolp, int64_t p0, int64
 }
 
 /*
- * colT (K, q1 - q0) contiguous = the channel-major im2col of pixels
- * [q0, q1) of image n of x (N, C, H, W), any strides.  Each row is written
- * as runs along ow: zeros where the tap falls in the padding, a strided
- * (or contiguous, for stride-1 rows) copy in between.
+ * dst (H*W, C) contiguous = image n of t (N, C, H, W) (any strides):
+ * the image in channels-last order, for the im2col of a planar input.
  */
-static void F(im2col_cols)(const cinfo *ci, const pf_nd4 *x, int64_t n, int64_t q0, int64_t q1,
-                           char *colp)
+static PF_CONV_CLONES void F(pack_image)(const pf_nd4 *t, int64_t n, int64_t C, int64_t H, int64_t W,
+                          char *dstp)
 {
-    const pf_conv_geom *g = ci->g;
-    const int64_t L = q1 - q0, sxh = x->s[2], sxw = x->s[3];
-    const T *xn = (const T *)x->data + n * x->s[0];
-    T *col = (T *)colp;
-    for (int64_t c = 0; c < g->c; c++) {
-        const T *xc = xn + c * x->s[1];
-        for (int64_t i = 0; i < g->kh; i++) {
-            for (int64_t j = 0; j < g->kw; j++) {
-                T *restrict dst = col + ((c * g->kh + i) * g->kw + j) * L;
-                int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
-                ow_span(off, g->sw, g->w, &lo, &hi);
-                for (int64_t q = q0; q < q1;) {
-                    int64_t oh = q / g->ow, ow0 = q % g->ow;
-                    int64_t ow1 = g->ow < ow0 + (q1 - q) ? g->ow : ow0 + (q1 - q);
-                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
-                    /* this output row's segment [ow0, ow1) lands at d[0 ...] */
-                    T *restrict d = dst + (q - q0);
-                    int64_t a = ow0, b = ow0;
-                    if (ih >= 0 && ih < g->h) {
-                        a = lo > ow0 ? (lo < ow1 ? lo : ow1) : ow0;
-                        b = hi < ow1 ? hi : ow1;
-                        b = b < a ? a : b;
-                    }
-                    for (int64_t ow = ow0; ow < a; ow++) {
-                        d[ow - ow0] = 0;
-                    }
-                    if (b > a) {
-                        const T *s = xc + ih * sxh + (a * g->sw + off) * sxw;
-                        T *da = d + (a - ow0);
-                        if (step == 1) {
-                            for (int64_t k = 0; k < b - a; k++) {
-                                da[k] = s[k];
-                            }
-                        }
-                        else {
-                            for (int64_t k = 0; k < b - a; k++) {
-                                da[k] = s[k * step];
-                            }
-                        }
-                    }
-                    for (int64_t ow = b; ow < ow1; ow++) {
-                        d[ow - ow0] = 0;
-                    }
-                    q += ow1 - ow0;
-                }
+    const T *src = (const T *)t->data + n * t->s[0];
+    T *dst = (T *)dstp;
+    for (int64_t h = 0; h < H; h++) {
+        for (int64_t c = 0; c < C; c++) {
+            const T *s = src + c * t->s[1] + h * t->s[2];
+            T *restrict d = dst + h * W * C + c;
+            for (int64_t w = 0; w < W; w++) {
+                d[w * C] = s[w * t->s[3]];
             }
         }
     }
 }
 
-/* gx (N, C, H, W), image n += the adjoint of im2col_cols for gcolT (K, q1 - q0). */
-static void F(col2im_cols)(const cinfo *ci, const char *gcolp, int64_t n, int64_t q0,
-                           int64_t q1, const pf_nd4 *gx)
+/* image n of t (N, C, H, W) (any strides) = src (H*W, C) contiguous: pack_image's inverse. */
+static PF_CONV_CLONES void F(unpack_image)(const char *srcp, int64_t C, int64_t H, int64_t W, const pf_nd4 *t,
+                            int64_t n)
 {
-    const pf_conv_geom *g = ci->g;
-    const int64_t L = q1 - q0, sxh = gx->s[2], sxw = gx->s[3];
-    T *xn = (T *)gx->data + n * gx->s[0];
-    const T *gcol = (const T *)gcolp;
-    for (int64_t c = 0; c < g->c; c++) {
-        T *xc = xn + c * gx->s[1];
-        for (int64_t i = 0; i < g->kh; i++) {
-            for (int64_t j = 0; j < g->kw; j++) {
-                const T *restrict src = gcol + ((c * g->kh + i) * g->kw + j) * L;
-                int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
-                ow_span(off, g->sw, g->w, &lo, &hi);
-                for (int64_t q = q0; q < q1;) {
-                    int64_t oh = q / g->ow, ow0 = q % g->ow;
-                    int64_t ow1 = g->ow < ow0 + (q1 - q) ? g->ow : ow0 + (q1 - q);
-                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
-                    if (ih >= 0 && ih < g->h) {
-                        int64_t a = lo > ow0 ? lo : ow0, b = hi < ow1 ? hi : ow1;
-                        if (b > a) {
-                            const T *s = src + (q - q0) + (a - ow0);
-                            T *restrict d = xc + ih * sxh + (a * g->sw + off) * sxw;
-                            if (step == 1) {
-                                for (int64_t k = 0; k < b - a; k++) {
-                                    d[k] += s[k];
-                                }
-                            }
-                            else {
-                                for (int64_t k = 0; k < b - a; k++) {
-                                    d[k * step] += s[k];
-                                }
-                            }
-                        }
-                    }
-                    q += ow1 - ow0;
-                }
+    const T *src = (const T *)srcp;
+    T *dst = (T *)t->data + n * t->s[0];
+    for (int64_t h = 0; h < H; h++) {
+        for (int64_t c = 0; c < C; c++) {
+            T *restrict d = dst + c * t->s[1] + h * t->s[2];
+            const T *s = src + h * W * C + c;
+            for (int64_t w = 0; w < W; w++) {
+                d[w * t->s[3]] = s[w * C];
             }
         }
     }
@@ -228,7 +188,7 @@ static void F(col2im_cols)(const cinfo *ci, const char *gcolp, int64_t n, int64_
  * dst = pixels [p0, p1) of t (N, C, H, W) (any strides), pixel-major
  * (p1 - p0, C) when pixel_major, else channel-major (C, p1 - p0).
  */
-static void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H, int64_t W, int64_t p0,
+static PF_CONV_CLONES void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H, int64_t W, int64_t p0,
                            int64_t p1, int pixel_major, char *dstp)
 {
     const int64_t P = H * W, L = p1 - p0, sc = t->s[1];
@@ -252,11 +212,10 @@ static void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H, int64_t W, int
 }
 
 /*
- * The weight w (O, Cg, KH, KW) (any strides) as the GEMM operand of either
- * path, contiguous: rows (groups, KH*KW*Cg, Og) with rows ordered (i, j,
- * c'); cols (O, Cg*KH*KW) with columns ordered (c', i, j).
+ * wr (groups, KH*KW*Cg, Og) contiguous = w (O, Cg, KH, KW) (any strides):
+ * each group's weight as the (K x Og) GEMM operand, rows ordered (i, j, c').
  */
-static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, int rows, char *dstp)
+static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, char *dstp)
 {
     const pf_conv_geom *g = ci->g;
     const int64_t cg = ci->cg, og = ci->og, kg = ci->kg;
@@ -266,14 +225,9 @@ static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, int rows, char *dst
         for (int64_t c = 0; c < cg; c++) {
             for (int64_t i = 0; i < g->kh; i++) {
                 for (int64_t j = 0; j < g->kw; j++) {
-                    T v = ((const T *)w->data)[o * w->s[0] + c * w->s[1] + i * w->s[2] +
-                                               j * w->s[3]];
-                    if (rows) {
-                        dst[(gr * kg + (i * g->kw + j) * cg + c) * og + oo] = v;
-                    }
-                    else {
-                        dst[o * kg + (c * g->kh + i) * g->kw + j] = v;
-                    }
+                    dst[(gr * kg + (i * g->kw + j) * cg + c) * og + oo] =
+                        ((const T *)w->data)[o * w->s[0] + c * w->s[1] + i * w->s[2] +
+                                             j * w->s[3]];
                 }
             }
         }
@@ -299,7 +253,7 @@ static void F(unpack_weight_rows)(const cinfo *ci, const char *accp, char *gwp)
 }
 
 /* y rows [0, m) (pixel-major, row length O) += bias (O) */
-static void F(bias_rows)(char *yp, int64_t m, int64_t O, const char *bp, int64_t bs)
+static PF_CONV_CLONES void F(bias_rows)(char *yp, int64_t m, int64_t O, const char *bp, int64_t bs)
 {
     T *y = (T *)yp;
     const T *b = (const T *)bp;
@@ -319,7 +273,7 @@ static void F(bias_rows)(char *yp, int64_t m, int64_t O, const char *bp, int64_t
 }
 
 /* y (O, ld) channel-major, columns [0, L) += bias (O) */
-static void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t ld, const char *bp, int64_t bs)
+static PF_CONV_CLONES void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t ld, const char *bp, int64_t bs)
 {
     T *y = (T *)yp;
     const T *b = (const T *)bp;
@@ -333,7 +287,7 @@ static void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t ld, const char 
 }
 
 /* dst (n) += src (n) */
-static void F(add_into)(char *dstp, const char *srcp, int64_t n)
+static PF_CONV_CLONES void F(add_into)(char *dstp, const char *srcp, int64_t n)
 {
     T *restrict dst = (T *)dstp;
     const T *restrict src = (const T *)srcp;
@@ -343,7 +297,7 @@ static void F(add_into)(char *dstp, const char *srcp, int64_t n)
 }
 
 static const conv_loops F(conv_loops) = {
-    F(im2col_rows), F(col2im_rows), F(im2col_cols), F(col2im_cols), F(pack_pixels),
+    F(im2col_rows), F(col2im_rows), F(pack_image), F(unpack_image), F(pack_pixels),
     F(pack_weight), F(unpack_weight_rows), F(bias_rows), F(bias_cols), F(add_into),
 };
 

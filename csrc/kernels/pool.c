@@ -44,18 +44,29 @@ static int64_t pool_divisor(const pf_pool_geom *g, int64_t oh, int64_t ow)
     return (h1 - h0) * (w1 - w0);
 }
 
+/* a where take, else b, without a branch (see F(pick) in pool_loops.h) */
+static inline int32_t pick_i32(int take, int32_t a, int32_t b)
+{
+    int32_t m = -(int32_t)take;
+    return (a & m) | (b & ~m);
+}
+
 #define T float
+#define U uint32_t
 #define TS f32
 #define T_NEG_INF (-INFINITY)
 #include "pool_loops.h"
 #undef T
+#undef U
 #undef TS
 #undef T_NEG_INF
 #define T double
+#define U uint64_t
 #define TS f64
 #define T_NEG_INF (-(double)INFINITY)
 #include "pool_loops.h"
 #undef T
+#undef U
 #undef TS
 #undef T_NEG_INF
 
@@ -68,11 +79,27 @@ enum { OP_MAX, OP_MAX_BWD, OP_MAX_SEL, OP_AVG, OP_AVG_BWD };
 static void run(const pf_pool_geom *g, pf_dtype dt, int cl, int op, const pf_nd4 *a,
                 const pf_nd4 *b, const pf_nd4 *out)
 {
+    /*
+     * The loop shape: pixel (channels innermost) for a channels-last input,
+     * and also for a planar one whose rows are short -- a vector loop along
+     * 13 output columns is mostly its scalar tail, while one along the
+     * channels (a gather across planes) stays long; plane otherwise.
+     */
+    cl = cl || (g->ow < 64 && g->c >= 8);
     int64_t units = cl ? g->n * ((g->c + SEG - 1) / SEG) : g->n * g->c;
     if (units == 0) {
         return;
     }
-    if (op == OP_MAX_BWD || op == OP_AVG_BWD) {
+    /*
+     * The backward ops add into out.  With disjoint windows they write each
+     * window position once instead, and out needs zeroing first only where
+     * no window reaches (gaps, dilation holes, rows and columns left over).
+     */
+    int64_t eh = g->dh * (g->kh - 1) + 1, ew = g->dw * (g->kw - 1) + 1;
+    int dj = g->sh >= eh && g->sw >= ew;
+    int covered = dj && g->sh == g->kh && g->sw == g->kw && g->dh == 1 && g->dw == 1 &&
+                  g->ph == 0 && g->pw == 0 && g->oh * g->sh >= g->h && g->ow * g->sw >= g->w;
+    if ((op == OP_MAX_BWD || op == OP_AVG_BWD) && !covered) {
         /* out is ours and dense in either layout: N * s[0] elements */
         memset(out->data, 0, (size_t)(g->n * out->s[0]) * pf_dtypes[dt].itemsize);
     }
@@ -86,13 +113,13 @@ static void run(const pf_pool_geom *g, pf_dtype dt, int cl, int op, const pf_nd4
     if (dt == PF_FLOAT32) {
         #pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static)
         for (int64_t u = 0; u < units; u++) {
-            pool_unit_f32(g, op, cl, u, a, b, out);
+            pool_unit_f32(g, op, cl, u, a, b, out, dj);
         }
     }
     else {
         #pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static)
         for (int64_t u = 0; u < units; u++) {
-            pool_unit_f64(g, op, cl, u, a, b, out);
+            pool_unit_f64(g, op, cl, u, a, b, out, dj);
         }
     }
 }
