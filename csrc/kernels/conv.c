@@ -54,6 +54,8 @@ typedef struct cinfo cinfo;
 typedef struct {
     void (*im2col_rows)(const cinfo *, const pf_nd4 *, int64_t, int64_t, char *);
     void (*col2im_rows)(const cinfo *, const char *, int64_t, int64_t, const pf_nd4 *);
+    void (*im2col_cols)(const cinfo *, const pf_nd4 *, int64_t, int64_t, int64_t, char *);
+    void (*col2im_cols)(const cinfo *, const char *, int64_t, int64_t, int64_t, const pf_nd4 *);
     void (*pack_image)(const pf_nd4 *, int64_t, int64_t, int64_t, int64_t, char *);
     void (*unpack_image)(const char *, int64_t, int64_t, int64_t, const pf_nd4 *, int64_t);
     void (*pack_pixels)(const pf_nd4 *, int64_t, int64_t, int64_t, int64_t, int64_t, int,
@@ -62,6 +64,7 @@ typedef struct {
     void (*unpack_weight_rows)(const cinfo *, const char *, char *);
     void (*bias_rows)(char *, int64_t, int64_t, const char *, int64_t);
     void (*bias_cols)(char *, int64_t, int64_t, int64_t, const char *, int64_t);
+    void (*store_planar)(const char *, int64_t, int64_t, char *, int64_t, const char *, int64_t);
     void (*add_into)(char *, const char *, int64_t);
 } conv_loops;
 
@@ -75,6 +78,7 @@ struct cinfo {
     int64_t kg, K;          /* im2col columns per group (KH*KW*cg) and in all */
     int64_t P, NP;          /* output pixels per image and in the batch */
     int pointwise;          /* 1x1, stride 1, no padding: the input is its own im2col */
+    int cm;                 /* channel-major im2col (few channels, long rows) */
 };
 
 #define T float
@@ -102,6 +106,17 @@ static void info_init(cinfo *ci, const pf_conv_geom *g, pf_dtype dt)
     ci->NP = g->n * ci->P;
     ci->pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
                     g->pw == 0 && g->oh == g->h && g->ow == g->w;
+    /*
+     * Both im2col orders copy the same bytes, in runs: the pixel-major one
+     * KH (or KH*KW, with groups or dilation) runs of channels per output
+     * pixel, the channel-major one C*KH*KW runs of one output row each.
+     * Fewer, longer runs win: channel-major for a first layer (1 or 3
+     * channels, long rows), pixel-major for the deep ones.
+     */
+    double pm = (double)ci->P * (double)g->groups * (double)g->kh *
+                (g->groups == 1 && g->dw == 1 ? 1.0 : (double)g->kw);
+    double cmr = (double)g->c * (double)(g->kh * g->kw) * (double)g->oh;
+    ci->cm = !ci->pointwise && cmr < pm;
 }
 
 void pf_conv_out_strides(const int64_t *shape, int channels_last, int64_t *s)
@@ -286,12 +301,6 @@ static pf_nd4 packed_image(const cinfo *ci, const pf_nd4 *x, int64_t n, char *bu
     return (pf_nd4){buf, {g->h * g->w * g->c, 1, g->w * g->c, g->c}};
 }
 
-/* The (Og x kg) transpose of group gr's packed weight (kg x og, row-major). */
-static mat weight_t(const cinfo *ci, const char *wp, int64_t gr)
-{
-    return (mat){(char *)wp + gr * ci->kg * ci->og * ci->isz, 1, ci->og};
-}
-
 /* rows: unit u is pixels [u*chunk, ...) of the batch, written into the NHWC output */
 static void fwd_rows_unit(void *vjob, int64_t u, int tid)
 {
@@ -317,7 +326,12 @@ static void fwd_rows_unit(void *vjob, int64_t u, int tid)
     }
 }
 
-/* planar: unit u is image u, written into the NCHW output */
+/*
+ * planar: unit u is image u, written into the NCHW output.  The GEMM runs
+ * pixel-major, (pixels x K)(K x Og), as in the rows path -- OpenBLAS runs
+ * that orientation faster than (Og x K)(K x pixels) for these thin shapes
+ * -- and the block is then stored transposed, bias added on the way.
+ */
 static void fwd_planar_unit(void *vjob, int64_t n, int tid)
 {
     const conv_job *jb = vjob;
@@ -325,31 +339,71 @@ static void fwd_planar_unit(void *vjob, int64_t n, int tid)
     const pf_conv_geom *g = ci->g;
     int64_t isz = ci->isz, P = ci->P;
     char *buf = jb->scr + (size_t)tid * jb->scr_each;
+    char *out = buf + jb->col_bytes, *img_buf = out + round_up((size_t)(jb->chunk * g->o * isz));
     char *yn = jb->y->data + n * jb->y->s[0] * isz;
     mat view;
     int direct = ci->pointwise && pixel_view(jb->x, isz, g->c, g->h, g->w, n * P, (n + 1) * P,
                                              &view);
     pf_nd4 img;
     if (!direct) {
-        img = packed_image(ci, jb->x, n, buf + jb->col_bytes);
+        img = packed_image(ci, jb->x, n, img_buf);
     }
     for (int64_t q0 = 0; q0 < P; q0 += jb->chunk) {
         int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P, L = q1 - q0;
-        mat b;      /* (K x L) */
+        mat a;      /* (L x K) */
         if (direct) {
-            b = mat_t(mat_at(view, isz, q0, 0));
+            a = mat_at(view, isz, q0, 0);
         }
         else {
             ci->L->im2col_rows(ci, &img, q0, q1, buf);
-            b = (mat){buf, 1, ci->K};
+            a = (mat){buf, ci->K, 1};
         }
         for (int64_t gr = 0; gr < g->groups; gr++) {
-            mm(ci->dt, ci->og, L, ci->kg, weight_t(ci, jb->wp, gr),
-               mat_at(b, isz, gr * ci->kg, 0), 0, yn + (gr * ci->og * P + q0) * isz, P);
+            mat w = {(char *)jb->wp + gr * ci->kg * ci->og * isz, ci->og, 1};
+            mm(ci->dt, L, ci->og, ci->kg, mat_at(a, isz, 0, gr * ci->kg), w, 0,
+               out + gr * ci->og * isz, g->o);
+        }
+        ci->L->store_planar(out, L, g->o, yn + q0 * isz, P, jb->bias, jb->bstride);
+    }
+}
+
+/*
+ * channel-major im2col: unit u is pixels [q0, q1) of image u / per.  The
+ * block (K x pixels) multiplies from either side: (pixels x K)(K x Og)
+ * into an NHWC output, (Og x K)(K x pixels) into an NCHW one.
+ */
+static void fwd_cm_unit(void *vjob, int64_t u, int tid)
+{
+    const conv_job *jb = vjob;
+    const cinfo *ci = jb->ci;
+    const pf_conv_geom *g = ci->g;
+    int64_t isz = ci->isz, P = ci->P, per = (P + jb->chunk - 1) / jb->chunk;
+    int64_t n = u / per, q0 = u % per * jb->chunk, q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P;
+    int64_t L = q1 - q0;
+    char *buf = jb->scr + (size_t)tid * jb->scr_each;
+    ci->L->im2col_cols(ci, jb->x, n, q0, q1, buf);
+    for (int64_t gr = 0; gr < g->groups; gr++) {
+        mat colt = {buf + gr * ci->kg * L * isz, L, 1};
+        mat w = {(char *)jb->wp + gr * ci->kg * ci->og * isz, ci->og, 1};
+        if (jb->rows) {
+            mm(ci->dt, L, ci->og, ci->kg, mat_t(colt), w, 0,
+               jb->y->data + ((n * P + q0) * g->o + gr * ci->og) * isz, g->o);
+        }
+        else {
+            mm(ci->dt, ci->og, L, ci->kg, mat_t(w), colt, 0,
+               jb->y->data + (n * jb->y->s[0] + gr * ci->og * P + q0) * isz, P);
         }
     }
-    if (jb->bias != NULL) {
-        ci->L->bias_cols(yn, g->o, P, P, jb->bias, jb->bstride);
+    if (jb->bias == NULL) {
+        return;
+    }
+    if (jb->rows) {
+        ci->L->bias_rows(jb->y->data + (n * P + q0) * g->o * isz, L, g->o, jb->bias,
+                         jb->bstride);
+    }
+    else {
+        ci->L->bias_cols(jb->y->data + (n * jb->y->s[0] + q0) * isz, g->o, L, P, jb->bias,
+                         jb->bstride);
     }
 }
 
@@ -380,7 +434,14 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
     int64_t units;
     int nth;
     size_t img_bytes = 0;
-    if (rows) {
+    unit_fn body = rows ? fwd_rows_unit : fwd_planar_unit;
+    if (ci.cm) {
+        nth = threads_for(work, ci.NP / 32);
+        jb.chunk = chunk_for(&ci, nth > 1 && g->n < nth ? (ci.P + nth - 1) / nth : ci.P);
+        units = g->n * ((ci.P + jb.chunk - 1) / jb.chunk);
+        body = fwd_cm_unit;
+    }
+    else if (rows) {
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = chunk_for(&ci, nth > 1 ? (ci.NP + nth - 1) / nth : ci.NP);
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
@@ -389,7 +450,8 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
         nth = threads_for(work, g->n);
         jb.chunk = chunk_for(&ci, ci.P);
         units = g->n;
-        img_bytes = round_up((size_t)(g->c * g->h * g->w * ci.isz));
+        img_bytes = round_up((size_t)(jb.chunk * g->o * ci.isz)) +
+                    round_up((size_t)(g->c * g->h * g->w * ci.isz));
     }
     nth = units < nth ? (int)units : nth;
     jb.col_bytes = round_up((size_t)(jb.chunk * ci.K * ci.isz));
@@ -398,7 +460,7 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
         goto done;
     }
     jb.scr = scr;
-    run_units(rows ? fwd_rows_unit : fwd_planar_unit, &jb, units, nth);
+    run_units(body, &jb, units, nth);
     rc = 0;
 done:
     free(wp);
@@ -493,6 +555,29 @@ static void igrad_planar_unit(void *vjob, int64_t n, int tid)
     }
 }
 
+/* channel-major: unit u is image u, its gradient scattered by col2im_cols into gx */
+static void igrad_cm_unit(void *vjob, int64_t n, int tid)
+{
+    const conv_job *jb = vjob;
+    const cinfo *ci = jb->ci;
+    const pf_conv_geom *g = ci->g;
+    int64_t isz = ci->isz, P = ci->P;
+    char *buf = jb->scr + (size_t)tid * jb->scr_each;
+    memset(jb->y->data + n * jb->y->s[0] * isz, 0, (size_t)(jb->y->s[0] * isz));
+    for (int64_t q0 = 0; q0 < P; q0 += jb->chunk) {
+        int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P, L = q1 - q0;
+        mat gy = pixel_operand(ci, jb->x, g->o, g->oh, g->ow, n * P + q0, n * P + q1, 0,
+                               buf + jb->col_bytes);    /* (L x O) */
+        for (int64_t gr = 0; gr < g->groups; gr++) {
+            /* gcolT_g (kg x L) = W_g (kg x og) gy_g^T (og x L) */
+            mat w = {(char *)jb->wp + gr * ci->kg * ci->og * isz, ci->og, 1};
+            mm(ci->dt, ci->kg, L, ci->og, w, mat_t(mat_at(gy, isz, 0, gr * ci->og)), 0,
+               buf + gr * ci->kg * L * isz, L);
+        }
+        ci->L->col2im_cols(ci, buf, n, q0, q1, jb->y);
+    }
+}
+
 int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *gy,
                        const pf_nd4 *w, const pf_nd4 *gx)
 {
@@ -517,7 +602,14 @@ int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd
     int64_t units, K = ci.K > g->o ? ci.K : g->o;
     int nth;
     size_t img_bytes = 0;
-    if (rows && ci.pointwise) {
+    unit_fn body = rows ? igrad_rows_unit : igrad_planar_unit;
+    if (ci.cm) {
+        nth = threads_for(work, g->n);
+        jb.chunk = chunk_for(&ci, ci.P);
+        units = g->n;
+        body = igrad_cm_unit;
+    }
+    else if (rows && ci.pointwise) {
         /* every gx pixel is written by exactly one chunk: chunks are independent */
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = COL_BYTES / (K * ci.isz);
@@ -549,7 +641,7 @@ int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd
         goto done;
     }
     jb.scr = scr;
-    run_units(rows ? igrad_rows_unit : igrad_planar_unit, &jb, units, nth);
+    run_units(body, &jb, units, nth);
     rc = 0;
 done:
     free(wp);
@@ -596,6 +688,21 @@ static void wgrad_thread(void *vjob, int64_t t, int tid)
     char *gbuf = buf + jb->col_bytes;
     int first = 1;
     for (int64_t u = t; u < jb->units; u += jb->nth) {
+        if (ci->cm) {
+            /* (image, pixel range): acc_g += gy_g^T (og x L) colT_g^T (L x kg) */
+            int64_t per = (P + jb->chunk - 1) / jb->chunk, n = u / per, q0 = u % per * jb->chunk;
+            int64_t q1 = q0 + jb->chunk < P ? q0 + jb->chunk : P, L = q1 - q0;
+            ci->L->im2col_cols(ci, jb->x, n, q0, q1, buf);
+            mat gy = pixel_operand(ci, jb->gy, g->o, g->oh, g->ow, n * P + q0, n * P + q1, 1,
+                                   gbuf);
+            for (int64_t gr = 0; gr < g->groups; gr++) {
+                mat colt = {buf + gr * ci->kg * L * isz, L, 1};
+                mm(ci->dt, ci->og, ci->kg, L, mat_t(mat_at(gy, isz, 0, gr * ci->og)),
+                   mat_t(colt), !first, acc + gr * ci->og * ci->kg * isz, ci->kg);
+            }
+            first = 0;
+            continue;
+        }
         if (jb->rows) {
             int64_t p0 = u * jb->chunk, p1 = p0 + jb->chunk < ci->NP ? p0 + jb->chunk : ci->NP;
             mat col;
@@ -654,7 +761,12 @@ int pf_conv_weight_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_n
     wgrad_job jb = {&ci, rows, x, gy, 0, 0, 1, NULL, 0, NULL, 0, 0, 0};
     size_t img_bytes = 0;
     int nth;
-    if (rows) {
+    if (ci.cm) {
+        nth = threads_for(work, ci.NP / 32);
+        jb.chunk = chunk_for(&ci, nth > 1 && g->n < nth ? (ci.P + nth - 1) / nth : ci.P);
+        jb.units = g->n * ((ci.P + jb.chunk - 1) / jb.chunk);
+    }
+    else if (rows) {
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = COL_BYTES / (K * ci.isz);
         jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;

@@ -5,15 +5,28 @@
  * function gets the suffix _TS.  The loops only move or add elements: the
  * arithmetic of a convolution is all in the GEMMs.
  *
- * An im2col block has one row per output pixel p of the flattened
- * (n, oh, ow) space, holding for each group, tap (i, j) and channel c' of
- * the group one element: order (g, i, j, c').  With channels contiguous
- * (channels-last), a tap is a run of c' and, without groups and dilation,
- * a whole row of taps (j, c') is one contiguous run of the input.
+ * A pixel-major im2col block has one row per output pixel p of the
+ * flattened (n, oh, ow) space, holding for each group, tap (i, j) and
+ * channel c' of the group one element: order (g, i, j, c').  With channels
+ * contiguous (channels-last), a tap is a run of c' and, without groups and
+ * dilation, a whole row of taps (j, c') is one contiguous run of the input.
+ * A channel-major block is its transpose for one image, order (c, i, j)
+ * = (g, c', i, j) by rows, pixels along each row: cheaper when there are
+ * few channels and long rows (an RGB or grey first layer).
  */
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
 #define F(name) CAT(name, TS)
+
+#ifndef PF_CONV_SPAN_DEFINED
+#define PF_CONV_SPAN_DEFINED
+/* First ow whose column ow*sw + off is >= 0, and one past the last that is < w. */
+static inline void ow_span(int64_t off, int64_t sw, int64_t w, int64_t *lo, int64_t *hi)
+{
+    *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    *hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
+}
+#endif
 
 /*
  * col (p1 - p0, K) contiguous = the im2col rows of output pixels [p0, p1)
@@ -148,6 +161,108 @@ static PF_CONV_CLONES void F(col2im_rows)(const cinfo *ci, const char *gcolp, in
 }
 
 /*
+ * colT (K, q1 - q0) contiguous = the channel-major im2col of pixels
+ * [q0, q1) of image n of x (N, C, H, W), any strides.  Each row is written
+ * as runs along ow: zeros where the tap falls in the padding, a strided
+ * (or contiguous, for stride-1 rows) copy in between.
+ */
+static PF_CONV_CLONES void F(im2col_cols)(const cinfo *ci, const pf_nd4 *x, int64_t n,
+                                          int64_t q0, int64_t q1, char *colp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t L = q1 - q0, sxh = x->s[2], sxw = x->s[3];
+    const T *xn = (const T *)x->data + n * x->s[0];
+    T *col = (T *)colp;
+    for (int64_t c = 0; c < g->c; c++) {
+        const T *xc = xn + c * x->s[1];
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                T *restrict dst = col + ((c * g->kh + i) * g->kw + j) * L;
+                int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                for (int64_t q = q0; q < q1;) {
+                    int64_t oh = q / g->ow, ow0 = q % g->ow;
+                    int64_t ow1 = g->ow < ow0 + (q1 - q) ? g->ow : ow0 + (q1 - q);
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    /* this output row's segment [ow0, ow1) lands at d[0 ...] */
+                    T *restrict d = dst + (q - q0);
+                    int64_t a = ow0, b = ow0;
+                    if (ih >= 0 && ih < g->h) {
+                        a = lo > ow0 ? (lo < ow1 ? lo : ow1) : ow0;
+                        b = hi < ow1 ? hi : ow1;
+                        b = b < a ? a : b;
+                    }
+                    for (int64_t ow = ow0; ow < a; ow++) {
+                        d[ow - ow0] = 0;
+                    }
+                    if (b > a) {
+                        const T *s = xc + ih * sxh + (a * g->sw + off) * sxw;
+                        T *da = d + (a - ow0);
+                        if (step == 1) {
+                            for (int64_t k = 0; k < b - a; k++) {
+                                da[k] = s[k];
+                            }
+                        }
+                        else {
+                            for (int64_t k = 0; k < b - a; k++) {
+                                da[k] = s[k * step];
+                            }
+                        }
+                    }
+                    for (int64_t ow = b; ow < ow1; ow++) {
+                        d[ow - ow0] = 0;
+                    }
+                    q += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
+/* gx (N, C, H, W), image n += the adjoint of im2col_cols for gcolT (K, q1 - q0). */
+static PF_CONV_CLONES void F(col2im_cols)(const cinfo *ci, const char *gcolp, int64_t n,
+                                          int64_t q0, int64_t q1, const pf_nd4 *gx)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t L = q1 - q0, sxh = gx->s[2], sxw = gx->s[3];
+    T *xn = (T *)gx->data + n * gx->s[0];
+    const T *gcol = (const T *)gcolp;
+    for (int64_t c = 0; c < g->c; c++) {
+        T *xc = xn + c * gx->s[1];
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                const T *restrict src = gcol + ((c * g->kh + i) * g->kw + j) * L;
+                int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                for (int64_t q = q0; q < q1;) {
+                    int64_t oh = q / g->ow, ow0 = q % g->ow;
+                    int64_t ow1 = g->ow < ow0 + (q1 - q) ? g->ow : ow0 + (q1 - q);
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    if (ih >= 0 && ih < g->h) {
+                        int64_t a = lo > ow0 ? lo : ow0, b = hi < ow1 ? hi : ow1;
+                        if (b > a) {
+                            const T *s = src + (q - q0) + (a - ow0);
+                            T *restrict d = xc + ih * sxh + (a * g->sw + off) * sxw;
+                            if (step == 1) {
+                                for (int64_t k = 0; k < b - a; k++) {
+                                    d[k] += s[k];
+                                }
+                            }
+                            else {
+                                for (int64_t k = 0; k < b - a; k++) {
+                                    d[k * step] += s[k];
+                                }
+                            }
+                        }
+                    }
+                    q += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
+/*
  * dst (H*W, C) contiguous = image n of t (N, C, H, W) (any strides):
  * the image in channels-last order, for the im2col of a planar input.
  */
@@ -213,7 +328,8 @@ static PF_CONV_CLONES void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H,
 
 /*
  * wr (groups, KH*KW*Cg, Og) contiguous = w (O, Cg, KH, KW) (any strides):
- * each group's weight as the (K x Og) GEMM operand, rows ordered (i, j, c').
+ * each group's weight as the (K x Og) GEMM operand, rows ordered as the
+ * im2col block's columns: (i, j, c'), or (c', i, j) for the channel-major one.
  */
 static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, char *dstp)
 {
@@ -225,7 +341,8 @@ static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, char *dstp)
         for (int64_t c = 0; c < cg; c++) {
             for (int64_t i = 0; i < g->kh; i++) {
                 for (int64_t j = 0; j < g->kw; j++) {
-                    dst[(gr * kg + (i * g->kw + j) * cg + c) * og + oo] =
+                    int64_t q = ci->cm ? (c * g->kh + i) * g->kw + j : (i * g->kw + j) * cg + c;
+                    dst[(gr * kg + q) * og + oo] =
                         ((const T *)w->data)[o * w->s[0] + c * w->s[1] + i * w->s[2] +
                                              j * w->s[3]];
                 }
@@ -234,7 +351,7 @@ static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, char *dstp)
     }
 }
 
-/* gw (O, Cg, KH, KW) contiguous = acc (groups, Og, KH*KW*Cg), columns ordered (i, j, c'). */
+/* gw (O, Cg, KH, KW) contiguous = acc (groups, Og, KH*KW*Cg), columns ordered as pack_weight's rows. */
 static void F(unpack_weight_rows)(const cinfo *ci, const char *accp, char *gwp)
 {
     const pf_conv_geom *g = ci->g;
@@ -246,7 +363,7 @@ static void F(unpack_weight_rows)(const cinfo *ci, const char *accp, char *gwp)
         const T *a = acc + (gr * og + oo) * kg;
         for (int64_t c = 0; c < cg; c++) {
             for (int64_t t = 0; t < kk; t++) {
-                gw[(o * cg + c) * kk + t] = a[t * cg + c];
+                gw[(o * cg + c) * kk + t] = a[ci->cm ? c * kk + t : t * cg + c];
             }
         }
     }
@@ -286,6 +403,29 @@ static PF_CONV_CLONES void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t 
     }
 }
 
+/*
+ * dst (O, ld) channel-major, columns [0, L) = src (L, O) pixel-major
+ * (+ bias (O) when not NULL): a GEMM's pixel-major result stored planar.
+ */
+static PF_CONV_CLONES void F(store_planar)(const char *srcp, int64_t L, int64_t O, char *dstp,
+                                           int64_t ld, const char *bp, int64_t bs)
+{
+    const T *src = (const T *)srcp;
+    const T *b = (const T *)bp;
+    T *dst = (T *)dstp;
+    /* in blocks of 64 pixels, so that the block's rows stay in L1 across the channels */
+    for (int64_t l0 = 0; l0 < L; l0 += 64) {
+        int64_t l1 = l0 + 64 < L ? l0 + 64 : L;
+        for (int64_t o = 0; o < O; o++) {
+            T *restrict d = dst + o * ld;
+            T v = b != NULL ? b[o * bs] : (T)0;
+            for (int64_t l = l0; l < l1; l++) {
+                d[l] = src[l * O + o] + v;
+            }
+        }
+    }
+}
+
 /* dst (n) += src (n) */
 static PF_CONV_CLONES void F(add_into)(char *dstp, const char *srcp, int64_t n)
 {
@@ -297,8 +437,10 @@ static PF_CONV_CLONES void F(add_into)(char *dstp, const char *srcp, int64_t n)
 }
 
 static const conv_loops F(conv_loops) = {
-    F(im2col_rows), F(col2im_rows), F(pack_image), F(unpack_image), F(pack_pixels),
-    F(pack_weight), F(unpack_weight_rows), F(bias_rows), F(bias_cols), F(add_into),
+    F(im2col_rows), F(col2im_rows), F(im2col_cols), F(col2im_cols), F(pack_image),
+    F(unpack_image), F(pack_pixels),
+    F(pack_weight), F(unpack_weight_rows), F(bias_rows), F(bias_cols), F(store_planar),
+    F(add_into),
 };
 
 #undef F
