@@ -66,7 +66,25 @@ typedef struct {
     void (*bias_cols)(char *, int64_t, int64_t, int64_t, const char *, int64_t);
     void (*store_planar)(const char *, int64_t, int64_t, char *, int64_t, const char *, int64_t);
     void (*add_into)(char *, const char *, int64_t);
+    void (*dw_fwd_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *, const char *,
+                       const char *, int64_t, const pf_nd4 *);
+    void (*dw_igrad_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *,
+                         const char *, const pf_nd4 *);
+    void (*dw_wgrad_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *,
+                         const pf_nd4 *, char *);
+    void (*dw_fwd_plane)(const cinfo *, int64_t, int64_t, const pf_nd4 *, const char *,
+                         const char *, int64_t, const pf_nd4 *);
+    void (*dw_igrad_plane)(const cinfo *, int64_t, int64_t, const pf_nd4 *, const char *,
+                           const pf_nd4 *);
+    void (*dw_wgrad_plane)(const cinfo *, int64_t, int64_t, const pf_nd4 *, const pf_nd4 *,
+                           char *);
+    void (*dw_pack)(const cinfo *, const pf_nd4 *, char *, int);
 } conv_loops;
+
+/* Outputs per step of the depthwise loops (their stack accumulators). */
+#define DW_SEG 256
+/* Channels per register block of the depthwise forward (two AVX-512 vectors of float). */
+#define DW_VB 32
 
 /* Sizes derived once from the geometry. */
 struct cinfo {
@@ -247,6 +265,11 @@ static int thread_id(void)
 #endif
 }
 
+static size_t round_up(size_t b)
+{
+    return (b + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
+}
+
 static void *scratch(size_t bytes)
 {
     size_t b = bytes < PF_ALIGN ? PF_ALIGN : (bytes + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
@@ -272,6 +295,133 @@ static void run_units(unit_fn body, void *ctx, int64_t units, int nth)
     scipy_openblas_set_num_threads(pf_get_num_threads());
 }
 
+/* ------------------------------------------------------------- depthwise */
+
+/*
+ * A depthwise convolution (groups == C, at most DW_SEG outputs per input
+ * channel) runs as direct loops (conv_loops.h): a GEMM per group would
+ * multiply (pixels x KH*KW)(KH*KW x M) products, all overhead.  Channels
+ * are independent, so units are (image, block of channels) for the pixel
+ * loops and (image, channel) for the plane loops, and no two units write
+ * the same output, input gradient included.
+ */
+static int is_depthwise(const cinfo *ci)
+{
+    return ci->g->groups > 1 && ci->cg == 1 && ci->og <= DW_SEG;
+}
+
+enum { DW_FWD, DW_IGRAD, DW_WGRAD };
+
+typedef struct {
+    const cinfo *ci;
+    int op, pix;
+    int64_t cblk;           /* pix: channels per unit */
+    int64_t units;
+    int nth;
+    const pf_nd4 *a, *b;    /* x or gy; gy for the weight gradient */
+    const char *wt, *bias;
+    int64_t bstride;
+    const pf_nd4 *out;
+    char *acc;              /* weight gradient: nth partials (KH*KW, O), acc_each bytes apart */
+    size_t acc_each;
+} dw_job;
+
+static void dw_unit(const dw_job *jb, int64_t u, char *acc)
+{
+    const cinfo *ci = jb->ci;
+    const conv_loops *L = ci->L;
+    if (jb->pix) {
+        int64_t per = (ci->g->c + jb->cblk - 1) / jb->cblk, n = u / per, c0 = u % per * jb->cblk;
+        int64_t c1 = c0 + jb->cblk < ci->g->c ? c0 + jb->cblk : ci->g->c;
+        if (jb->op == DW_FWD) {
+            L->dw_fwd_pix(ci, n, c0, c1, jb->a, jb->wt, jb->bias, jb->bstride, jb->out);
+        }
+        else if (jb->op == DW_IGRAD) {
+            L->dw_igrad_pix(ci, n, c0, c1, jb->a, jb->wt, jb->out);
+        }
+        else {
+            L->dw_wgrad_pix(ci, n, c0, c1, jb->a, jb->b, acc);
+        }
+        return;
+    }
+    int64_t n = u / ci->g->c, c = u % ci->g->c;
+    if (jb->op == DW_FWD) {
+        L->dw_fwd_plane(ci, n, c, jb->a, jb->wt, jb->bias, jb->bstride, jb->out);
+    }
+    else if (jb->op == DW_IGRAD) {
+        L->dw_igrad_plane(ci, n, c, jb->a, jb->wt, jb->out);
+    }
+    else {
+        L->dw_wgrad_plane(ci, n, c, jb->a, jb->b, acc);
+    }
+}
+
+static void dw_body(void *vjob, int64_t u, int tid)
+{
+    (void)tid;
+    dw_unit(vjob, u, NULL);
+}
+
+/* weight gradient: thread t sums units t, t + nth, ... into partial t */
+static void dw_wgrad_body(void *vjob, int64_t t, int tid)
+{
+    const dw_job *jb = vjob;
+    char *acc = jb->acc + (size_t)t * jb->acc_each;
+    (void)tid;
+    memset(acc, 0, jb->acc_each);
+    for (int64_t u = t; u < jb->units; u += jb->nth) {
+        dw_unit(jb, u, acc);
+    }
+}
+
+/*
+ * op on a depthwise geometry.  a: x (forward, weight gradient) or gy
+ * (input gradient); b: gy (weight gradient); w: the weight (forward, input
+ * gradient) or the gradient to write (weight gradient); out: y or gx.
+ */
+static int dw_run(const cinfo *ci, int op, int rows, const pf_nd4 *a, const pf_nd4 *b,
+                  const pf_nd4 *w, const char *bias, int64_t bstride, const pf_nd4 *out)
+{
+    const pf_conv_geom *g = ci->g;
+    int64_t taps = g->kh * g->kw;
+    size_t wbytes = (size_t)(taps * g->o * ci->isz);
+    /* the pixel loops for channels-last, and for planar rows too short to vectorise along */
+    dw_job jb = {ci, op, rows || (g->ow < 16 && g->c >= 8), 0, 0, 1, a, b, NULL, bias, bstride,
+                 out, NULL, 0};
+    jb.cblk = DW_SEG / ci->og;
+    jb.units = jb.pix ? g->n * ((g->c + jb.cblk - 1) / jb.cblk) : g->n * g->c;
+    double work = (double)ci->NP * (double)taps * (double)g->o;
+    int nth = threads_for(work, jb.units);
+    char *wt = NULL, *acc = NULL;
+    int rc = -1;
+    if (op == DW_WGRAD) {
+        jb.nth = nth;
+        jb.acc_each = round_up(wbytes);
+        if ((acc = scratch(jb.acc_each * (size_t)nth)) == NULL) {
+            goto done;
+        }
+        jb.acc = acc;
+        run_units(dw_wgrad_body, &jb, nth, nth);
+        for (int t = 1; t < nth; t++) {
+            ci->L->add_into(acc, acc + (size_t)t * jb.acc_each, taps * g->o);
+        }
+        ci->L->dw_pack(ci, w, acc, -1);
+        rc = 0;
+        goto done;
+    }
+    if ((wt = scratch(wbytes)) == NULL) {
+        goto done;
+    }
+    ci->L->dw_pack(ci, w, wt, 1);
+    jb.wt = wt;
+    run_units(dw_body, &jb, jb.units, nth);
+    rc = 0;
+done:
+    free(wt);
+    free(acc);
+    return rc;
+}
+
 /* ------------------------------------------------------------- forward */
 
 typedef struct {
@@ -287,11 +437,6 @@ typedef struct {
     size_t scr_each;
     size_t col_bytes;       /* the first part of each scratch; the packed image after it */
 } conv_job;
-
-static size_t round_up(size_t b)
-{
-    return (b + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
-}
 
 /* Image n of x packed channels-last into buf, as a one-image operand. */
 static pf_nd4 packed_image(const cinfo *ci, const pf_nd4 *x, int64_t n, char *buf)
@@ -422,6 +567,9 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
     info_init(&ci, g, dt);
     if (ci.NP == 0 || g->o == 0) {
         return 0;
+    }
+    if (is_depthwise(&ci)) {
+        return dw_run(&ci, DW_FWD, rows, x, NULL, w, bias, bias_stride, y);
     }
     double work = (double)ci.NP * (double)ci.kg * (double)g->o;
     char *wp = scratch((size_t)(g->o * ci.kg * ci.isz)), *scr = NULL;
@@ -590,6 +738,9 @@ int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd
         memset(gx->data, 0, (size_t)(g->n * gx->s[0] * ci.isz));
         return 0;
     }
+    if (is_depthwise(&ci)) {
+        return dw_run(&ci, DW_IGRAD, rows, gy, NULL, w, NULL, 0, gx);
+    }
     double work = (double)ci.NP * (double)ci.kg * (double)g->o;
     char *wp = scratch((size_t)(g->o * ci.kg * ci.isz)), *scr = NULL;
     int rc = -1;
@@ -755,6 +906,9 @@ int pf_conv_weight_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_n
     if (ci.NP == 0) {
         memset(gw->data, 0, wbytes);
         return 0;
+    }
+    if (is_depthwise(&ci)) {
+        return dw_run(&ci, DW_WGRAD, rows, x, gy, gw, NULL, 0, NULL);
     }
     double work = (double)ci.NP * (double)ci.kg * (double)g->o;
     int64_t K = ci.K > g->o ? ci.K : g->o;

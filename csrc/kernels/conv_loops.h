@@ -436,11 +436,391 @@ static PF_CONV_CLONES void F(add_into)(char *dstp, const char *srcp, int64_t n)
     }
 }
 
+/* ------------------------------------------------------------ depthwise */
+
+/*
+ * Depthwise convolutions (groups == C, one input channel per group, M =
+ * O / C outputs per channel) have no reduction over channels to hand to a
+ * GEMM: they run as direct loops.  wt (KH*KW, O) is the weight packed tap
+ * by tap.  Two loop shapes, as for pooling:
+ *   pix:   image n, channels [c0, c1): for each output pixel and tap, a
+ *          vector loop along the channels (contiguous when channels-last);
+ *   plane: image n, channel c: for each output row and tap, a vector loop
+ *          along the row's span inside the image.
+ * Output channel o = c * M + m reads input channel c.
+ */
+
+/*
+ * The pix loops walk output rows: for each tap, the span of output pixels
+ * whose input pixel is inside the image, each pixel a vector op along the
+ * channels.  The row being accumulated stays in L1 across the taps.
+ */
+
+/*
+ * y (N, O, OH, OW), channels [c0*M, c1*M) of image n.  With M == 1 and
+ * channels contiguous, each output pixel is summed over its taps in blocks
+ * of DW_VB channels whose accumulators stay in registers (the block size is
+ * a constant, so the compiler unrolls it into whole vectors); otherwise
+ * the output row is accumulated tap by tap.
+ */
+static PF_CONV_CLONES void F(dw_fwd_pix)(const cinfo *ci, int64_t n, int64_t c0, int64_t c1,
+                                         const pf_nd4 *x, const char *wtp, const char *bp,
+                                         int64_t bs, const pf_nd4 *y)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t M = ci->og, O = g->o, nc = c1 - c0;
+    const int64_t sc = x->s[1], sxw = x->s[3], ys = y->s[1], yw = y->s[3];
+    const T *wt = (const T *)wtp, *b = (const T *)bp;
+    const T *xn = (const T *)x->data + n * x->s[0] + c0 * sc;
+    const int64_t full = M == 1 && sc == 1 && ys == 1 && (b == NULL || bs == 1) ? nc / DW_VB : 0;
+    for (int64_t oh = 0; full > 0 && oh < g->oh; oh++) {
+        for (int64_t ow = 0; ow < g->ow; ow++) {
+            T *yp = (T *)y->data + n * y->s[0] + c0 + oh * y->s[2] + ow * yw;
+            for (int64_t cb = 0; cb < full * DW_VB; cb += DW_VB) {
+                T acc[DW_VB];
+                for (int64_t k = 0; k < DW_VB; k++) {
+                    acc[k] = b != NULL ? b[c0 + cb + k] : (T)0;
+                }
+                for (int64_t i = 0; i < g->kh; i++) {
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    for (int64_t j = 0; ih >= 0 && ih < g->h && j < g->kw; j++) {
+                        int64_t iw = ow * g->sw - g->pw + j * g->dw;
+                        if (iw < 0 || iw >= g->w) {
+                            continue;
+                        }
+                        const T *xp = xn + ih * x->s[2] + iw * sxw + cb;
+                        const T *w = wt + (i * g->kw + j) * O + c0 + cb;
+                        for (int64_t k = 0; k < DW_VB; k++) {
+                            acc[k] += xp[k] * w[k];
+                        }
+                    }
+                }
+                for (int64_t k = 0; k < DW_VB; k++) {
+                    yp[cb + k] = acc[k];
+                }
+            }
+        }
+    }
+    if (full * DW_VB == nc) {
+        return;
+    }
+    /* the channels left (or all of them): rows accumulated tap by tap */
+    c0 += full * DW_VB;
+    xn += full * DW_VB * sc;
+    const int64_t rest = (c1 - c0) * M;
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        T *yr = (T *)y->data + n * y->s[0] + c0 * M * ys + oh * y->s[2];
+        for (int64_t ow = 0; ow < g->ow; ow++) {
+            for (int64_t k = 0; k < rest; k++) {
+                yr[ow * yw + k * ys] = b != NULL ? b[(c0 * M + k) * bs] : (T)0;
+            }
+        }
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t ih = oh * g->sh - g->ph + i * g->dh;
+            if (ih < 0 || ih >= g->h) {
+                continue;
+            }
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t lo, hi, off = j * g->dw - g->pw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                hi = hi < g->ow ? hi : g->ow;
+                const T *w = wt + (i * g->kw + j) * O + c0 * M;
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    const T *xp = xn + ih * x->s[2] + (ow * g->sw + off) * sxw;
+                    T *yp = yr + ow * yw;
+                    for (int64_t c = 0; c < c1 - c0; c++) {
+                        T xv = xp[c * sc];
+                        for (int64_t m = 0; m < M; m++) {
+                            yp[(c * M + m) * ys] += xv * w[c * M + m];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* gx (N, C, H, W), channels [c0, c1) of image n = the input gradient from gy */
+static PF_CONV_CLONES void F(dw_igrad_pix)(const cinfo *ci, int64_t n, int64_t c0, int64_t c1,
+                                           const pf_nd4 *gy, const char *wtp, const pf_nd4 *gx)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t M = ci->og, O = g->o, nc = c1 - c0, sc = gx->s[1], sg = gy->s[1];
+    const int fast = M == 1 && sc == 1 && sg == 1;
+    const T *wt = (const T *)wtp;
+    T *gxn = (T *)gx->data + n * gx->s[0] + c0 * sc;
+    const T *gyn = (const T *)gy->data + n * gy->s[0] + c0 * M * sg;
+    for (int64_t ih = 0; ih < g->h; ih++) {
+        for (int64_t iw = 0; iw < g->w; iw++) {
+            T *restrict d = gxn + ih * gx->s[2] + iw * gx->s[3];
+            if (sc == 1) {
+                for (int64_t c = 0; c < nc; c++) {
+                    d[c] = 0;
+                }
+            }
+            else {
+                for (int64_t c = 0; c < nc; c++) {
+                    d[c * sc] = 0;
+                }
+            }
+        }
+    }
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t ih = oh * g->sh - g->ph + i * g->dh;
+            if (ih < 0 || ih >= g->h) {
+                continue;
+            }
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t lo, hi, off = j * g->dw - g->pw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                hi = hi < g->ow ? hi : g->ow;
+                const T *w = wt + (i * g->kw + j) * O + c0 * M;
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    const T *gp = gyn + oh * gy->s[2] + ow * gy->s[3];
+                    T *restrict d = gxn + ih * gx->s[2] + (ow * g->sw + off) * gx->s[3];
+                    if (fast) {
+                        for (int64_t c = 0; c < nc; c++) {
+                            d[c] += gp[c] * w[c];
+                        }
+                        continue;
+                    }
+                    for (int64_t c = 0; c < nc; c++) {
+                        T sum = 0;
+                        for (int64_t m = 0; m < M; m++) {
+                            sum += gp[(c * M + m) * sg] * w[c * M + m];
+                        }
+                        d[c * sc] += sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* acc (KH*KW, O) += the weight gradient of channels [c0, c1) over image n */
+static PF_CONV_CLONES void F(dw_wgrad_pix)(const cinfo *ci, int64_t n, int64_t c0, int64_t c1,
+                                           const pf_nd4 *x, const pf_nd4 *gy, char *accp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t M = ci->og, O = g->o, nc = c1 - c0, sc = x->s[1], sg = gy->s[1];
+    const int fast = M == 1 && sc == 1 && sg == 1;
+    T *acc = (T *)accp;
+    const T *xn = (const T *)x->data + n * x->s[0] + c0 * sc;
+    const T *gyn = (const T *)gy->data + n * gy->s[0] + c0 * M * sg;
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t ih = oh * g->sh - g->ph + i * g->dh;
+            if (ih < 0 || ih >= g->h) {
+                continue;
+            }
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t lo, hi, off = j * g->dw - g->pw;
+                ow_span(off, g->sw, g->w, &lo, &hi);
+                hi = hi < g->ow ? hi : g->ow;
+                T *restrict a = acc + (i * g->kw + j) * O + c0 * M;
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    const T *gp = gyn + oh * gy->s[2] + ow * gy->s[3];
+                    const T *xp = xn + ih * x->s[2] + (ow * g->sw + off) * x->s[3];
+                    if (fast) {
+                        for (int64_t c = 0; c < nc; c++) {
+                            a[c] += gp[c] * xp[c];
+                        }
+                        continue;
+                    }
+                    for (int64_t c = 0; c < nc; c++) {
+                        T xv = xp[c * sc];
+                        for (int64_t m = 0; m < M; m++) {
+                            a[c * M + m] += gp[(c * M + m) * sg] * xv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* y planes c*M ... c*M + M - 1 of image n (bias added) */
+static PF_CONV_CLONES void F(dw_fwd_plane)(const cinfo *ci, int64_t n, int64_t c,
+                                           const pf_nd4 *x, const char *wtp, const char *bp,
+                                           int64_t bs, const pf_nd4 *y)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t M = ci->og, O = g->o, sxw = x->s[3];
+    const T *wt = (const T *)wtp, *b = (const T *)bp;
+    const T *xc = (const T *)x->data + n * x->s[0] + c * x->s[1];
+    for (int64_t m = 0; m < M; m++) {
+        int64_t o = c * M + m;
+        T *yo = (T *)y->data + n * y->s[0] + o * y->s[1];
+        for (int64_t oh = 0; oh < g->oh; oh++) {
+            T *yr = yo + oh * y->s[2];
+            T b0 = b != NULL ? b[o * bs] : (T)0;
+            for (int64_t ow = 0; ow < g->ow; ow++) {
+                yr[ow * y->s[3]] = b0;
+            }
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                if (ih < 0 || ih >= g->h) {
+                    continue;
+                }
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
+                    ow_span(off, g->sw, g->w, &lo, &hi);
+                    hi = hi < g->ow ? hi : g->ow;
+                    if (hi <= lo) {
+                        continue;
+                    }
+                    T wv = wt[(i * g->kw + j) * O + o];
+                    const T *s = xc + ih * x->s[2] + (lo * g->sw + off) * sxw;
+                    T *d = yr + lo * y->s[3];
+                    if (step == 1 && y->s[3] == 1) {
+                        for (int64_t k = 0; k < hi - lo; k++) {
+                            d[k] += wv * s[k];
+                        }
+                    }
+                    else {
+                        for (int64_t k = 0; k < hi - lo; k++) {
+                            d[k * y->s[3]] += wv * s[k * step];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* gx plane c of image n = the input gradient from gy planes c*M ... */
+static PF_CONV_CLONES void F(dw_igrad_plane)(const cinfo *ci, int64_t n, int64_t c,
+                                             const pf_nd4 *gy, const char *wtp,
+                                             const pf_nd4 *gx)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t M = ci->og, O = g->o, dxw = gx->s[3];
+    const T *wt = (const T *)wtp;
+    T *gc = (T *)gx->data + n * gx->s[0] + c * gx->s[1];
+    for (int64_t ih = 0; ih < g->h; ih++) {
+        for (int64_t iw = 0; iw < g->w; iw++) {
+            gc[ih * gx->s[2] + iw * dxw] = 0;
+        }
+    }
+    for (int64_t m = 0; m < M; m++) {
+        int64_t o = c * M + m;
+        const T *go = (const T *)gy->data + n * gy->s[0] + o * gy->s[1];
+        for (int64_t oh = 0; oh < g->oh; oh++) {
+            const T *gr = go + oh * gy->s[2];
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                if (ih < 0 || ih >= g->h) {
+                    continue;
+                }
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int64_t lo, hi, off = j * g->dw - g->pw, step = g->sw * dxw;
+                    ow_span(off, g->sw, g->w, &lo, &hi);
+                    hi = hi < g->ow ? hi : g->ow;
+                    if (hi <= lo) {
+                        continue;
+                    }
+                    T wv = wt[(i * g->kw + j) * O + o];
+                    T *d = gc + ih * gx->s[2] + (lo * g->sw + off) * dxw;
+                    const T *s = gr + lo * gy->s[3];
+                    if (step == 1 && gy->s[3] == 1) {
+                        for (int64_t k = 0; k < hi - lo; k++) {
+                            d[k] += wv * s[k];
+                        }
+                    }
+                    else {
+                        for (int64_t k = 0; k < hi - lo; k++) {
+                            d[k * step] += wv * s[k * gy->s[3]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/*
+ * acc (KH*KW, O) += the weight gradient of channel c's outputs over image
+ * n.  Each tap's sum runs in a row of DW_SEG partial sums (elementwise, so
+ * it vectorises; a single running sum would not, without reassociation).
+ */
+static PF_CONV_CLONES void F(dw_wgrad_plane)(const cinfo *ci, int64_t n, int64_t c,
+                                             const pf_nd4 *x, const pf_nd4 *gy, char *accp)
+{
+    const pf_conv_geom *g = ci->g;
+    const int64_t M = ci->og, O = g->o, sxw = x->s[3], gw = gy->s[3];
+    T *acc = (T *)accp;
+    T part[DW_SEG];
+    const T *xc = (const T *)x->data + n * x->s[0] + c * x->s[1];
+    for (int64_t m = 0; m < M; m++) {
+        int64_t o = c * M + m;
+        const T *go = (const T *)gy->data + n * gy->s[0] + o * gy->s[1];
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t lo0, hi, off = j * g->dw - g->pw, step = g->sw * sxw;
+                ow_span(off, g->sw, g->w, &lo0, &hi);
+                hi = hi < g->ow ? hi : g->ow;
+                T s = 0;
+                for (int64_t lo = lo0; lo < hi; lo += DW_SEG) {
+                    int64_t len = hi - lo < DW_SEG ? hi - lo : DW_SEG;
+                    for (int64_t k = 0; k < len; k++) {
+                        part[k] = 0;
+                    }
+                    for (int64_t oh = 0; oh < g->oh; oh++) {
+                        int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                        if (ih < 0 || ih >= g->h) {
+                            continue;
+                        }
+                        const T *xs = xc + ih * x->s[2] + (lo * g->sw + off) * sxw;
+                        const T *gr = go + oh * gy->s[2] + lo * gw;
+                        if (step == 1 && gw == 1) {
+                            for (int64_t k = 0; k < len; k++) {
+                                part[k] += gr[k] * xs[k];
+                            }
+                        }
+                        else {
+                            for (int64_t k = 0; k < len; k++) {
+                                part[k] += gr[k * gw] * xs[k * step];
+                            }
+                        }
+                    }
+                    for (int64_t k = 0; k < len; k++) {
+                        s += part[k];
+                    }
+                }
+                acc[(i * g->kw + j) * O + o] += s;
+            }
+        }
+    }
+}
+
+/* wt (KH*KW, O) = w (O, 1, KH, KW), any strides; dir < 0: the inverse, gw = wt */
+static void F(dw_pack)(const cinfo *ci, const pf_nd4 *w, char *wtp, int dir)
+{
+    const pf_conv_geom *g = ci->g;
+    T *wt = (T *)wtp;
+    for (int64_t o = 0; o < g->o; o++) {
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                T *e = (T *)w->data + o * w->s[0] + i * w->s[2] + j * w->s[3];
+                T *t = wt + (i * g->kw + j) * g->o + o;
+                if (dir < 0) {
+                    *e = *t;
+                }
+                else {
+                    *t = *e;
+                }
+            }
+        }
+    }
+}
+
 static const conv_loops F(conv_loops) = {
     F(im2col_rows), F(col2im_rows), F(im2col_cols), F(col2im_cols), F(pack_image),
     F(unpack_image), F(pack_pixels),
     F(pack_weight), F(unpack_weight_rows), F(bias_rows), F(bias_cols), F(store_planar),
-    F(add_into),
+    F(add_into), F(dw_fwd_pix), F(dw_igrad_pix), F(dw_wgrad_pix), F(dw_fwd_plane),
+    F(dw_igrad_plane), F(dw_wgrad_plane), F(dw_pack),
 };
 
 #undef F
