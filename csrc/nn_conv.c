@@ -509,7 +509,7 @@ static void set_spatial(pf_conv_geom *g, int nd, const int64_t *in, const int64_
     g->dw = dil[w];
 }
 
-static int parse_conv_tensors(pf_op op, PyObject **v, pf_conv_call *c, conv_tensors *ts)
+static int parse_conv_geometry(pf_op op, PyObject **v, pf_conv_call *c, conv_tensors *ts)
 {
     const char *name = pf_ops[op].name;
     const char *const *names = pf_conv_arg_names(op);
@@ -722,6 +722,30 @@ static int parse_conv_tensors(pf_op op, PyObject **v, pf_conv_call *c, conv_tens
 fail:
     tensors_clear(ts);
     return -1;
+}
+
+/*
+ * Parse and check a convolution-family call; also refuse sizes that the
+ * kernels' 32-bit BLAS integers cannot express (a GEMM's K = KH*KW*C/groups,
+ * an image's pixels, its packed size), rather than wrap.
+ */
+static int parse_conv_tensors(pf_op op, PyObject **v, pf_conv_call *c, conv_tensors *ts)
+{
+    if (parse_conv_geometry(op, v, c, ts) < 0) {
+        return -1;
+    }
+    const pf_conv_geom *g = &c->g;
+    double k = (double)g->kh * (double)g->kw * (double)(g->c / g->groups);
+    double big = (double)INT32_MAX;
+    if (k > big || (double)g->oh * (double)g->ow > big || (double)g->h * (double)g->w *
+        (double)g->c > big || (double)g->o > big) {
+        tensors_clear(ts);
+        return PF_ERRI(PyExc_ValueError, "%s: too large for 32-bit BLAS sizes (in_channels / "
+                       "groups * kernel = %.0f, output pixels per image = %.0f, input elements "
+                       "per image = %.0f; each must be below 2**31)", pf_ops[op].name, k,
+                       (double)g->oh * (double)g->ow, (double)g->h * (double)g->w * (double)g->c);
+    }
+    return 0;
 }
 
 int pf_conv_parse(pf_op op, PyObject **v, pf_conv_call *c)
@@ -1037,6 +1061,13 @@ static int parse_pool_tensors(pf_op op, PyObject **v, pf_pool_call *c, PfTensor 
         spatial(x, nd, in);
     }
     for (int k = 0; k < nd; k++) {
+        if (in[k] > INT32_MAX - 1) {
+            /* the kernels keep window positions as 32-bit rows and columns */
+            PyErr_Format(PyExc_ValueError, "%s: the input is too large along the %s (%lld); "
+                         "pooling takes sizes below 2**31", name, dim_name(nd, k),
+                         (long long)in[k]);
+            goto fail;
+        }
         out[k] = pooled_size(in[k], kern[k], stride[k], pad[k], dil[k], ceil);
         if (out[k] < 1) {
             PyErr_Format(PyExc_ValueError, "%s: the output would be empty along the %s: input "
