@@ -160,6 +160,12 @@ def test_keras_conv_errors():
         L.Conv2D(4, 3, padding="full")
     with pytest.raises(ValueError, match=r"expects input of rank 4"):
         L.Conv2D(4, 3)(pf.ones((5, 5, 3)))
+    with pytest.raises(ValueError, match=r"Conv2D 'conv2d(_\d+)?': conv2d: the kernel spans 5 "
+                                         r"input positions along the height"):
+        L.Conv2D(4, 5)(pf.ones((1, 3, 3, 2)))
+    with pytest.raises(ValueError, match=r"MaxPool2d 'max_pool2d(_\d+)?': max_pool2d: the output "
+                                         r"would be empty"):
+        nn.MaxPool2d(4)(pf.ones((1, 1, 2, 2)))
 
 
 def test_small_cnn_trains_one_step_in_both_idioms():

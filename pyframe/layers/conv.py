@@ -7,6 +7,8 @@ import math
 
 from .. import _C, activations
 from .base import Layer, as_tensor
+from ..nn.module import call_named as _named
+
 
 
 def _tuple(v, n, what, who):
@@ -112,8 +114,9 @@ class _Conv(Layer):
     def forward(self, x):
         x, pad = self._pad_same(self._to_nchw(as_tensor(x)))
         fn = _C.conv1d if self._n == 1 else _C.conv2d
-        y = fn(x, self._weight(), self.bias if self.use_bias else None, self.strides, pad,
-               self.dilation_rate, self.groups)
+        bias = self.bias if self.use_bias else None
+        y = _named(self, fn, x, self._weight(), bias, self.strides, pad, self.dilation_rate,
+                   self.groups)
         return self.activation(self._from_nchw(y))
 
     def get_config(self):
@@ -165,8 +168,9 @@ class Conv2DTranspose(_Conv):
                     pads.append(0)
                     outpads.append(-extra)
         w = self.kernel.permute(3, 2, 0, 1)     # (in, out, kh, kw)
-        y = _C.conv_transpose2d(x, w, self.bias if self.use_bias else None, self.strides,
-                                tuple(pads), tuple(outpads), 1, self.dilation_rate)
+        bias = self.bias if self.use_bias else None
+        y = _named(self, _C.conv_transpose2d, x, w, bias, self.strides, tuple(pads),
+                   tuple(outpads), 1, self.dilation_rate)
         return self.activation(self._from_nchw(y))
 
 
@@ -201,7 +205,7 @@ class DepthwiseConv2D(_Conv):
         kh, kw = self.kernel_size
         w = self.depthwise_kernel.reshape(kh, kw, c * self.depth_multiplier) \
             .permute(2, 0, 1).unsqueeze(1)
-        y = _C.conv2d(x, w, self.bias if self.use_bias else None, self.strides, pad,
+        y = _named(self, _C.conv2d, x, w, self.bias if self.use_bias else None, self.strides, pad,
                       self.dilation_rate, c)
         return self.activation(self._from_nchw(y))
 
@@ -238,9 +242,9 @@ class SeparableConv2D(_Conv):
         kh, kw = self.kernel_size
         dw = self.depthwise_kernel.reshape(kh, kw, c * self.depth_multiplier) \
             .permute(2, 0, 1).unsqueeze(1)
-        y = _C.conv2d(x, dw, None, self.strides, pad, self.dilation_rate, c)
+        y = _named(self, _C.conv2d, x, dw, None, self.strides, pad, self.dilation_rate, c)
         pw = self.pointwise_kernel.permute(3, 2, 0, 1)
-        y = _C.conv2d(y, pw, self.bias if self.use_bias else None)
+        y = _named(self, _C.conv2d, y, pw, self.bias if self.use_bias else None)
         return self.activation(self._from_nchw(y))
 
 
@@ -274,18 +278,18 @@ class _Pooling(Layer):
         ks, st = self.pool_size if self._n > 1 else self.pool_size[0], \
             self.strides if self._n > 1 else self.strides[0]
         if self.padding == "valid":
-            y = op(x, ks, st, 0)
+            y = _named(self, op, x, ks, st, 0)
         else:
             pads = tuple(_same_pads(spatial[i], self.pool_size[i], self.strides[i], 1)
                          for i in range(self._n))
             full = ((0, 0), (0, 0)) + pads
             if self._max:
-                y = op(_C.pad(x, full, constant_values=-math.inf), ks, st, 0)
+                y = _named(self, op, _C.pad(x, full, constant_values=-math.inf), ks, st, 0)
             else:
                 # the average over the window's elements inside the input only
-                s = op(_C.pad(x, full), ks, st, 0)
+                s = _named(self, op, _C.pad(x, full), ks, st, 0)
                 ones = _C.ones((1, 1) + tuple(spatial), dtype=x.dtype)
-                y = s / op(_C.pad(ones, full), ks, st, 0)
+                y = s / _named(self, op, _C.pad(ones, full), ks, st, 0)
         if self.data_format == "channels_last":
             y = y.permute(0, *range(2, self._n + 2), 1)
         return y

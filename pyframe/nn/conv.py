@@ -5,6 +5,8 @@ import math
 from .. import _C
 from .module import Module
 from .parameter import Parameter
+from .module import call_named as _named
+
 
 
 def _tuple(v, n, what, who):
@@ -85,15 +87,15 @@ class Conv1d(_ConvNd):
 
     def forward(self, x):
         self._check(x)
-        return _C.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                         self.groups)
+        return _named(self, _C.conv1d, x, self.weight, self.bias, self.stride, self.padding,
+                      self.dilation, self.groups)
 
 
 class Conv2d(_ConvNd):
     def forward(self, x):
         self._check(x)
-        return _C.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                         self.groups)
+        return _named(self, _C.conv2d, x, self.weight, self.bias, self.stride, self.padding,
+                      self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -107,8 +109,8 @@ class ConvTranspose2d(_ConvNd):
 
     def forward(self, x):
         self._check(x)
-        return _C.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                   self.output_padding, self.groups, self.dilation)
+        return _named(self, _C.conv_transpose2d, x, self.weight, self.bias, self.stride,
+                      self.padding, self.output_padding, self.groups, self.dilation)
 
 
 class _Pool(Module):
@@ -120,7 +122,8 @@ class _Pool(Module):
         self.kernel_size, self.stride, self.padding, self.opts = kernel_size, stride, padding, opts
 
     def forward(self, x):
-        return getattr(_C, self._op)(x, self.kernel_size, self.stride, self.padding, **self.opts)
+        return _named(self, getattr(_C, self._op), x, self.kernel_size, self.stride, self.padding,
+                      **self.opts)
 
     def extra_repr(self):
         return "kernel_size=%s, stride=%s, padding=%s" % (self.kernel_size, self.stride,

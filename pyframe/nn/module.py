@@ -485,6 +485,14 @@ class Module:
         return summary_html(self)
 
 
+def call_named(layer, fn, *args, **kwargs):
+    """Run a kernel for a layer; its shape and type errors say which layer called it."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise type(e)("%s: %s" % (layer._label(), e)) from None
+
+
 def _shape_of(x):
     if isinstance(x, _C.Tensor):
         return tuple(x.shape)
