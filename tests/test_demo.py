@@ -17,3 +17,14 @@ def test_python_m_pyframe_trains_both_idioms():
     # a linear model cannot beat about 50% on the spirals; both MLPs must
     assert min(accs) > 80.0, out.stdout
     assert "Total params: 4,547" in out.stdout
+
+
+def test_readme_python_examples_run():
+    src = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
+    assert len(blocks) >= 3
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for code in blocks:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=300, cwd=ROOT)
+        assert out.returncode == 0, "README example failed:\n%s\n%s" % (code, out.stderr)
