@@ -66,6 +66,7 @@ typedef struct {
     void (*bias_cols)(char *, int64_t, int64_t, int64_t, const char *, int64_t);
     void (*store_planar)(const char *, int64_t, int64_t, char *, int64_t, const char *, int64_t);
     void (*add_into)(char *, const char *, int64_t);
+    void (*fill_rows)(char *, int64_t, int64_t, const char *, int64_t);
     void (*dw_fwd_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *, const char *,
                        const char *, int64_t, const pf_nd4 *);
     void (*dw_igrad_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *,
@@ -270,6 +271,21 @@ static size_t round_up(size_t b)
     return (b + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
 }
 
+/*
+ * A chunk size near `chunk` that cuts `total` into a multiple of nth equal
+ * pieces, so that no thread is left with one chunk more than the others.
+ */
+static int64_t balance(int64_t total, int64_t chunk, int nth)
+{
+    if (nth <= 1 || chunk <= 0) {
+        return chunk;
+    }
+    int64_t units = (total + chunk - 1) / chunk;
+    units = (units + nth - 1) / nth * nth;
+    int64_t c = (total + units - 1) / units;
+    return c > 0 ? c : 1;
+}
+
 static void *scratch(size_t bytes)
 {
     size_t b = bytes < PF_ALIGN ? PF_ALIGN : (bytes + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
@@ -460,14 +476,19 @@ static void fwd_rows_unit(void *vjob, int64_t u, int tid)
         ci->L->im2col_rows(ci, jb->x, p0, p1, buf);
         a = (mat){buf, ci->K, 1};
     }
+    /*
+     * With a bias the rows start as the bias and the GEMM accumulates: that
+     * is one pass over them instead of two (OpenBLAS zeroes C itself when
+     * it does not accumulate).
+     */
     char *yc = jb->y->data + p0 * g->o * isz;
+    if (jb->bias != NULL) {
+        ci->L->fill_rows(yc, p1 - p0, g->o, jb->bias, jb->bstride);
+    }
     for (int64_t gr = 0; gr < g->groups; gr++) {
         mat w = {(char *)jb->wp + gr * ci->kg * ci->og * isz, ci->og, 1};
-        mm(ci->dt, p1 - p0, ci->og, ci->kg, mat_at(a, isz, 0, gr * ci->kg), w, 0,
-           yc + gr * ci->og * isz, g->o);
-    }
-    if (jb->bias != NULL) {
-        ci->L->bias_rows(yc, p1 - p0, g->o, jb->bias, jb->bstride);
+        mm(ci->dt, p1 - p0, ci->og, ci->kg, mat_at(a, isz, 0, gr * ci->kg), w,
+           jb->bias != NULL, yc + gr * ci->og * isz, g->o);
     }
 }
 
@@ -591,7 +612,7 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
     }
     else if (rows) {
         nth = threads_for(work, ci.NP / 32);
-        jb.chunk = chunk_for(&ci, nth > 1 ? (ci.NP + nth - 1) / nth : ci.NP);
+        jb.chunk = balance(ci.NP, chunk_for(&ci, ci.NP), nth);
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
@@ -764,10 +785,7 @@ int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd
         /* every gx pixel is written by exactly one chunk: chunks are independent */
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = COL_BYTES / (K * ci.isz);
-        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
-        if (nth > 1 && jb.chunk * nth > ci.NP) {
-            jb.chunk = (ci.NP + nth - 1) / nth;
-        }
+        jb.chunk = balance(ci.NP, jb.chunk < 32 ? 32 : jb.chunk, nth);
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
@@ -923,10 +941,7 @@ int pf_conv_weight_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_n
     else if (rows) {
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = COL_BYTES / (K * ci.isz);
-        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
-        if (nth > 1 && jb.chunk * nth > ci.NP) {
-            jb.chunk = (ci.NP + nth - 1) / nth;
-        }
+        jb.chunk = balance(ci.NP, jb.chunk < 32 ? 32 : jb.chunk, nth);
         jb.units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
