@@ -401,9 +401,8 @@ static int dw_run(const cinfo *ci, int op, int rows, const pf_nd4 *a, const pf_n
     const pf_conv_geom *g = ci->g;
     int64_t taps = g->kh * g->kw;
     size_t wbytes = (size_t)(taps * g->o * ci->isz);
-    /* the pixel loops for channels-last, and for planar rows too short to vectorise along */
-    dw_job jb = {ci, op, rows || (g->ow < 16 && g->c >= 8), 0, 0, 1, a, b, NULL, bias, bstride,
-                 out, NULL, 0};
+    dw_job jb = {ci, op, pf_pixel_loops(rows, g->ow, g->c, g->h * g->w * ci->isz), 0, 0, 1, a,
+                 b, NULL, bias, bstride, out, NULL, 0};
     jb.cblk = DW_SEG / ci->og;
     jb.units = jb.pix ? g->n * ((g->c + jb.cblk - 1) / jb.cblk) : g->n * g->c;
     double work = (double)ci->NP * (double)taps * (double)g->o;
