@@ -1,13 +1,13 @@
 /*
  * conv.c -- convolution kernels (conv.h): the forward product, the input
  * gradient (transposed convolution) and the weight gradient, each as
- * im2col + OpenBLAS GEMM.
+ * im2col + OpenBLAS GEMM, and direct loops for depthwise convolutions.
  *
- * The im2col block is always pixel-major: one row per output pixel,
- * holding the window's taps x channels (order (group, i, j, c')), so that
- * in channels-last memory every tap -- and without groups or dilation
- * every row of taps -- is one contiguous run of the input.  The weight is
- * packed once per call to match ((groups, KH*KW*Cg, Og), a few KB).
+ * The im2col block is pixel-major: one row per output pixel, holding the
+ * window's taps x channels (order (group, i, j, c')), so that in
+ * channels-last memory every tap -- and without groups or dilation every
+ * row of taps -- is one contiguous run of the input.  The weight is packed
+ * once per call to match ((groups, K, Og), a few KB).
  *
  * rows path (channels-last input, NHWC output): the output pixels of the
  *   whole batch are one flattened range, cut into chunks whose im2col block
@@ -16,13 +16,16 @@
  *   never copied as a whole.
  * planar path (any other layout, NCHW output): one image at a time is
  *   first packed channels-last into scratch (a transpose of C*H*W elements,
- *   small next to the im2col block it feeds), then chunked as above; the
- *   GEMM computes the transposed product, (Og x K)(K x pixels), which is
- *   the image's NCHW output.
- *
- * A 1x1 convolution with stride 1 and no padding reads the input (and
- * writes the input gradient) in place as the GEMM operand -- a plain GEMM,
- * no im2col and no packing -- whenever BLAS can read the view.
+ *   small next to the im2col block it feeds), then chunked as above, and
+ *   the pixel-major result is stored transposed into the NCHW output.
+ * channel-major im2col (few channels, long rows: a first layer): one row
+ *   per (channel, tap), the pixels of one image along it, multiplied from
+ *   the side that gives either output layout.  Chosen when it copies fewer,
+ *   longer runs (info_init).
+ * pointwise: a 1x1 convolution with stride 1 and no padding reads the input
+ *   (and writes the input gradient) in place as the GEMM operand -- a plain
+ *   GEMM, no im2col and no packing -- whenever BLAS can read the view.
+ * depthwise (groups == C): direct loops, no GEMM (dw_run).
  *
  * Threads: with work for more than one thread, units (pixel chunks, or
  * whole images where a unit must own its output: the input gradient
