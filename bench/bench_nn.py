@@ -73,7 +73,8 @@ def main():
             gt = torch.tensor(g)
             if cl:
                 gt = gt.contiguous(memory_format=torch.channels_last)
-                gp = pf.from_numpy(np.ascontiguousarray(g.transpose(0, 2, 3, 1))).permute(0, 3, 1, 2)
+                gp = pf.from_numpy(np.ascontiguousarray(g.transpose(0, 2, 3, 1)))
+                gp = gp.permute(0, 3, 1, 2)
             else:
                 gp = pf.tensor(g)
 

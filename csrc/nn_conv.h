@@ -32,8 +32,7 @@ int pf_conv_parse(pf_op op, PyObject **v, pf_conv_call *c);
 typedef struct {
     int nd, batched;
     pf_pool_geom g;
-    int ceil_mode;
-    int64_t divisor;    /* avg: divisor_override, 0 for none */
+    int ceil_mode;      /* avg_pool: divisor_override is g.divisor (0: none) */
 } pf_pool_call;
 
 const char *const *pf_pool_arg_names(pf_op op);

@@ -1,13 +1,13 @@
 /*
  * conv.c -- convolution kernels (conv.h): the forward product, the input
  * gradient (transposed convolution) and the weight gradient, each as
- * im2col + OpenBLAS GEMM.
+ * im2col + OpenBLAS GEMM, and direct loops for depthwise convolutions.
  *
- * The im2col block is always pixel-major: one row per output pixel,
- * holding the window's taps x channels (order (group, i, j, c')), so that
- * in channels-last memory every tap -- and without groups or dilation
- * every row of taps -- is one contiguous run of the input.  The weight is
- * packed once per call to match ((groups, KH*KW*Cg, Og), a few KB).
+ * The im2col block is pixel-major: one row per output pixel, holding the
+ * window's taps x channels (order (group, i, j, c')), so that in
+ * channels-last memory every tap -- and without groups or dilation every
+ * row of taps -- is one contiguous run of the input.  The weight is packed
+ * once per call to match ((groups, K, Og), a few KB).
  *
  * rows path (channels-last input, NHWC output): the output pixels of the
  *   whole batch are one flattened range, cut into chunks whose im2col block
@@ -16,13 +16,16 @@
  *   never copied as a whole.
  * planar path (any other layout, NCHW output): one image at a time is
  *   first packed channels-last into scratch (a transpose of C*H*W elements,
- *   small next to the im2col block it feeds), then chunked as above; the
- *   GEMM computes the transposed product, (Og x K)(K x pixels), which is
- *   the image's NCHW output.
- *
- * A 1x1 convolution with stride 1 and no padding reads the input (and
- * writes the input gradient) in place as the GEMM operand -- a plain GEMM,
- * no im2col and no packing -- whenever BLAS can read the view.
+ *   small next to the im2col block it feeds), then chunked as above, and
+ *   the pixel-major result is stored transposed into the NCHW output.
+ * channel-major im2col (few channels, long rows: a first layer): one row
+ *   per (channel, tap), the pixels of one image along it, multiplied from
+ *   the side that gives either output layout.  Chosen when it copies fewer,
+ *   longer runs (info_init).
+ * pointwise: a 1x1 convolution with stride 1 and no padding reads the input
+ *   (and writes the input gradient) in place as the GEMM operand -- a plain
+ *   GEMM, no im2col and no packing -- whenever BLAS can read the view.
+ * depthwise (groups == C): direct loops, no GEMM (dw_run).
  *
  * Threads: with work for more than one thread, units (pixel chunks, or
  * whole images where a unit must own its output: the input gradient
@@ -66,6 +69,7 @@ typedef struct {
     void (*bias_cols)(char *, int64_t, int64_t, int64_t, const char *, int64_t);
     void (*store_planar)(const char *, int64_t, int64_t, char *, int64_t, const char *, int64_t);
     void (*add_into)(char *, const char *, int64_t);
+    void (*fill_rows)(char *, int64_t, int64_t, const char *, int64_t);
     void (*dw_fwd_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *, const char *,
                        const char *, int64_t, const pf_nd4 *);
     void (*dw_igrad_pix)(const cinfo *, int64_t, int64_t, int64_t, const pf_nd4 *,
@@ -270,6 +274,21 @@ static size_t round_up(size_t b)
     return (b + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
 }
 
+/*
+ * A chunk size near `chunk` that cuts `total` into a multiple of nth equal
+ * pieces, so that no thread is left with one chunk more than the others.
+ */
+static int64_t balance(int64_t total, int64_t chunk, int nth)
+{
+    if (nth <= 1 || chunk <= 0) {
+        return chunk;
+    }
+    int64_t units = (total + chunk - 1) / chunk;
+    units = (units + nth - 1) / nth * nth;
+    int64_t c = (total + units - 1) / units;
+    return c > 0 ? c : 1;
+}
+
 static void *scratch(size_t bytes)
 {
     size_t b = bytes < PF_ALIGN ? PF_ALIGN : (bytes + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
@@ -385,9 +404,8 @@ static int dw_run(const cinfo *ci, int op, int rows, const pf_nd4 *a, const pf_n
     const pf_conv_geom *g = ci->g;
     int64_t taps = g->kh * g->kw;
     size_t wbytes = (size_t)(taps * g->o * ci->isz);
-    /* the pixel loops for channels-last, and for planar rows too short to vectorise along */
-    dw_job jb = {ci, op, rows || (g->ow < 16 && g->c >= 8), 0, 0, 1, a, b, NULL, bias, bstride,
-                 out, NULL, 0};
+    dw_job jb = {ci, op, pf_pixel_loops(rows, g->ow, g->c, g->h * g->w * ci->isz), 0, 0, 1, a,
+                 b, NULL, bias, bstride, out, NULL, 0};
     jb.cblk = DW_SEG / ci->og;
     jb.units = jb.pix ? g->n * ((g->c + jb.cblk - 1) / jb.cblk) : g->n * g->c;
     double work = (double)ci->NP * (double)taps * (double)g->o;
@@ -460,14 +478,19 @@ static void fwd_rows_unit(void *vjob, int64_t u, int tid)
         ci->L->im2col_rows(ci, jb->x, p0, p1, buf);
         a = (mat){buf, ci->K, 1};
     }
+    /*
+     * With a bias the rows start as the bias and the GEMM accumulates: that
+     * is one pass over them instead of two (OpenBLAS zeroes C itself when
+     * it does not accumulate).
+     */
     char *yc = jb->y->data + p0 * g->o * isz;
+    if (jb->bias != NULL) {
+        ci->L->fill_rows(yc, p1 - p0, g->o, jb->bias, jb->bstride);
+    }
     for (int64_t gr = 0; gr < g->groups; gr++) {
         mat w = {(char *)jb->wp + gr * ci->kg * ci->og * isz, ci->og, 1};
-        mm(ci->dt, p1 - p0, ci->og, ci->kg, mat_at(a, isz, 0, gr * ci->kg), w, 0,
-           yc + gr * ci->og * isz, g->o);
-    }
-    if (jb->bias != NULL) {
-        ci->L->bias_rows(yc, p1 - p0, g->o, jb->bias, jb->bstride);
+        mm(ci->dt, p1 - p0, ci->og, ci->kg, mat_at(a, isz, 0, gr * ci->kg), w,
+           jb->bias != NULL, yc + gr * ci->og * isz, g->o);
     }
 }
 
@@ -591,7 +614,7 @@ int pf_conv_forward(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd4 *
     }
     else if (rows) {
         nth = threads_for(work, ci.NP / 32);
-        jb.chunk = chunk_for(&ci, nth > 1 ? (ci.NP + nth - 1) / nth : ci.NP);
+        jb.chunk = balance(ci.NP, chunk_for(&ci, ci.NP), nth);
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
@@ -764,10 +787,7 @@ int pf_conv_input_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_nd
         /* every gx pixel is written by exactly one chunk: chunks are independent */
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = COL_BYTES / (K * ci.isz);
-        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
-        if (nth > 1 && jb.chunk * nth > ci.NP) {
-            jb.chunk = (ci.NP + nth - 1) / nth;
-        }
+        jb.chunk = balance(ci.NP, jb.chunk < 32 ? 32 : jb.chunk, nth);
         units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {
@@ -923,10 +943,7 @@ int pf_conv_weight_grad(const pf_conv_geom *g, pf_dtype dt, int rows, const pf_n
     else if (rows) {
         nth = threads_for(work, ci.NP / 32);
         jb.chunk = COL_BYTES / (K * ci.isz);
-        jb.chunk = jb.chunk < 32 ? 32 : jb.chunk;
-        if (nth > 1 && jb.chunk * nth > ci.NP) {
-            jb.chunk = (ci.NP + nth - 1) / nth;
-        }
+        jb.chunk = balance(ci.NP, jb.chunk < 32 ? 32 : jb.chunk, nth);
         jb.units = (ci.NP + jb.chunk - 1) / jb.chunk;
     }
     else {

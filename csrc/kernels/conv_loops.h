@@ -34,8 +34,8 @@ static inline void ow_span(int64_t off, int64_t sw, int64_t w, int64_t *lo, int6
  * contiguous and pixels C apart) lets a row of taps inside the image copy
  * as one run of kw * C elements.
  */
-static PF_CONV_CLONES void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int64_t p0, int64_t p1,
-                           char *colp)
+static PF_CONV_CLONES void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int64_t p0,
+                                          int64_t p1, char *colp)
 {
     const pf_conv_geom *g = ci->g;
     const int64_t cg = ci->cg, K = ci->K, sc = x->s[1], sxh = x->s[2], sxw = x->s[3];
@@ -101,8 +101,8 @@ static PF_CONV_CLONES void F(im2col_rows)(const cinfo *ci, const pf_nd4 *x, int6
 }
 
 /* gx (N, C, H, W) += the col2im of gcol (p1 - p0, K) contiguous: im2col_rows' adjoint. */
-static PF_CONV_CLONES void F(col2im_rows)(const cinfo *ci, const char *gcolp, int64_t p0, int64_t p1,
-                           const pf_nd4 *gx)
+static PF_CONV_CLONES void F(col2im_rows)(const cinfo *ci, const char *gcolp, int64_t p0,
+                                          int64_t p1, const pf_nd4 *gx)
 {
     const pf_conv_geom *g = ci->g;
     const int64_t cg = ci->cg, K = ci->K, sc = gx->s[1], sxh = gx->s[2], sxw = gx->s[3];
@@ -266,8 +266,8 @@ static PF_CONV_CLONES void F(col2im_cols)(const cinfo *ci, const char *gcolp, in
  * dst (H*W, C) contiguous = image n of t (N, C, H, W) (any strides):
  * the image in channels-last order, for the im2col of a planar input.
  */
-static PF_CONV_CLONES void F(pack_image)(const pf_nd4 *t, int64_t n, int64_t C, int64_t H, int64_t W,
-                          char *dstp)
+static PF_CONV_CLONES void F(pack_image)(const pf_nd4 *t, int64_t n, int64_t C, int64_t H,
+                                         int64_t W, char *dstp)
 {
     const T *src = (const T *)t->data + n * t->s[0];
     T *dst = (T *)dstp;
@@ -283,8 +283,8 @@ static PF_CONV_CLONES void F(pack_image)(const pf_nd4 *t, int64_t n, int64_t C, 
 }
 
 /* image n of t (N, C, H, W) (any strides) = src (H*W, C) contiguous: pack_image's inverse. */
-static PF_CONV_CLONES void F(unpack_image)(const char *srcp, int64_t C, int64_t H, int64_t W, const pf_nd4 *t,
-                            int64_t n)
+static PF_CONV_CLONES void F(unpack_image)(const char *srcp, int64_t C, int64_t H, int64_t W,
+                                           const pf_nd4 *t, int64_t n)
 {
     const T *src = (const T *)srcp;
     T *dst = (T *)t->data + n * t->s[0];
@@ -303,8 +303,8 @@ static PF_CONV_CLONES void F(unpack_image)(const char *srcp, int64_t C, int64_t 
  * dst = pixels [p0, p1) of t (N, C, H, W) (any strides), pixel-major
  * (p1 - p0, C) when pixel_major, else channel-major (C, p1 - p0).
  */
-static PF_CONV_CLONES void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H, int64_t W, int64_t p0,
-                           int64_t p1, int pixel_major, char *dstp)
+static PF_CONV_CLONES void F(pack_pixels)(const pf_nd4 *t, int64_t C, int64_t H, int64_t W,
+                                          int64_t p0, int64_t p1, int pixel_major, char *dstp)
 {
     const int64_t P = H * W, L = p1 - p0, sc = t->s[1];
     T *dst = (T *)dstp;
@@ -351,7 +351,10 @@ static void F(pack_weight)(const cinfo *ci, const pf_nd4 *w, char *dstp)
     }
 }
 
-/* gw (O, Cg, KH, KW) contiguous = acc (groups, Og, KH*KW*Cg), columns ordered as pack_weight's rows. */
+/*
+ * gw (O, Cg, KH, KW) contiguous = acc (groups, Og, KH*KW*Cg), columns ordered as
+ * pack_weight's rows.
+ */
 static void F(unpack_weight_rows)(const cinfo *ci, const char *accp, char *gwp)
 {
     const pf_conv_geom *g = ci->g;
@@ -369,8 +372,23 @@ static void F(unpack_weight_rows)(const cinfo *ci, const char *accp, char *gwp)
     }
 }
 
+/* y rows [0, m) (pixel-major, row length O) = bias (O): the start of a GEMM that accumulates */
+static PF_CONV_CLONES void F(fill_rows)(char *yp, int64_t m, int64_t O, const char *bp,
+                                        int64_t bs)
+{
+    T *y = (T *)yp;
+    const T *b = (const T *)bp;
+    for (int64_t r = 0; r < m; r++) {
+        T *restrict yr = y + r * O;
+        for (int64_t o = 0; o < O; o++) {
+            yr[o] = b[o * bs];
+        }
+    }
+}
+
 /* y rows [0, m) (pixel-major, row length O) += bias (O) */
-static PF_CONV_CLONES void F(bias_rows)(char *yp, int64_t m, int64_t O, const char *bp, int64_t bs)
+static PF_CONV_CLONES void F(bias_rows)(char *yp, int64_t m, int64_t O, const char *bp,
+                                        int64_t bs)
 {
     T *y = (T *)yp;
     const T *b = (const T *)bp;
@@ -390,7 +408,8 @@ static PF_CONV_CLONES void F(bias_rows)(char *yp, int64_t m, int64_t O, const ch
 }
 
 /* y (O, ld) channel-major, columns [0, L) += bias (O) */
-static PF_CONV_CLONES void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t ld, const char *bp, int64_t bs)
+static PF_CONV_CLONES void F(bias_cols)(char *yp, int64_t O, int64_t L, int64_t ld,
+                                        const char *bp, int64_t bs)
 {
     T *y = (T *)yp;
     const T *b = (const T *)bp;
@@ -819,7 +838,7 @@ static const conv_loops F(conv_loops) = {
     F(im2col_rows), F(col2im_rows), F(im2col_cols), F(col2im_cols), F(pack_image),
     F(unpack_image), F(pack_pixels),
     F(pack_weight), F(unpack_weight_rows), F(bias_rows), F(bias_cols), F(store_planar),
-    F(add_into), F(dw_fwd_pix), F(dw_igrad_pix), F(dw_wgrad_pix), F(dw_fwd_plane),
+    F(add_into), F(fill_rows), F(dw_fwd_pix), F(dw_igrad_pix), F(dw_wgrad_pix), F(dw_fwd_plane),
     F(dw_igrad_plane), F(dw_wgrad_plane), F(dw_pack),
 };
 

@@ -79,13 +79,7 @@ enum { OP_MAX, OP_MAX_BWD, OP_MAX_SEL, OP_AVG, OP_AVG_BWD };
 static void run(const pf_pool_geom *g, pf_dtype dt, int cl, int op, const pf_nd4 *a,
                 const pf_nd4 *b, const pf_nd4 *out)
 {
-    /*
-     * The loop shape: pixel (channels innermost) for a channels-last input,
-     * and also for a planar one whose rows are short -- a vector loop along
-     * 13 output columns is mostly its scalar tail, while one along the
-     * channels (a gather across planes) stays long; plane otherwise.
-     */
-    cl = cl || (g->ow < 64 && g->c >= 8);
+    cl = pf_pixel_loops(cl, g->ow, g->c, g->h * g->w * pf_dtypes[dt].itemsize);
     int64_t units = cl ? g->n * ((g->c + SEG - 1) / SEG) : g->n * g->c;
     if (units == 0) {
         return;

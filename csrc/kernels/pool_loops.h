@@ -50,8 +50,8 @@ static inline T F(pick)(int take, T a, T b)
 /* ---------------------------------------------------------------- plane */
 
 /* y[oh, :] of one plane (row stride ysh, column stride ysw) = window maxima */
-static PF_CONV_CLONES void F(max_plane_fwd)(const pf_pool_geom *g, const T *x, int64_t sxh, int64_t sxw, T *y,
-                             int64_t ysh, int64_t ysw)
+static PF_CONV_CLONES void F(max_plane_fwd)(const pf_pool_geom *g, const T *x, int64_t sxh,
+                                            int64_t sxw, T *y, int64_t ysh, int64_t ysw)
 {
     T m[SEG];
     for (int64_t oh = 0; oh < g->oh; oh++) {
@@ -94,8 +94,9 @@ static PF_CONV_CLONES void F(max_plane_fwd)(const pf_pool_geom *g, const T *x, i
  * holds no input element).  Positions are kept as row and column, never
  * as a flat index, so that using them costs no division.
  */
-static PF_CONV_CLONES void F(argmax_plane_seg)(const pf_pool_geom *g, const T *x, int64_t sxh, int64_t sxw,
-                                int64_t oh, int64_t o0, int64_t o1, int32_t *ph, int32_t *pw)
+static PF_CONV_CLONES void F(argmax_plane_seg)(const pf_pool_geom *g, const T *x, int64_t sxh,
+                                               int64_t sxw, int64_t oh, int64_t o0, int64_t o1,
+                                               int32_t *ph, int32_t *pw)
 {
     T m[SEG];
     for (int64_t k = 0; k < o1 - o0; k++) {
@@ -138,9 +139,9 @@ static PF_CONV_CLONES void F(argmax_plane_seg)(const pf_pool_geom *g, const T *x
  * windows are disjoint, so each tap position is written once -- gy where
  * the maximum is, 0 elsewhere -- instead of zeroed first and scattered into.
  */
-static PF_CONV_CLONES void F(max_plane_bwd)(const pf_pool_geom *g, const T *gy, int64_t gsh, int64_t gsw,
-                             const T *x, int64_t sxh, int64_t sxw, T *gx, int64_t dsh,
-                             int64_t dsw, int dj)
+static PF_CONV_CLONES void F(max_plane_bwd)(const pf_pool_geom *g, const T *gy, int64_t gsh,
+                                            int64_t gsw, const T *x, int64_t sxh, int64_t sxw,
+                                            T *gx, int64_t dsh, int64_t dsw, int dj)
 {
     int32_t ph[SEG], pw[SEG];
     for (int64_t oh = 0; oh < g->oh; oh++) {
@@ -187,9 +188,9 @@ static PF_CONV_CLONES void F(max_plane_bwd)(const pf_pool_geom *g, const T *gy, 
 }
 
 /* y plane = v plane read at the window maxima of the x plane (0 for an empty window) */
-static PF_CONV_CLONES void F(max_plane_sel)(const pf_pool_geom *g, const T *v, int64_t vsh, int64_t vsw,
-                             const T *x, int64_t sxh, int64_t sxw, T *y, int64_t ysh,
-                             int64_t ysw)
+static PF_CONV_CLONES void F(max_plane_sel)(const pf_pool_geom *g, const T *v, int64_t vsh,
+                                            int64_t vsw, const T *x, int64_t sxh, int64_t sxw,
+                                            T *y, int64_t ysh, int64_t ysw)
 {
     int32_t ph[SEG], pw[SEG];
     for (int64_t oh = 0; oh < g->oh; oh++) {
@@ -205,8 +206,8 @@ static PF_CONV_CLONES void F(max_plane_sel)(const pf_pool_geom *g, const T *v, i
 }
 
 /* y plane = window averages of the x plane */
-static PF_CONV_CLONES void F(avg_plane_fwd)(const pf_pool_geom *g, const T *x, int64_t sxh, int64_t sxw, T *y,
-                             int64_t ysh, int64_t ysw)
+static PF_CONV_CLONES void F(avg_plane_fwd)(const pf_pool_geom *g, const T *x, int64_t sxh,
+                                            int64_t sxw, T *y, int64_t ysh, int64_t ysw)
 {
     T acc[SEG];
     for (int64_t oh = 0; oh < g->oh; oh++) {
@@ -243,8 +244,8 @@ static PF_CONV_CLONES void F(avg_plane_fwd)(const pf_pool_geom *g, const T *x, i
 }
 
 /* gx plane += gy plane spread over each window (dj: disjoint windows, written once) */
-static PF_CONV_CLONES void F(avg_plane_bwd)(const pf_pool_geom *g, const T *gy, int64_t gsh, int64_t gsw, T *gx,
-                             int64_t dsh, int64_t dsw, int dj)
+static PF_CONV_CLONES void F(avg_plane_bwd)(const pf_pool_geom *g, const T *gy, int64_t gsh,
+                                            int64_t gsw, T *gx, int64_t dsh, int64_t dsw, int dj)
 {
     T share[SEG];
     for (int64_t oh = 0; oh < g->oh; oh++) {
@@ -293,8 +294,9 @@ static PF_CONV_CLONES void F(avg_plane_bwd)(const pf_pool_geom *g, const T *gy, 
  * max select (gather v), 3 average forward, 4 average backward.  dj: the
  * windows are disjoint; the backward ops then write each position once.
  */
-static PF_CONV_CLONES void F(pool_pixels)(const pf_pool_geom *g, int op, int64_t n, int64_t c0, int64_t c1,
-                           const pf_nd4 *a, const pf_nd4 *b, const pf_nd4 *out, int dj)
+static PF_CONV_CLONES void F(pool_pixels)(const pf_pool_geom *g, int op, int64_t n, int64_t c0,
+                                          int64_t c1, const pf_nd4 *a, const pf_nd4 *b,
+                                          const pf_nd4 *out, int dj)
 {
     T m[SEG];
     int32_t ph[SEG], pw[SEG];
