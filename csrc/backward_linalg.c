@@ -190,7 +190,20 @@ static int matmul_grads(pf_arena *A, PyObject *g, PyObject *a, PyObject *b, int 
         }
         *ga = r;
     }
-    if (wb) {
+    if (wb && nb == 2 && na > 2) {
+        /*
+         * A batched input times a 2-D weight (a linear layer on a sequence):
+         * the weight's gradient is one GEMM over the flattened rows,
+         * a(rows, k)^T g(rows, n), not a batch of GEMMs summed afterwards.
+         */
+        int64_t rows = 1;
+        for (int i = 0; i < na - 1; i++) {
+            rows *= shape_of(a)[i];
+        }
+        int64_t sa[2] = {rows, k}, sg[2] = {rows, shape_of(g)[ng - 1]};
+        *gb = matmul(A, swap_last(A, reshape_to(A, a, sa, 2)), reshape_to(A, g, sg, 2));
+    }
+    else if (wb) {
         PyObject *r = matmul(A, swap_last(A, a2), g2);
         if (r != NULL && nb == 1) {
             /* (batch..., k, 1) -> (batch..., k) */

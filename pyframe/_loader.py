@@ -27,6 +27,12 @@ def _preload_openblas():
 
 
 def load_extension():
+    # Our OpenMP threads and OpenBLAS's own threads share the cores.  With
+    # GNU OpenMP's default (spin for a while after each parallel loop) the
+    # two pools steal each other's cores between ops: a small training step
+    # ran 5-10x slower on two cores (bench/train.py).  Idle OpenMP threads
+    # sleep instead; a user's own setting wins.  Read once, when libgomp loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         return importlib.import_module("pyframe._C")
     except ImportError as e:
