@@ -278,11 +278,59 @@ int pf_tensor_assign(PfTensor *dst, PfTensor *src, const char *op)
     return 0;
 }
 
+/*
+ * out (rows, cols) contiguous = src whose rows are columns in memory
+ * (src strides (1, ld)): the transpose of a matrix, copied in 32 x 32 tiles
+ * so that both sides stay in cache.  Element by element, one side would
+ * touch a new cache line per element (8 ms instead of 1 for 1024 x 1024).
+ */
+#define TILE 32
+#define TRANSPOSE_COPY(T)                                                                 \
+    for (int64_t i0 = 0; i0 < rows; i0 += TILE) {                                         \
+        for (int64_t j0 = 0; j0 < cols; j0 += TILE) {                                     \
+            int64_t i1 = i0 + TILE < rows ? i0 + TILE : rows;                             \
+            int64_t j1 = j0 + TILE < cols ? j0 + TILE : cols;                             \
+            for (int64_t i = i0; i < i1; i++) {                                           \
+                for (int64_t j = j0; j < j1; j++) {                                       \
+                    ((T *)d)[i * cols + j] = ((const T *)s)[j * ld + i];                  \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+    }
+
+static int copy_transposed(PfTensor *src, PfTensor *out)
+{
+    int isz = pf_dtypes[src->dtype].itemsize;
+    if (src->ndim != 2 || out->dtype != src->dtype || src->strides[0] != 1 ||
+        src->strides[1] < src->shape[0] || src->shape[0] < TILE || src->shape[1] < TILE ||
+        (isz != 4 && isz != 8 && isz != 2)) {
+        return 0;
+    }
+    int64_t rows = src->shape[0], cols = src->shape[1], ld = src->strides[1];
+    const char *s = pf_tensor_data(src);
+    char *d = out->storage->data;
+    if (isz == 4) {
+        TRANSPOSE_COPY(uint32_t)
+    }
+    else if (isz == 8) {
+        TRANSPOSE_COPY(uint64_t)
+    }
+    else {
+        TRANSPOSE_COPY(uint16_t)
+    }
+    return 1;
+}
+#undef TRANSPOSE_COPY
+#undef TILE
+
 PfTensor *pf_tensor_copy_as(PfTensor *src, pf_dtype dtype, const char *op)
 {
     PfTensor *out = pf_tensor_empty(src->ndim, src->shape, dtype, src->storage->device, op);
     if (out == NULL) {
         return NULL;
+    }
+    if (copy_transposed(src, out)) {
+        return out;
     }
     PfTensor *ops[2] = {src, out};
     pf_iter it;
