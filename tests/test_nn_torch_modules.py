@@ -241,11 +241,12 @@ def test_multihead_attention_matches_torch(kw, masks):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_multihead_attention_fused_path_matches_torch(causal):
-    m, t = nn.MultiheadAttention(8, 2, batch_first=True).double(), \
-        torch.nn.MultiheadAttention(8, 2, batch_first=True).double()
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_multihead_attention_fused_path_matches_torch(causal, batch_first):
+    m, t = nn.MultiheadAttention(8, 2, batch_first=batch_first).double(), \
+        torch.nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
     load_into_torch(m, t)
-    x = np.random.default_rng(8).standard_normal((2, 5, 8))
+    x = np.random.default_rng(8).standard_normal((2, 5, 8) if batch_first else (5, 2, 8))
     px = pf.tensor(x, dtype=pf.float64, requires_grad=True)
     tx = torch.tensor(x, requires_grad=True)
     tmask = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1) if causal else None

@@ -66,17 +66,16 @@ class MultiheadAttention(Module):
         H, hd = self.num_heads, self.head_dim
         if not need_weights and attn_mask is None and key_padding_mask is None and \
                 not (self.dropout and self.training):
-            # no weights to return: the fused attention kernel
-            q = self._project(query, 0).reshape(L, N, H, hd).permute(1, 2, 0, 3)
-            k = self._project(key, 1).reshape(S, N, H, hd).permute(1, 2, 0, 3)
-            v = self._project(value, 2).reshape(S, N, H, hd).permute(1, 2, 0, 3)
+            # no weights to return: the fused attention kernel, on batch-major views
+            qb, kb, vb = (t.transpose(0, 1) for t in (query, key, value))       # (N, L, E)
+            q = self._project(qb, 0).reshape(N, L, H, hd).permute(0, 2, 1, 3)
+            k = self._project(kb, 1).reshape(N, S, H, hd).permute(0, 2, 1, 3)
+            v = self._project(vb, 2).reshape(N, S, H, hd).permute(0, 2, 1, 3)
             o = _C.scaled_dot_product_attention(q, k, v, is_causal=is_causal)   # (N, H, L, hd)
-            out = self.out_proj(o.permute(2, 0, 1, 3).reshape(L, N, E))
+            out = self.out_proj(o.permute(0, 2, 1, 3).reshape(N, L, E))         # (N, L, E)
             if unbatched:
-                out = out.squeeze(1)
-            elif self.batch_first:
-                out = out.transpose(0, 1)
-            return out, None
+                return out.squeeze(0), None
+            return (out if self.batch_first else out.transpose(0, 1)), None
         q = self._project(query, 0).reshape(L, N * H, hd).transpose(0, 1)   # (N*H, L, hd)
         k = self._project(key, 1).reshape(S, N * H, hd).transpose(0, 1)
         v = self._project(value, 2).reshape(S, N * H, hd).transpose(0, 1)
