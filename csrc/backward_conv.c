@@ -180,8 +180,20 @@ done:
     return rc;
 }
 
-/* _conv_input_grad(grad, weight): linear in each; G has the convolution input's shape */
-static int bw_conv_input_grad(PfNode *n, PyObject **gout, PyObject **gin)
+/*
+ * _conv_input_grad and _conv_weight_grad are bilinear in their two tensor
+ * arguments, and each argument's gradient is one of the three convolution
+ * helpers applied to the output gradient G and the other argument.  A term
+ * says which helper, whether G is its first operand, and which size the
+ * result takes (the output's, the kernel's or the input's spatial size).
+ */
+typedef struct {
+    pf_op op;
+    int g_first;
+    int size;           /* 0: (oh, ow), 1: (kh, kw), 2: (h, w) */
+} conv_term;
+
+static int bw_conv_bilinear(PfNode *n, PyObject **gout, PyObject **gin, const conv_term *terms)
 {
     pf_arena A_ = {0}, *A = &A_;
     const char *const *names = pf_conv_arg_names(n->kind);
@@ -192,19 +204,19 @@ static int bw_conv_input_grad(PfNode *n, PyObject **gout, PyObject **gin)
         goto done;
     }
     const pf_conv_geom *g = &c.g;
-    int sg = arg_slot(n, names, 0), sw = arg_slot(n, names, 1);
-    if (wants(n, sg)) {
-        PyObject *w = arg_value(A, n, v, sw, 1);
-        PyObject *r = conv_helper(A, PF_OP_CONV, &c, gout[0], w, A_pair(A, c.nd, g->oh, g->ow));
-        if (pf_arena_out(A, gin, sg, r) < 0 || r == NULL) {
-            goto done;
+    for (int i = 0; i < 2; i++) {
+        int si = arg_slot(n, names, i), so = arg_slot(n, names, 1 - i);
+        if (!wants(n, si)) {
+            continue;
         }
-    }
-    if (wants(n, sw)) {
-        PyObject *gy = arg_value(A, n, v, sg, 0);
-        PyObject *r = conv_helper(A, PF_OP_CONV_WEIGHT_GRAD, &c, gout[0], gy,
-                                  A_pair(A, c.nd, g->kh, g->kw));
-        if (pf_arena_out(A, gin, sw, r) < 0 || r == NULL) {
+        PyObject *other = arg_value(A, n, v, so, 1 - i);
+        const conv_term *t = &terms[i];
+        PyObject *size = t->size == 0 ? A_pair(A, c.nd, g->oh, g->ow)
+                         : t->size == 1 ? A_pair(A, c.nd, g->kh, g->kw)
+                                        : A_pair(A, c.nd, g->h, g->w);
+        PyObject *r = conv_helper(A, t->op, &c, t->g_first ? gout[0] : other,
+                                  t->g_first ? other : gout[0], size);
+        if (pf_arena_out(A, gin, si, r) < 0 || r == NULL) {
             goto done;
         }
     }
@@ -214,38 +226,18 @@ done:
     return rc;
 }
 
+/* _conv_input_grad(grad, weight): G has the convolution input's shape */
+static int bw_conv_input_grad(PfNode *n, PyObject **gout, PyObject **gin)
+{
+    static const conv_term terms[2] = {{PF_OP_CONV, 1, 0}, {PF_OP_CONV_WEIGHT_GRAD, 1, 1}};
+    return bw_conv_bilinear(n, gout, gin, terms);
+}
+
 /* _conv_weight_grad(input, grad): G has the weight's shape */
 static int bw_conv_weight_grad(PfNode *n, PyObject **gout, PyObject **gin)
 {
-    pf_arena A_ = {0}, *A = &A_;
-    const char *const *names = pf_conv_arg_names(n->kind);
-    PyObject *v[8];
-    pf_conv_call c;
-    int rc = -1;
-    if (conv_node(n, v, &c) < 0) {
-        goto done;
-    }
-    const pf_conv_geom *g = &c.g;
-    int sx = arg_slot(n, names, 0), sg = arg_slot(n, names, 1);
-    if (wants(n, sx)) {
-        PyObject *gy = arg_value(A, n, v, sg, 1);
-        PyObject *r = conv_helper(A, PF_OP_CONV_INPUT_GRAD, &c, gy, gout[0],
-                                  A_pair(A, c.nd, g->h, g->w));
-        if (pf_arena_out(A, gin, sx, r) < 0 || r == NULL) {
-            goto done;
-        }
-    }
-    if (wants(n, sg)) {
-        PyObject *x = arg_value(A, n, v, sx, 0);
-        PyObject *r = conv_helper(A, PF_OP_CONV, &c, x, gout[0], A_pair(A, c.nd, g->oh, g->ow));
-        if (pf_arena_out(A, gin, sg, r) < 0 || r == NULL) {
-            goto done;
-        }
-    }
-    rc = 0;
-done:
-    pf_arena_free(A);
-    return rc;
+    static const conv_term terms[2] = {{PF_OP_CONV_INPUT_GRAD, 0, 2}, {PF_OP_CONV, 0, 0}};
+    return bw_conv_bilinear(n, gout, gin, terms);
 }
 
 /* conv_transpose2d(input, weight, bias): the input gradient of the convolution in c */
