@@ -24,7 +24,8 @@ for _alias in _C._op_aliases():
 del _row, _alias
 
 from ._config import show_config, config  # noqa: F401,E402
-from . import autograd, nn, initializers, layers, activations, regularizers, losses  # noqa: E402
+from . import (autograd, nn, initializers, layers, activations, regularizers,  # noqa: E402
+               losses, data)
 from .nn import Sequential  # noqa: F401,E402
 from .autograd import (  # noqa: F401,E402
     no_grad, enable_grad, inference_mode, set_grad_enabled, is_grad_enabled, grad, checkpoint,
