@@ -8,7 +8,6 @@ batches in order -- safe in notebooks, nothing is forked -- and an error in
 a worker is raised in the caller with the worker's traceback."""
 import collections
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 from .. import _C
 
@@ -151,6 +150,8 @@ class DataLoader:
             for idx in batches:
                 yield self._fetch(idx)
             return
+        # imported here: concurrent.futures costs `import pyframe` a few milliseconds
+        from concurrent.futures import ThreadPoolExecutor
         window = self.num_workers * self.prefetch_factor
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pf-data") as pool:
             pending = collections.deque()
