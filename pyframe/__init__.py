@@ -24,9 +24,7 @@ for _alias in _C._op_aliases():
 del _row, _alias
 
 from ._config import show_config, config  # noqa: F401,E402
-from . import (autograd, nn, initializers, layers, activations, regularizers,  # noqa: E402
-               losses, data)
-from .nn import Sequential  # noqa: F401,E402
+from . import autograd  # noqa: E402
 from .autograd import (  # noqa: F401,E402
     no_grad, enable_grad, inference_mode, set_grad_enabled, is_grad_enabled, grad, checkpoint,
 )
@@ -52,14 +50,24 @@ double = float64
 long = int64
 
 
-# pf.optim and pf.optimizers load on first use, so `import pyframe` stays fast
-_LAZY_SUBMODULES = ("optim", "optimizers")
+# The model layer loads on first use (pf.nn, pf.layers, pf.optim, ...), so that
+# `import pyframe` costs the extension and autograd's few Python lines only.
+_LAZY_SUBMODULES = ("nn", "layers", "losses", "initializers", "activations", "regularizers",
+                    "data", "optim", "optimizers")
 
 
 def __getattr__(name):
+    import importlib
     if name in _LAZY_SUBMODULES:
-        import importlib
         module = importlib.import_module("." + name, __name__)
         globals()[name] = module
         return module
+    if name == "Sequential":
+        from .nn import Sequential
+        globals()[name] = Sequential
+        return Sequential
     raise AttributeError(f"module 'pyframe' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential"})
