@@ -947,7 +947,7 @@ static int add_into(PyObject **slot, PyObject *g)
 }
 
 /* Tensor hooks: each may return a replacement gradient. Steals g; returns a new reference. */
-static PyObject *run_hooks(PyObject *hooks, PyObject *g, int with_nr, int nr, PfTensor *like)
+static PyObject *run_hooks(PyObject *hooks, PyObject *g, int with_nr, int nr)
 {
     if (hooks == NULL || PyDict_GET_SIZE(hooks) == 0) {
         return g;
@@ -993,7 +993,6 @@ static PyObject *run_hooks(PyObject *hooks, PyObject *g, int with_nr, int nr, Pf
         }
         Py_SETREF(g, r);
     }
-    (void)like;
     Py_DECREF(vals);
     return g;
 }
@@ -1072,10 +1071,10 @@ static int deliver_leaf(const sink *s, PfTensor *leaf, PyObject *g)
             Py_DECREF(g);
             return 0;
         }
-        g = run_hooks(leaf->hooks, g, 0, 0, leaf);
+        g = run_hooks(leaf->hooks, g, 0, 0);
         return g == NULL ? -1 : deliver_target(s, k, g);
     }
-    g = run_hooks(leaf->hooks, g, 0, 0, leaf);
+    g = run_hooks(leaf->hooks, g, 0, 0);
     return g == NULL ? -1 : accumulate_grad(leaf, g, s->create_graph);
 }
 
@@ -1142,7 +1141,7 @@ static int engine_run_node(engine *e, const sink *s, PfNode *n, int retain_graph
             continue;
         }
         if (n->hooks != NULL) {
-            gbuf[k] = run_hooks(n->hooks, gbuf[k], 1, k, NULL);
+            gbuf[k] = run_hooks(n->hooks, gbuf[k], 1, k);
             if (gbuf[k] == NULL) {
                 return -1;
             }

@@ -198,7 +198,6 @@ PyObject *pf_zeros_like_t(PyObject *t);
 PyObject *pf_sum_to(PyObject *g, const pf_meta *m);
 /* sum(g, axis=mask, keepdims=1) */
 PyObject *pf_sum_axes(PyObject *g, const int *mask, int ndim, int keepdims);
-PyObject *pf_scalar_f(double v);
 /* Reduced-shape gradient back to the input: unsqueeze the reduced axes (when
    keepdims was false) so that it broadcasts against the input. */
 PyObject *pf_unreduce(PyObject *g, const int *mask, const pf_meta *in, int keepdims);

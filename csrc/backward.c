@@ -181,11 +181,6 @@ PyObject *pf_zeros_like_t(PyObject *t)
     return pf_zeros_meta(&m);
 }
 
-PyObject *pf_scalar_f(double v)
-{
-    return PyFloat_FromDouble(v);
-}
-
 PyObject *pf_sum_axes(PyObject *g, const int *mask, int ndim, int keepdims)
 {
     int cnt = 0;
