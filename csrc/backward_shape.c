@@ -492,6 +492,13 @@ static int bw_roll(PfNode *n, PyObject **gout, PyObject **gin)
 
 /* ------------------------------------------------------------------- pad */
 
+/* The sum of g over the places where mask holds: the gradient of a value that filled them. */
+static PyObject *A_masked_sum(pf_arena *A, PyObject *mask, PyObject *g)
+{
+    PyObject *w = A_ew3(A, PF_OP_WHERE, mask, g, A_f(A, 0.0));
+    return w ? pf_keep(A, pf_call(PF_OP_SUM, &w, 1, NULL)) : NULL;
+}
+
 static const char *const names_pad[] = {"array", "pad_width", "mode", "constant_values", NULL};
 
 /*
@@ -570,12 +577,11 @@ static int bw_pad(PfNode *n, PyObject **gout, PyObject **gin)
         PyObject *sums = cmap ? pf_keep(A, PyList_New(2 * nd)) : NULL;
         for (int k = 0; sums != NULL && k < 2 * nd; k++) {
             PyObject *hit = A_ew2(A, PF_OP_EQ, cmap, pf_keep(A, PyLong_FromLong(-(k + 1))));
-            PyObject *w = A_ew3(A, PF_OP_WHERE, hit, gout[0], A_f(A, 0.0));
-            PyObject *sk = w ? pf_call(PF_OP_SUM, &w, 1, NULL) : NULL;
+            PyObject *sk = A_masked_sum(A, hit, gout[0]);
             if (sk == NULL) {
                 goto done;
             }
-            PyList_SET_ITEM(sums, k, sk);
+            PyList_SET_ITEM(sums, k, Py_NewRef(sk));
         }
         PyObject *st = sums ? pf_keep(A, pf_call(PF_OP_STACK, &sums, 1, NULL)) : NULL;
         int64_t shape2[2] = {nd, 2};
@@ -586,9 +592,7 @@ static int bw_pad(PfNode *n, PyObject **gout, PyObject **gin)
     }
     else if (want_c) {
         PyObject *in_pad = A_ew2(A, PF_OP_EQ, map, pf_keep(A, PyLong_FromLong(0)));
-        PyObject *w = A_ew3(A, PF_OP_WHERE, in_pad, gout[0], A_f(A, 0.0));
-        PyObject *s = w ? pf_keep(A, pf_call(PF_OP_SUM, &w, 1, NULL)) : NULL;
-        if (pf_arena_out(A, gin, cs, s) < 0) {
+        if (pf_arena_out(A, gin, cs, A_masked_sum(A, in_pad, gout[0])) < 0) {
             goto done;
         }
     }
@@ -653,8 +657,7 @@ static int bw_masked_fill(PfNode *n, PyObject **gout, PyObject **gin)
         }
     }
     if (want_v) {
-        PyObject *w = A_ew3(A, PF_OP_WHERE, mask, g, A_f(A, 0.0));
-        PyObject *s = w ? pf_keep(A, pf_call(PF_OP_SUM, &w, 1, NULL)) : NULL;
+        PyObject *s = A_masked_sum(A, mask, g);
         if (pf_arena_out(A, gin, vs, s) < 0 || s == NULL) {
             goto done;
         }

@@ -30,7 +30,6 @@ class GradRow:
     shapes: list
     domain: str = "any"
     second: bool = True
-    noncontig: bool = True
     make: Optional[Callable] = None
     note: str = ""
     atol: float = 1e-5
