@@ -388,7 +388,7 @@ def _assign(model, weights, shapes, strict, adopt_dtypes, path, who):
         own = model.state_dict(keep_vars=True)
         empty = _empty_buffers(model)
         missing = [k for k in own if k not in weights]
-        unexpected = [k for k in weights if k not in own and k not in empty]
+        unexpected = sorted(k for k in weights if k not in own and k not in empty)
         if strict and (missing or unexpected):
             parts = []
             if missing:
