@@ -66,6 +66,10 @@ def __getattr__(name):
         from .nn import Sequential
         globals()[name] = Sequential
         return Sequential
+    if name == "Model":
+        from .training.model import Model
+        globals()[name] = Model
+        return Model
     if name == "load_model":
         from .io import load_model
         globals()[name] = load_model
@@ -74,4 +78,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "load_model"})
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "Model", "load_model"})
