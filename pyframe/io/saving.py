@@ -26,7 +26,8 @@ import warnings
 from .. import _C
 from .format import read, write
 from .serialization import (serialize_layer, deserialize_layer, apply_build_shapes, undo_builds,
-                            submodule, dumps, _check_custom_objects, _jsonable)
+                            submodule, dumps, custom_object_scope, _check_custom_objects,
+                            _jsonable)
 
 FORMAT_VERSION = 1
 _OPT_PREFIX = "optimizer.state."
@@ -119,9 +120,12 @@ def _compile_config(model, who):
 
 
 def _optimizer_of(model):
-    opt = model.__dict__.get("optimizer")
+    # compile() keeps the optimizer in the trainer's state, and as model.optimizer
+    # unless a layer already has that name
+    state = model.__dict__.get("_compiled")
+    opt = getattr(state, "optimizer", None)
     if opt is None:
-        opt = getattr(model, "optimizer", None)
+        opt = model.__dict__.get("optimizer")
     return opt if hasattr(opt, "state_dict") and hasattr(opt, "param_groups") else None
 
 
@@ -230,7 +234,8 @@ def load_model(path, custom_objects=None, compile=True):
                               % (who, f.path, type(model).__name__), stacklevel=2)
             else:
                 try:
-                    restore(config)
+                    with custom_object_scope(custom_objects):
+                        restore(config)
                 except Exception as e:
                     raise ValueError("%s: cannot restore the compile configuration saved in "
                                      "%r: %s: %s" % (who, f.path, type(e).__name__, e)) from e
