@@ -577,6 +577,42 @@ def test_optimizer_state_of_another_optimizer_is_refused(tmp_path):
         pf.load_model(path)
 
 
+def _edit_optimizer(edit):
+    def apply(header):
+        meta = json.loads(header["__metadata__"]["pyframe.optimizer"])
+        edit(meta)
+        header["__metadata__"]["pyframe.optimizer"] = json.dumps(meta)
+    return apply
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(param_names="0.kernel"), r"has no list of parameter names"),
+    (lambda m: m["param_groups"][0].update(params=[0, 0]), r"numbers its parameters \[0, 0\]"),
+    (lambda m: m["state"]["0"].update(exp_avg={"tensor": "gone"}),
+     r"refers to a tensor 'gone' the file does not hold"),
+    (lambda m: m.update(iterations=-1), r"has iterations -1"),
+    (lambda m: m.update(param_names=["0.bias", "0.kernel"]),
+     r"cannot restore the optimizer state .*shape"),
+])
+def test_damaged_optimizer_state(tmp_path, edit, message):
+    model = CompiledSequential([L.Dense(2, input_shape=(3,))])
+    model.optimizer = pf.optim.Adam(lr=0.01)
+    _steps(model, pf.randn(4, 3), pf.randn(4, 2), 1)
+    path = str(tmp_path / "m.safetensors")
+    saving.save_model(model, path)
+    bad = _write(tmp_path, _rewritten(path, _edit_optimizer(edit)))
+    with pytest.raises(ValueError, match=message):
+        pf.load_model(bad)
+
+
+def test_dtype_the_config_does_not_record_comes_from_the_file(tmp_path):
+    model = TiedAutoencoder(4).double()     # its config is {"n": 4}: no dtype
+    loaded = round_trip(model, str(tmp_path / "m.safetensors"))
+    assert loaded.enc.weight.dtype == pf.float64 and loaded.enc.weight.requires_grad
+    assert loaded.dec.weight is loaded.enc.weight
+    assert_same_state(model, loaded)
+
+
 def _schedule():
     return pf.optim.schedules.ExponentialDecay(0.05, decay_steps=3, decay_rate=0.5)
 
