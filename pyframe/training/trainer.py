@@ -146,7 +146,10 @@ def _resolve_metric(identifier, loss):
         if isinstance(loss, L.BinaryCrossentropy):
             return M.BinaryAccuracy(name=name)
         return _ShapeAccuracy(name)
-    return M.get(identifier)
+    m = M.get(identifier)
+    if isinstance(identifier, str):
+        m.name = identifier         # Keras logs a metric given by name under that name
+    return m
 
 
 class _ShapeAccuracy:
