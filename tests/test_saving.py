@@ -630,7 +630,8 @@ def test_fit_save_load_continues_training_identically(make_optimizer, tmp_path):
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     pf.manual_seed(0)
     model = pf.Sequential([L.Dense(16, activation="relu"), L.Dropout(0.2), L.Dense(2)])
-    model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     path = str(tmp_path / "m.safetensors")
     model.save(path)
