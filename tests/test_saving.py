@@ -876,6 +876,20 @@ def test_save_replaces_an_existing_file_and_keeps_its_mode(small, tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ["small.safetensors"]
 
 
+def test_save_through_a_symlink_and_under_a_long_name(small, tmp_path):
+    model, path, x = small
+    link = str(tmp_path / "link.safetensors")
+    os.symlink(path, link)
+    with pf.no_grad():
+        model[2].kernel.fill_(0.5)
+    saving.save_model(model, link)
+    assert os.path.islink(link)          # the file behind the link was replaced, not the link
+    assert np.array_equal(outputs(pf.load_model(path), x), outputs(model, x))
+    long = str(tmp_path / ("m" * 240 + ".safetensors"))
+    saving.save_model(model, long)
+    assert np.array_equal(outputs(pf.load_model(long), x), outputs(model, x))
+
+
 # ------------------------------------------------------------------ the namespace
 
 def test_namespace_and_lazy_imports():

@@ -299,6 +299,8 @@ def _serialize_file(arrays, codes, filename, metadata):
 def atomic_write(path, write_to, who):
     """Call ``write_to(tmp)`` for a temporary path next to ``path``, flush it to
     disk and move it over ``path``; on any failure remove it and re-raise."""
+    if os.path.islink(path):
+        path = os.path.realpath(path)    # replace the file the link points to, not the link
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise IsADirectoryError("%s: %r is a directory; give a file path such as %r"
@@ -306,7 +308,9 @@ def atomic_write(path, write_to, who):
     if not os.path.isdir(directory):
         raise FileNotFoundError("%s: the directory %r does not exist; create it first "
                                 "(os.makedirs)" % (who, directory))
-    tmp = os.path.join(directory, ".%s.%s.tmp" % (os.path.basename(path), secrets.token_hex(6)))
+    # a short prefix of the name: the temporary name must stay within the name length limit
+    tmp = os.path.join(directory, ".%s.%s.tmp" % (os.path.basename(path)[:64],
+                                                  secrets.token_hex(6)))
     try:
         write_to(tmp)
         fd = os.open(tmp, os.O_RDONLY)
