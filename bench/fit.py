@@ -23,6 +23,11 @@ the number of steps.  The first epochs of every competitor (Keras's and JAX's
 tracing and compilation among them) run before the timed rounds: they are
 warm-up, not measured.  Keras is optional: without it the keras column is
 empty.
+fit and the plain loop are timed in a case of their own ("MLP ..."), the peers
+in a second one ("MLP ... peers"), so that the fit/loop ratio never inherits
+another framework's threads spinning on the cores.  On a shared 2-core machine
+quote the --threads 1 run: with 2 threads, other jobs preempting one OpenMP
+thread make epochs jump by several times (IQR in the hundreds of per cent).
 Run: python bench/fit.py [--quick] [--filter S] [--threads N]
 """
 import importlib.util
