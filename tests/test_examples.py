@@ -14,10 +14,12 @@ pytest.importorskip("sklearn")
 
 def _run(module, *args):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                         env=env, timeout=300, cwd=ROOT)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
+    # bytes, decoded by hand: text mode would turn the bar's carriage returns into newlines
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, env=env,
+                         timeout=300, cwd=ROOT)
+    stdout = out.stdout.decode("utf-8", "replace")
+    assert out.returncode == 0, stdout + out.stderr.decode("utf-8", "replace")
+    return stdout
 
 
 def test_digits_cnn_reaches_97_percent_and_reloads_identically():
