@@ -66,8 +66,12 @@ def __getattr__(name):
         from .nn import Sequential
         globals()[name] = Sequential
         return Sequential
+    if name == "Model":
+        from .training.model import Model
+        globals()[name] = Model
+        return Model
     raise AttributeError(f"module 'pyframe' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential"})
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "Model"})

@@ -284,3 +284,22 @@ def test_orthogonal_constant_and_lookup():
         init.VarianceScaling(mode="fan")
     t = np.array(init.TruncatedNormal(stddev=1.0)((1000,)))
     assert np.abs(t).max() <= 2.0
+
+
+def test_sequential_with_declared_input_builds_every_layer_and_summary_changes_nothing():
+    import pyframe as pf
+    import numpy as np
+    model = pf.Sequential([pf.layers.Dense(6, input_shape=(4,)), pf.layers.BatchNormalization(),
+                           pf.layers.Dropout(0.5), pf.layers.Dense(3)])
+    # Keras builds a Sequential whose input is known: every weight exists before any call
+    assert [tuple(w.shape) for w in model.trainable_weights] == [(4, 6), (6,), (6,), (6,), (6, 3),
+                                                                 (3,)]
+    assert model.training
+    mean = np.array(model.layers[1].moving_mean)
+    state = pf.get_rng_state()
+    model.summary(print_fn=lambda s: None)
+    np.testing.assert_array_equal(np.array(model.layers[1].moving_mean), mean)
+    assert np.array_equal(np.asarray(pf.get_rng_state()), np.asarray(state))
+    assert model.training and all(m.training for m in model.modules())
+    lazy = pf.Sequential([pf.layers.Dense(6), pf.layers.Dense(3)])
+    assert lazy.weights == []

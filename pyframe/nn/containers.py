@@ -1,6 +1,7 @@
 """Containers: Sequential, ModuleList, ModuleDict."""
 from collections import OrderedDict
 
+from .. import _C
 from .module import Module
 
 
@@ -27,10 +28,37 @@ class Sequential(Module):
             self.add(m)
 
     def add(self, layer):
-        """Append a layer (Keras)."""
+        """Append a layer (Keras).  When the first layer declares its
+        ``input_shape``, each added layer is built at once (Keras builds a
+        Sequential whose input is known), so weights exist before fit."""
         k = str(len(self._modules))
         self.add_module(k, _check(layer, self, k))
+        self._build_added(layer)
         return self
+
+    def _build_added(self, layer):
+        d = self.__dict__
+        if len(self._modules) == 1:
+            declared = getattr(layer, "_input_shape", None)
+            if declared is None:
+                d["_known_shape"] = None
+                return
+            # token ids for an Embedding first layer, floats for everything else
+            dtype = _C.int64 if type(layer).__name__ == "Embedding" else None
+            d["_known_shape"] = ((1,) + tuple(declared), dtype)
+        known = d.get("_known_shape")
+        if known is None:
+            return
+        shape, dtype = known
+        d["_known_shape"] = None
+        try:
+            x = _C.zeros(shape, dtype=dtype) if dtype is not None else _C.zeros(shape)
+            with _eval_no_grad(layer):
+                out = layer(x)
+        except Exception:       # noqa: BLE001 -- the same error surfaces, named, at the first call
+            return
+        if isinstance(out, _C.Tensor):
+            d["_known_shape"] = (tuple(out.shape), None)
 
     append = add
 
@@ -169,3 +197,21 @@ def _check(m, owner, key):
         raise TypeError("%s: entry %r must be a layer (a pf.nn.Module); got %s"
                         % (owner._label(), key, type(m).__name__))
     return m
+
+
+class _eval_no_grad:
+    """Run a module once in eval mode without recording (building, summaries):
+    dropout draws nothing and batch norm keeps its statistics."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        self.modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+        self.prev = _C._set_grad_enabled(False)
+
+    def __exit__(self, *exc):
+        _C._set_grad_enabled(self.prev)
+        for m, mode in self.modes:
+            m.__dict__["training"] = mode

@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 from .. import _C
 from .parameter import Parameter, Buffer
+from ..training.trainer import Trainer
 
 _name_counts = {}
 
@@ -43,7 +44,7 @@ class RemovableHandle:
         self.remove()
 
 
-class Module:
+class Module(Trainer):
     """Base class of every layer and model.
 
     Attributes that are ``Parameter``s, ``Module``s or ``Buffer``s are

@@ -11,11 +11,9 @@ def _rows(model, input_shape):
         # a Keras model whose first layer declares input_shape: run one sample through it
         input_shape = (1,) + tuple(first._input_shape)
     if input_shape is not None:
-        prev = _C._set_grad_enabled(False)
-        try:
+        from .containers import _eval_no_grad
+        with _eval_no_grad(model):
             model(_C.zeros(tuple(input_shape)))
-        finally:
-            _C._set_grad_enabled(prev)
     children = list(model.named_children())
     if not children:
         children = [("", model)]

@@ -567,7 +567,7 @@ class Optimizer:
     def get_config(self):
         """The constructor arguments that rebuild this optimizer (without state)."""
         import inspect
-        config = {}
+        config, emitted = {}, set()
         for name, param in inspect.signature(type(self).__init__).parameters.items():
             if name in ("self", "params") or param.kind in (param.VAR_KEYWORD,
                                                              param.VAR_POSITIONAL):
@@ -576,6 +576,9 @@ class Optimizer:
                 config[name] = getattr(self, name)
                 continue
             key = self._config_aliases.get(name, name)
+            if key in emitted and name not in ("beta_1", "beta_2"):
+                continue            # the PyTorch and the Keras name of one option: keep the first
+            emitted.add(key)
             if name in ("beta_1", "beta_2"):
                 value = self.defaults["betas"][0 if name == "beta_1" else 1]
             elif key in self.defaults:
