@@ -724,3 +724,118 @@ def test_public_module():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(pf.callbacks.EarlyStopping(), Callback)
+
+
+# ------------------------------------------------------- inside a real fit()
+
+def regression(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]]) + 0.1 * rng.normal(size=(n, 1))).astype(np.float32)
+    return x, y
+
+
+def linear_model(lr):
+    pf.manual_seed(0)
+    model = pf.Sequential([pf.layers.Dense(1, input_shape=(3,))])
+    model.compile(optimizer=pf.optimizers.SGD(lr), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_fit_early_stopping_on_a_plateau(patience):
+    # Full-batch gradient descent with a small rate lowers the loss every
+    # epoch; from epoch `flat` on the rate is 0, so the weights and the
+    # validation loss stop moving: the last improving val_loss is epoch
+    # flat - 1 (it already sees the final weights), and training stops
+    # `patience` epochs later.
+    x, y = regression()
+    flat = 4
+    model = linear_model(0.05)
+    es = EarlyStopping(patience=patience)
+    hist = model.fit(x, y, batch_size=len(x), epochs=20, verbose=0, validation_data=(x, y),
+                     callbacks=[LearningRateScheduler(lambda e, lr: 0.05 if e < flat else 0.0),
+                                es])
+    val = hist.history["val_loss"]
+    assert np.all(np.diff(val[:flat]) < 0) and len(set(val[flat - 1:])) == 1
+    assert es.stopped_epoch == flat - 1 + patience == reference_stop(val, patience)
+    assert len(val) == es.stopped_epoch + 1 and hist.epoch[-1] == es.stopped_epoch
+
+
+def test_fit_early_stopping_never_stops_a_decreasing_loss():
+    x, y = regression()
+    model = linear_model(0.05)
+    hist = model.fit(x, y, batch_size=len(x), epochs=8, verbose=0,
+                     callbacks=[EarlyStopping(monitor="loss", patience=0)])
+    assert len(hist.history["loss"]) == 8 and np.all(np.diff(hist.history["loss"]) < 0)
+
+
+def test_fit_restore_best_weights_after_divergence():
+    # a good rate for 4 epochs, then one too large: the validation loss
+    # climbs, training stops, and the weights of the best epoch come back
+    x, y = regression()
+    model = linear_model(0.05)
+    es = EarlyStopping(patience=2, restore_best_weights=True)
+    hist = model.fit(x, y, batch_size=len(x), epochs=20, verbose=0, validation_data=(x, y),
+                     callbacks=[LearningRateScheduler(lambda e, lr: 0.05 if e < 4 else 1.5), es])
+    val = hist.history["val_loss"]
+    assert es.best_epoch == int(np.argmin(val)) == 3 and len(val) == 4 + 2
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(min(val), rel=1e-6)
+
+
+def test_fit_reduce_lr_on_plateau_changes_the_optimizers_rate():
+    # min_delta larger than any change: after epoch 0 nothing improves, so
+    # the rate drops every `patience` epochs; torch's scheduler fed the
+    # recorded losses gives the same rates
+    x, y = regression()
+    model = linear_model(0.04)
+    rlr = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, min_delta=100.0,
+                            min_lr=0.004)
+    hist = model.fit(x, y, batch_size=16, epochs=9, verbose=0, callbacks=[rlr])
+    rates = hist.history["learning_rate"]
+    after = torch_rates(hist.history["loss"], 0.04, 0.5, 2, 100.0, 0, 0.004, False)
+    np.testing.assert_allclose(rates[1:], after[:-1], rtol=1e-12)
+    assert model.optimizer.learning_rate == pytest.approx(after[-1])
+    assert rates[0] == 0.04 and min(rates) < 0.04
+
+
+def test_fit_csv_logger_matches_history(tmp_path):
+    x, y = regression()
+    path = tmp_path / "train.csv"
+    model = linear_model(0.05)
+    hist = model.fit(x, y, batch_size=16, epochs=5, verbose=0, validation_split=0.25,
+                     validation_freq=2, callbacks=[CSVLogger(path)])
+    header, rows = read_csv(path)
+    assert header == ["epoch"] + sorted(hist.history)
+    assert [int(r[0]) for r in rows] == hist.epoch
+    for j, key in enumerate(header[1:], start=1):
+        column = [float(r[j]) for r in rows if r[j] != ""]
+        assert column == hist.history[key], key       # exact: the floats round-trip
+    # validation ran after epochs 2 and 4 only
+    assert [r[header.index("val_loss")] != "" for r in rows] == [False, True, False, True, False]
+
+
+def test_fit_model_checkpoint_writes_the_formatted_names(tmp_path, monkeypatch):
+    x, y = regression()
+    model = linear_model(0.05)
+    spy = SaveSpy()
+    monkeypatch.setattr(model, "save", spy, raising=False)
+    pattern = str(tmp_path / "ckpt" / "{epoch:02d}-{val_loss:.4f}.pfm")
+    hist = model.fit(x, y, batch_size=16, epochs=4, verbose=0, validation_data=(x, y),
+                     callbacks=[ModelCheckpoint(pattern)])
+    expected = [pattern.format(epoch=e + 1, val_loss=v)
+                for e, v in zip(hist.epoch, hist.history["val_loss"])]
+    assert spy.paths == expected
+    assert sorted(os.listdir(tmp_path / "ckpt")) == sorted(os.path.basename(p) for p in expected)
+
+
+def test_fit_terminate_on_nan_stops_a_diverging_fit():
+    x, y = regression(n=256)
+    model = linear_model(50.0)       # far beyond 2 / (largest curvature): the loss explodes
+    seen = []
+    hist = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[
+        LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(logs["loss"])),
+        TerminateOnNaN()])
+    first_bad = next(i for i, v in enumerate(seen) if not math.isfinite(v))
+    assert len(seen) == first_bad + 1 < len(x) // 4        # stopped at that very batch
+    assert len(hist.epoch) == 1 and not math.isfinite(hist.history["loss"][0])
