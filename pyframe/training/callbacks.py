@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import string
 import tempfile
 import warnings
@@ -109,8 +110,6 @@ class _Monitored:
     def _improves(self, value, reference):
         """True when ``value`` beats ``reference`` by more than min_delta
         (NaN never does)."""
-        if reference is None:
-            return not math.isnan(value)
         if self._maximize:
             return value - self.min_delta > reference
         return value + self.min_delta < reference
@@ -594,6 +593,7 @@ class CSVLogger(Callback):
                 for row in rows[1:]:
                     values = dict(zip(old, row))
                     w.writerow([values.get("epoch", "")] + [values.get(k, "") for k in keys])
+            shutil.copymode(self.filename, tmp)
             os.replace(tmp, self.filename)
         except BaseException:
             if os.path.exists(tmp):
