@@ -839,3 +839,26 @@ def test_fit_terminate_on_nan_stops_a_diverging_fit():
     first_bad = next(i for i, v in enumerate(seen) if not math.isfinite(v))
     assert len(seen) == first_bad + 1 < len(x) // 4        # stopped at that very batch
     assert len(hist.epoch) == 1 and not math.isfinite(hist.history["loss"][0])
+
+
+def test_fit_with_metrics_monitors_val_accuracy_upwards(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (x @ rng.normal(size=(4, 3))).argmax(axis=1)
+    pf.manual_seed(2)
+    model = pf.Sequential([pf.layers.Dense(8, activation="tanh", input_shape=(4,)),
+                           pf.layers.Dense(3)])
+    model.compile(optimizer=pf.optimizers.SGD(0.05),
+                  loss=pf.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    es = EarlyStopping(monitor="val_accuracy", patience=2)
+    path = tmp_path / "log.csv"
+    hist = model.fit(x, y, batch_size=16, epochs=25, verbose=0, validation_split=0.25,
+                     shuffle=False, callbacks=[es, CSVLogger(path)])
+    acc = hist.history["val_accuracy"]
+    stop = reference_stop(acc, 2, maximize=True)
+    assert len(acc) == (25 if stop is None else stop + 1)
+    assert es.best == max(acc)
+    header, rows = read_csv(path)
+    assert header == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert [float(r[3]) for r in rows] == acc
