@@ -53,7 +53,7 @@ long = int64
 # The model layer loads on first use (pf.nn, pf.layers, pf.optim, ...), so that
 # `import pyframe` costs the extension and autograd's few Python lines only.
 _LAZY_SUBMODULES = ("nn", "layers", "losses", "initializers", "activations", "regularizers",
-                    "data", "optim", "optimizers", "metrics", "callbacks")
+                    "data", "optim", "optimizers", "metrics", "saving", "callbacks")
 
 
 def __getattr__(name):
@@ -70,8 +70,12 @@ def __getattr__(name):
         from .training.model import Model
         globals()[name] = Model
         return Model
+    if name == "load_model":
+        from .io import load_model
+        globals()[name] = load_model
+        return load_model
     raise AttributeError(f"module 'pyframe' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "Model"})
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "Model", "load_model"})

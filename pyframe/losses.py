@@ -22,6 +22,7 @@ def _float(t, like):
 
 
 class Loss:
+    _sparse_targets = False     # targets are class indices, one fewer dimension than y_pred
     def __init__(self, reduction="sum_over_batch_size", name=None):
         if reduction not in ("sum_over_batch_size", "sum", "none", None, "mean"):
             raise ValueError("%s: reduction must be 'sum_over_batch_size', 'sum' or 'none'; got "
@@ -37,6 +38,10 @@ class Loss:
         if not y_pred.dtype.is_floating_point:
             y_pred = y_pred.astype(_C.float32)
         y_true = _t(y_true, y_pred)
+        if not self._sparse_targets and y_true.ndim + 1 == y_pred.ndim and y_pred.ndim >= 2 \
+                and y_pred.shape[-1] == 1 and tuple(y_true.shape) == tuple(y_pred.shape)[:-1]:
+            # labels (N,) against one output column (N, 1): Keras lines them up
+            y_true = y_true.unsqueeze(-1)
         per = self.call(y_true, y_pred)          # one value per sample (or per element)
         if sample_weight is not None:
             sw = _float(_t(sample_weight), per)
@@ -188,6 +193,7 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(Loss):
+    _sparse_targets = True
     def __init__(self, from_logits=False, ignore_class=None, axis=-1,
                  reduction="sum_over_batch_size", name="sparse_categorical_crossentropy"):
         super().__init__(reduction, name)

@@ -401,7 +401,9 @@ def test_progress_bar_and_verbose_2(capsys):
     assert len(lines) == 2 and "loss: " in lines[0] and "val_loss: " in lines[0]
     m.fit(x, y, batch_size=8, epochs=2, verbose=1)
     out = capsys.readouterr().out
-    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "loss: " in out
+    # a short epoch is drawn once, when it ends: one line per epoch, no flood
+    assert out.count("Epoch 1/2") == 1 and out.count("Epoch 2/2") == 1
+    assert out.count("\n") == 2 and "loss: " in out
     m.fit(x, y, batch_size=8, epochs=1, verbose=0)
     m.evaluate(x, y, verbose=0)
     m.predict(x, verbose=0)
@@ -485,3 +487,55 @@ def test_compile_config_round_trip():
     assert type(other.optimizer) is pf.optim.SGD
     assert isinstance(other.loss, pf.losses.SparseCategoricalCrossentropy)
     assert other.loss.from_logits if hasattr(other.loss, "from_logits") else True
+
+
+# ---------------------------------------------------------------- metrics in the loop
+
+def test_accuracy_follows_the_loss_and_matches_numpy():
+    x, y = _data(n=90)
+    m = _mlp()
+    m.compile(optimizer="adam", loss=_loss(), metrics=["accuracy", "sparse_top_k_categorical_accuracy"])
+    hist = m.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy",
+            "sparse_top_k_categorical_accuracy"} <= set(hist.history)
+    res = m.evaluate(x, y, verbose=0, return_dict=True)
+    pred = m.predict(x, verbose=0)
+    assert res["accuracy"] == pytest.approx(float((pred.argmax(1) == y).mean()), abs=1e-7)
+    assert m.metrics_names == ["loss", "accuracy", "sparse_top_k_categorical_accuracy"]
+    assert isinstance(m.evaluate(x, y, verbose=0), list)
+    # one-hot targets with categorical cross-entropy: "accuracy" is categorical accuracy
+    onehot = np.eye(3, dtype=np.float32)[y]
+    m.compile(optimizer="sgd", loss=pf.losses.CategoricalCrossentropy(from_logits=True),
+              metrics=["acc"])
+    res = m.evaluate(x, onehot, verbose=0, return_dict=True)
+    assert res["acc"] == pytest.approx(float((m.predict(x, verbose=0).argmax(1) == y).mean()))
+    # a sigmoid output with binary cross-entropy: thresholded at 0.5
+    pf.manual_seed(0)
+    b = pf.Sequential([pf.layers.Dense(1, activation="sigmoid", input_shape=(5,))])
+    b.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"],
+              weighted_metrics=["accuracy"])
+    yb = (x[:, 0] > 0).astype(np.float32)
+    sw = np.linspace(0.1, 2.0, len(yb)).astype(np.float32)
+    res = b.evaluate(x, yb, sample_weight=sw, verbose=0, return_dict=True)
+    hit = ((b.predict(x, verbose=0)[:, 0] > 0.5) == (yb > 0.5)).astype(np.float64)
+    assert res["accuracy"] == pytest.approx(hit.mean())
+    assert res["weighted_accuracy"] == pytest.approx((hit * sw).sum() / sw.sum())
+
+
+def test_per_output_metrics_are_named_after_the_output():
+    x, y = _data(n=64)
+    extra = np.zeros((64, 2), np.float32)
+    m = TwoHeads()
+    m.compile(optimizer="adam", loss={"cls": _loss(), "reg": "mse"},
+              metrics={"cls": ["accuracy"], "reg": ["mae"]})
+    res = m.evaluate({"num": x, "extra": extra}, {"cls": y, "reg": x[:, :1]}, verbose=0,
+                     return_dict=True)
+    assert set(res) == {"loss", "cls_loss", "reg_loss", "cls_accuracy", "reg_mae"}
+    out = m.predict({"num": x, "extra": extra}, verbose=0)
+    assert res["reg_mae"] == pytest.approx(np.abs(out["reg"] - x[:, :1]).mean(), rel=1e-5)
+
+
+def test_unknown_metric_lists_the_valid_names():
+    m = _mlp()
+    with pytest.raises(ValueError, match="unknown metric 'acuracy'.*sparse_categorical_accuracy"):
+        m.compile(optimizer="adam", loss="mse", metrics=["acuracy"])

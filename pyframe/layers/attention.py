@@ -68,14 +68,16 @@ class MultiHeadAttention(Layer):
         self.value_dense = _Projection(num_heads, self.value_dim, use_bias, kernel_initializer)
         self.output_dense = None
 
+    def build(self, query_shape):
+        # the output projection's size defaults to the query's feature size
+        out_dim = self._output_shape or query_shape[-1]
+        self.output_dense = _OutProjection(out_dim, self.use_bias)
+        self.output_dense.to(self._dtype)
+
     def forward(self, query, value, key=None, attention_mask=None,
                 return_attention_scores=False, training=None, use_causal_mask=False):
         query, value = as_tensor(query), as_tensor(value)
         key = value if key is None else as_tensor(key)
-        if self.output_dense is None:
-            out_dim = self._output_shape or query.shape[-1]
-            self.output_dense = _OutProjection(out_dim, self.use_bias)
-            self.output_dense.to(query.dtype if query.dtype.is_floating_point else self._dtype)
         q = self.query_dense(query)           # (B, T, H, k)
         k = self.key_dense(key)               # (B, S, H, k)
         v = self.value_dense(value)           # (B, S, H, v)
@@ -101,7 +103,8 @@ class MultiHeadAttention(Layer):
 
     def get_config(self):
         return dict(super().get_config(), num_heads=self.num_heads, key_dim=self.key_dim,
-                    value_dim=self.value_dim, dropout=self.dropout, use_bias=self.use_bias)
+                    value_dim=self.value_dim, dropout=self.dropout, use_bias=self.use_bias,
+                    output_shape=self._output_shape)
 
 
 class TransformerEncoder(Layer):

@@ -2,7 +2,7 @@
 inferred from the input), ``activation=``, initialiser and regulariser
 arguments, ``trainable``, ``losses`` and ``get_config``."""
 from .. import _C, initializers, regularizers
-from ..nn.module import Module
+from ..nn.module import Module, _shape_of
 from ..nn.parameter import Parameter
 
 
@@ -24,8 +24,16 @@ class Layer(Module):
     def _build_now_if_shape_known(self):
         """Layers given input_shape= build at construction, as in Keras."""
         if self._input_shape is not None and not self.built:
-            self.build((None,) + self._input_shape)
+            shape = (None,) + self._input_shape
+            self.build(shape)
             self.__dict__["built"] = True
+            self.__dict__["_build_input_shape"] = shape
+
+    def _build_from(self, args):
+        super()._build_from(args)
+        # kept so that a saved model can make the same weights again before
+        # any data flows through it (pf.saving)
+        self.__dict__["_build_input_shape"] = _shape_of(args[0])
 
     def build(self, input_shape):
         """Make the weights for inputs of this shape (the batch dimension included)."""

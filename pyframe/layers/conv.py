@@ -209,6 +209,11 @@ class DepthwiseConv2D(_Conv):
                       self.dilation_rate, c)
         return self.activation(self._from_nchw(y))
 
+    def get_config(self):
+        config = super().get_config()
+        del config["filters"], config["groups"]
+        return dict(config, depth_multiplier=self.depth_multiplier)
+
 
 class SeparableConv2D(_Conv):
     """A depthwise convolution followed by a 1x1 pointwise one."""
@@ -246,6 +251,11 @@ class SeparableConv2D(_Conv):
         pw = self.pointwise_kernel.permute(3, 2, 0, 1)
         y = _named(self, _C.conv2d, y, pw, self.bias if self.use_bias else None)
         return self.activation(self._from_nchw(y))
+
+    def get_config(self):
+        config = super().get_config()
+        del config["groups"]
+        return dict(config, depth_multiplier=self.depth_multiplier)
 
 
 class _Pooling(Layer):
@@ -333,6 +343,9 @@ class _GlobalPooling(Layer):
             else tuple(range(2, self._n + 2))
         fn = _C.max if self._max else _C.mean
         return fn(x, axis=axes, keepdims=self.keepdims)
+
+    def get_config(self):
+        return dict(super().get_config(), data_format=self.data_format, keepdims=self.keepdims)
 
 
 class GlobalAveragePooling1D(_GlobalPooling):

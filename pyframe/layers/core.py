@@ -121,6 +121,9 @@ class Flatten(Layer):
             x = x.permute(0, *range(2, x.ndim), 1)
         return x.reshape(x.shape[0], -1)
 
+    def get_config(self):
+        return dict(super().get_config(), data_format=self.data_format)
+
 
 class Reshape(Layer):
     """Reshape every sample to target_shape (one entry may be -1)."""
@@ -404,7 +407,8 @@ class Dropout(Layer):
         return x * keep * (1.0 / (1.0 - self.rate))
 
     def get_config(self):
-        return dict(super().get_config(), rate=self.rate, seed=self.seed)
+        noise = list(self.noise_shape) if self.noise_shape is not None else None
+        return dict(super().get_config(), rate=self.rate, noise_shape=noise, seed=self.seed)
 
 
 def _pair(v, what, layer):

@@ -122,7 +122,7 @@ class GroupNormalization(Layer):
 
     def get_config(self):
         return dict(super().get_config(), groups=self.groups, axis=self.axis,
-                    epsilon=self.epsilon)
+                    epsilon=self.epsilon, center=self.center, scale=self.scale)
 
 
 class RMSNormalization(Layer):

@@ -188,6 +188,21 @@ class Bidirectional(Layer):
             return ([out] if not isinstance(out, list) else out) + states
         return out
 
+    def get_config(self):
+        from ..io.serialization import serialize_layer
+        return dict(super().get_config(), layer=serialize_layer(self.forward_layer),
+                    backward_layer=serialize_layer(self.backward_layer),
+                    merge_mode=self.merge_mode)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..io.serialization import deserialize_layer
+        config = dict(config)
+        for key in ("layer", "backward_layer"):
+            if config.get(key) is not None:
+                config[key] = deserialize_layer(config[key], custom_objects)
+        return cls(**config)
+
 
 class _NoGrad:
     def __enter__(self):

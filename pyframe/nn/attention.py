@@ -4,7 +4,7 @@ averaged attention weights returned unless need_weights=False)."""
 import math
 
 from .. import _C, initializers
-from .basic import Linear
+from .basic import Linear, param_dtype
 from .module import Module
 from .parameter import Parameter
 
@@ -37,6 +37,12 @@ class MultiheadAttention(Module):
                 self.out_proj.bias.zero_()
         if dtype is not None:
             self.to(dtype)
+
+    def get_config(self):
+        return {"embed_dim": self.embed_dim, "num_heads": self.num_heads,
+                "dropout": self.dropout, "bias": self.in_proj_bias is not None,
+                "kdim": self.kdim, "vdim": self.vdim, "batch_first": self.batch_first,
+                "dtype": param_dtype(self)}
 
     def _project(self, x, i):
         E = self.embed_dim

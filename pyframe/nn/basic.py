@@ -11,12 +11,22 @@ def _uniform_(shape, bound):
     return Parameter(_C.uniform(-bound, bound, tuple(shape)))
 
 
+def param_dtype(module):
+    """The dtype of a module's first parameter, as a config value (None without one)."""
+    for p in module.parameters():
+        return str(p.dtype)
+    return None
+
+
 class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
 
     def forward(self, x):
         return x
+
+    def get_config(self):
+        return {}
 
 
 class Linear(Module):
@@ -50,6 +60,10 @@ class Linear(Module):
         return "in_features=%d, out_features=%d, bias=%s" % (
             self.in_features, self.out_features, self.bias is not None)
 
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "dtype": param_dtype(self)}
+
 
 class Flatten(Module):
     """Flatten dims start_dim..end_dim (default: all but the batch dimension)."""
@@ -64,6 +78,9 @@ class Flatten(Module):
     def extra_repr(self):
         return "start_dim=%d, end_dim=%d" % (self.start_dim, self.end_dim)
 
+    def get_config(self):
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
 
 class Unflatten(Module):
     def __init__(self, dim, unflattened_size):
@@ -73,6 +90,9 @@ class Unflatten(Module):
     def forward(self, x):
         d = self.dim % x.ndim
         return x.reshape(tuple(x.shape[:d]) + self.unflattened_size + tuple(x.shape[d + 1:]))
+
+    def get_config(self):
+        return {"dim": self.dim, "unflattened_size": list(self.unflattened_size)}
 
 
 class Embedding(Module):
@@ -123,6 +143,10 @@ class Embedding(Module):
         s = "%d, %d" % (self.num_embeddings, self.embedding_dim)
         return s + (", padding_idx=%d" % self.padding_idx if self.padding_idx is not None else "")
 
+    def get_config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "padding_idx": self.padding_idx, "dtype": param_dtype(self)}
+
 
 def _act(name, fn, doc, params=()):
     def __init__(self, *args, **kwargs):
@@ -141,9 +165,13 @@ def _act(name, fn, doc, params=()):
     def extra_repr(self):
         return ", ".join("%s=%r" % (p, getattr(self, p)) for p, _ in params)
 
+    def get_config(self):
+        return {p: getattr(self, p) for p, _ in params}
+
     params = tuple(params)
     return type(name, (Module,), {"__init__": __init__, "forward": forward,
-                                  "extra_repr": extra_repr, "__doc__": doc})
+                                  "extra_repr": extra_repr, "get_config": get_config,
+                                  "__doc__": doc})
 
 
 ReLU = _act("ReLU", lambda s, x: _C.relu(x), "max(x, 0)", [("inplace", False)])

@@ -105,6 +105,34 @@ class Sequential(Module):
             x = m(x)
         return x
 
+    def get_config(self):
+        """The layers, serialised in order (Keras's Sequential config); the
+        children's keys too when they are not "0", "1", ..."""
+        from ..io.serialization import serialize_layer
+        keys = list(self._modules)
+        config = {"name": self.name, "layers": [serialize_layer(m) for m in self._modules.values()]}
+        if keys != [str(i) for i in range(len(keys))]:
+            config["keys"] = keys
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..io.serialization import deserialize_layer
+        config = dict(config)
+        layers = config.pop("layers", [])
+        keys = config.pop("keys", None)
+        if not isinstance(layers, list):
+            raise ValueError("Sequential.from_config: 'layers' must be a list of serialised "
+                             "layers; got %s" % type(layers).__name__)
+        layers = [deserialize_layer(c, custom_objects) for c in layers]
+        if keys is None:
+            return cls(layers, **config)
+        if not isinstance(keys, list) or len(keys) != len(layers) or \
+                len(set(keys)) != len(keys) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("Sequential.from_config: 'keys' must be %d distinct strings, one "
+                             "per layer; got %r" % (len(layers), keys))
+        return cls(OrderedDict(zip(keys, layers)), **config)
+
 
 class ModuleList(Module):
     """A list of modules, registered as children "0", "1", ..."""

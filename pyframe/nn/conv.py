@@ -6,6 +6,7 @@ from .. import _C
 from .module import Module
 from .parameter import Parameter
 from .module import call_named as _named
+from .basic import param_dtype
 
 
 
@@ -81,6 +82,17 @@ class _ConvNd(Module):
             s += ", bias=False"
         return s
 
+    def get_config(self):
+        config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                  "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                  "padding": self.padding if isinstance(self.padding, str)
+                  else list(self.padding),
+                  "dilation": list(self.dilation), "groups": self.groups,
+                  "bias": self.bias is not None, "dtype": param_dtype(self)}
+        if self._transposed:
+            config["output_padding"] = list(self.output_padding)
+        return config
+
 
 class Conv1d(_ConvNd):
     _n = 1
@@ -128,6 +140,10 @@ class _Pool(Module):
     def extra_repr(self):
         return "kernel_size=%s, stride=%s, padding=%s" % (self.kernel_size, self.stride,
                                                          self.padding)
+
+    def get_config(self):
+        return dict({"kernel_size": self.kernel_size, "stride": self.stride,
+                     "padding": self.padding}, **self.opts)
 
 
 class MaxPool1d(_Pool):

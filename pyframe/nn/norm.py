@@ -3,6 +3,7 @@ LayerNorm, GroupNorm, RMSNorm, Dropout."""
 from .. import _C
 from .module import Module
 from .parameter import Parameter
+from .basic import param_dtype
 
 
 class _BatchNorm(Module):
@@ -54,6 +55,11 @@ class _BatchNorm(Module):
         return "%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s" % (
             self.num_features, self.eps, self.momentum, self.affine, self.track_running_stats)
 
+    def get_config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
+                "dtype": param_dtype(self) or _buffer_dtype(self)}
+
 
 class BatchNorm1d(_BatchNorm):
     _dims = (2, 3)
@@ -87,6 +93,11 @@ class LayerNorm(Module):
     def extra_repr(self):
         return "%s, eps=%g" % (self.normalized_shape, self.eps)
 
+    def get_config(self):
+        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
+                "elementwise_affine": self.weight is not None, "bias": self.bias is not None,
+                "dtype": param_dtype(self)}
+
 
 class GroupNorm(Module):
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
@@ -110,6 +121,10 @@ class GroupNorm(Module):
     def extra_repr(self):
         return "%d, %d, eps=%g" % (self.num_groups, self.num_channels, self.eps)
 
+    def get_config(self):
+        return {"num_groups": self.num_groups, "num_channels": self.num_channels,
+                "eps": self.eps, "affine": self.weight is not None, "dtype": param_dtype(self)}
+
 
 class RMSNorm(Module):
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
@@ -127,6 +142,10 @@ class RMSNorm(Module):
     def forward(self, x):
         return _C.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
+    def get_config(self):
+        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
+                "elementwise_affine": self.weight is not None, "dtype": param_dtype(self)}
+
 
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
@@ -140,6 +159,14 @@ class Dropout(Module):
 
     def extra_repr(self):
         return "p=%g" % self.p
+
+    def get_config(self):
+        return {"p": self.p, "inplace": self.inplace}
+
+
+def _buffer_dtype(module):
+    mean = module._buffers.get("running_mean")
+    return str(mean.dtype) if mean is not None else None
 
 
 class _NoGrad:

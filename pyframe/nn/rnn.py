@@ -9,6 +9,7 @@ import math
 from .. import _C
 from .module import Module
 from .parameter import Parameter
+from .basic import param_dtype
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -42,6 +43,15 @@ class _RNNBase(Module):
                     setattr(self, "bias_hh" + sfx, Parameter(_C.uniform(-k, k, (gates,))))
         if dtype is not None:
             self.to(dtype)
+
+    def get_config(self):
+        config = {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                  "num_layers": self.num_layers, "bias": self.bias,
+                  "batch_first": self.batch_first, "dropout": self.dropout,
+                  "bidirectional": self.bidirectional, "dtype": param_dtype(self)}
+        if self.mode.startswith("RNN_"):
+            config["nonlinearity"] = self.mode[4:].lower()
+        return config
 
     def extra_repr(self):
         s = "%d, %d" % (self.input_size, self.hidden_size)

@@ -578,6 +578,8 @@ class Optimizer:
             key = self._config_aliases.get(name, name)
             if key in emitted and name not in ("beta_1", "beta_2"):
                 continue            # the PyTorch and the Keras name of one option: keep the first
+            if name in ("beta_1", "beta_2") and "betas" in emitted:
+                continue            # betas=(b1, b2) came first: the constructor refuses both
             emitted.add(key)
             if name in ("beta_1", "beta_2"):
                 value = self.defaults["betas"][0 if name == "beta_1" else 1]

@@ -334,8 +334,9 @@ class ProgbarLogger(Callback):
             self._interval = 0.5 if notebook else 0.1
         else:
             self._interval = float(self.interval)
+        # delay: an epoch shorter than one redraw interval is drawn once, when it ends
         self._bar = tqdm(total=total, desc=desc, file=sys.stdout, leave=True, unit="step",
-                         mininterval=0, dynamic_ncols=not notebook)
+                         mininterval=0, delay=self._interval, dynamic_ncols=not notebook)
         self._pending = 0
         self._last = time.monotonic()
         self._t0 = self._last
@@ -355,8 +356,9 @@ class ProgbarLogger(Callback):
             return
         if logs:
             self._bar.set_postfix_str(_fmt(logs), refresh=False)
-        self._bar.update(self._pending)
-        self._bar.close()
+        self._bar.n += self._pending
+        self._bar.delay = 0               # close() then draws the final state once, even
+        self._bar.close()                 # for an epoch shorter than the delay
         self._bar = None
 
     def on_train_begin(self, logs=None):
