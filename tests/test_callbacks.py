@@ -862,3 +862,37 @@ def test_fit_with_metrics_monitors_val_accuracy_upwards(tmp_path):
     header, rows = read_csv(path)
     assert header == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [float(r[3]) for r in rows] == acc
+
+
+# ------------------------------------------- checkpoints through real saving
+
+def test_fit_checkpoints_load_back_the_weights_of_their_epoch(tmp_path):
+    # each epoch's file holds the weights that epoch's validation loss was
+    # measured with; the last one predicts exactly as the trained model
+    x, y = regression()
+    model = linear_model(0.05)
+    pattern = str(tmp_path / "m-{epoch}.pfm")
+    hist = model.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_data=(x, y),
+                     callbacks=[ModelCheckpoint(pattern)])
+    for e, val in zip(hist.epoch, hist.history["val_loss"]):
+        loaded = pf.load_model(pattern.format(epoch=e + 1))
+        assert loaded.evaluate(x, y, verbose=0) == pytest.approx(val, rel=1e-6)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_fit_best_weights_checkpoint_equals_early_stoppings_restored_weights(tmp_path):
+    # two independent routes to the best epoch's weights: the file that
+    # save_best_only kept, and EarlyStopping's restored copy
+    x, y = regression()
+    model = linear_model(0.05)
+    path = tmp_path / "best.pfw"
+    hist = model.fit(x, y, batch_size=len(x), epochs=20, verbose=0, validation_data=(x, y),
+                     callbacks=[LearningRateScheduler(lambda e, lr: 0.05 if e < 4 else 1.5),
+                                ModelCheckpoint(path, save_best_only=True,
+                                                save_weights_only=True),
+                                EarlyStopping(patience=2, restore_best_weights=True)])
+    assert int(np.argmin(hist.history["val_loss"])) < hist.epoch[-1]     # it did get worse
+    fresh = linear_model(0.05)
+    fresh.load_weights(path)
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
