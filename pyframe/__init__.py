@@ -53,7 +53,7 @@ long = int64
 # The model layer loads on first use (pf.nn, pf.layers, pf.optim, ...), so that
 # `import pyframe` costs the extension and autograd's few Python lines only.
 _LAZY_SUBMODULES = ("nn", "layers", "losses", "initializers", "activations", "regularizers",
-                    "data", "optim", "optimizers", "metrics", "saving")
+                    "data", "optim", "optimizers", "metrics", "saving", "callbacks")
 
 
 def __getattr__(name):
