@@ -161,11 +161,13 @@ class CallbackList(Callback):
         self._refresh_batch_hooks()
 
     def _refresh_batch_hooks(self):
-        # A batch hook is worth a Python call only where a callback overrides it.
+        # A batch hook is worth a Python call only where a callback overrides it
+        # (in its class, or on the instance: a LambdaCallback's functions).
         self._batch = {}
         for hook in _BATCH_HOOKS:
             self._batch[hook] = [getattr(cb, hook) for cb in self.callbacks
-                                 if getattr(type(cb), hook) is not getattr(Callback, hook)]
+                                 if hook in cb.__dict__ or
+                                 getattr(type(cb), hook) is not getattr(Callback, hook)]
 
     def wants(self, hook):
         """True when some callback overrides this batch hook."""

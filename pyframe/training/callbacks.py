@@ -650,26 +650,6 @@ _EPOCH_HOOKS = ("on_epoch_begin", "on_epoch_end")
 _RUN_HOOKS = ("on_train_begin", "on_train_end", "on_test_begin", "on_test_end",
               "on_predict_begin", "on_predict_end")
 _HOOKS = _EPOCH_HOOKS + _RUN_HOOKS + _BATCH_HOOKS
-_lambda_classes = {}
-
-
-def _lambda_class(base, batch_hooks):
-    """A subclass of ``base`` that overrides the given batch hooks, so that
-    CallbackList (which calls a batch hook only where a class overrides it)
-    calls them, and only them."""
-    key = (base, batch_hooks)
-    cls = _lambda_classes.get(key)
-    if cls is None:
-        def forward(hook):
-            def call(self, batch, logs=None):
-                return self._hooks[hook](batch, logs)
-            call.__name__ = hook
-            return call
-        cls = type(base.__name__, (base,), {h: forward(h) for h in batch_hooks})
-        cls.__module__ = base.__module__
-        cls.__qualname__ = base.__qualname__
-        _lambda_classes[key] = cls
-    return cls
 
 
 class LambdaCallback(Callback):
@@ -693,47 +673,11 @@ class LambdaCallback(Callback):
                      on_train_begin=on_train_begin, on_train_end=on_train_end,
                      on_train_batch_begin=on_train_batch_begin,
                      on_train_batch_end=on_train_batch_end, **kwargs)
-        self._hooks = {}
         for hook, fn in given.items():
             if fn is None:
                 continue
             if not callable(fn):
                 raise TypeError("LambdaCallback: %s must be a function (or None); got %r (%s)"
                                 % (hook, fn, type(fn).__name__))
-            self._hooks[hook] = fn
-        batch_hooks = tuple(h for h in _BATCH_HOOKS if h in self._hooks)
-        if batch_hooks:
-            self.__class__ = _lambda_class(type(self), batch_hooks)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        fn = self._hooks.get("on_epoch_begin")
-        if fn is not None:
-            fn(epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        fn = self._hooks.get("on_epoch_end")
-        if fn is not None:
-            fn(epoch, logs)
-
-    def _run_hook(self, hook, logs):
-        fn = self._hooks.get(hook)
-        if fn is not None:
-            fn(logs)
-
-    def on_train_begin(self, logs=None):
-        self._run_hook("on_train_begin", logs)
-
-    def on_train_end(self, logs=None):
-        self._run_hook("on_train_end", logs)
-
-    def on_test_begin(self, logs=None):
-        self._run_hook("on_test_begin", logs)
-
-    def on_test_end(self, logs=None):
-        self._run_hook("on_test_end", logs)
-
-    def on_predict_begin(self, logs=None):
-        self._run_hook("on_predict_begin", logs)
-
-    def on_predict_end(self, logs=None):
-        self._run_hook("on_predict_end", logs)
+            # the function is the hook: CallbackList sees hooks set on the instance
+            setattr(self, hook, fn)
