@@ -42,6 +42,15 @@ def _pandas_to_numpy(obj, op):
 
 _C._set_pandas_hook(_pandas_to_numpy)
 
+
+def _tensor_html(t):
+    # imported on first use: Jupyter's rich view needs NumPy
+    from ._display import tensor_html
+    return tensor_html(t)
+
+
+_C._set_html_hook(_tensor_html)
+
 __version__ = _C._build_info()["version"]
 
 # PyTorch-style aliases that conflict with nothing
