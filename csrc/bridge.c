@@ -16,6 +16,8 @@
 
 static int numpy_ready = 0;
 PyObject *pf_pandas_hook = NULL;
+/* set from Python: pyframe._display.tensor_html, Jupyter's rich view of a tensor */
+static PyObject *pf_html_hook = NULL;
 
 int pf_numpy_ensure(void)
 {
@@ -756,7 +758,29 @@ static PyObject *py_set_pandas_hook(PyObject *Py_UNUSED(m), PyObject *fn)
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_html_hook(PyObject *Py_UNUSED(m), PyObject *fn)
+{
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "_set_html_hook: expected a callable");
+        return NULL;
+    }
+    Py_XSETREF(pf_html_hook, Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
+/* Jupyter calls _repr_html_; the table is built in Python (formatting, not
+ * arithmetic), and without the hook IPython falls back to repr(). */
+static PyObject *tensor_repr_html(PyObject *self, PyObject *Py_UNUSED(arg))
+{
+    if (pf_html_hook == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyObject_CallOneArg(pf_html_hook, self);
+}
+
 PyMethodDef pf_bridge_methods[] = {
+    {"_repr_html_", (PyCFunction)tensor_repr_html, METH_NOARGS,
+     "an HTML view for Jupyter: shape, dtype, device and a preview of the values"},
     {"__array__", (PyCFunction)(void (*)(void))tensor_array, METH_VARARGS | METH_KEYWORDS,
      "__array__(dtype=None, copy=None): a NumPy array sharing this tensor's memory"},
     {"numpy", (PyCFunction)tensor_numpy, METH_NOARGS,
@@ -779,5 +803,6 @@ PyMethodDef pf_bridge_module_methods[] = {
     {"from_dlpack", py_from_dlpack, METH_O,
      "from_dlpack(x): a tensor sharing the memory of any DLPack producer"},
     {"_set_pandas_hook", py_set_pandas_hook, METH_O, NULL},
+    {"_set_html_hook", py_set_html_hook, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };

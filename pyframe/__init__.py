@@ -42,6 +42,15 @@ def _pandas_to_numpy(obj, op):
 
 _C._set_pandas_hook(_pandas_to_numpy)
 
+
+def _tensor_html(t):
+    # imported on first use: Jupyter's rich view needs NumPy
+    from ._display import tensor_html
+    return tensor_html(t)
+
+
+_C._set_html_hook(_tensor_html)
+
 __version__ = _C._build_info()["version"]
 
 # PyTorch-style aliases that conflict with nothing
@@ -53,7 +62,7 @@ long = int64
 # The model layer loads on first use (pf.nn, pf.layers, pf.optim, ...), so that
 # `import pyframe` costs the extension and autograd's few Python lines only.
 _LAZY_SUBMODULES = ("nn", "layers", "losses", "initializers", "activations", "regularizers",
-                    "data", "optim", "optimizers", "metrics", "saving")
+                    "data", "optim", "optimizers", "metrics", "saving", "callbacks")
 
 
 def __getattr__(name):

@@ -539,3 +539,29 @@ def test_unknown_metric_lists_the_valid_names():
     m = _mlp()
     with pytest.raises(ValueError, match="unknown metric 'acuracy'.*sparse_categorical_accuracy"):
         m.compile(optimizer="adam", loss="mse", metrics=["acuracy"])
+
+
+def test_pandas_categorical_codes_and_nullable_columns():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"size": rng.normal(size=n).astype(np.float32),
+                          "colour": pd.Categorical(rng.choice(["red", "green", "blue"], n)),
+                          "count": pd.array(rng.integers(0, 5, n), dtype="Int64")})
+    y = pd.Series((frame["size"] > 0).astype(np.float32))
+    pf.manual_seed(0)
+    m = pf.Sequential([pf.layers.Dense(1, activation="sigmoid", input_shape=(3,))])
+    m.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+    m.fit(frame, y, epochs=1, verbose=0)
+    # the categorical column enters as its codes, the nullable one as its numbers
+    expected = np.stack([frame["size"].to_numpy(np.float64),
+                         frame["colour"].cat.codes.to_numpy(np.float64),
+                         frame["count"].to_numpy(np.float64)], axis=1)
+    k = np.asarray(m.layers[0].kernel, dtype=np.float64)
+    b = np.asarray(m.layers[0].bias, dtype=np.float64)
+    ref = 1 / (1 + np.exp(-(expected @ k + b)))
+    np.testing.assert_allclose(m.predict(frame, verbose=0), ref, rtol=1e-5, atol=1e-6)
+    missing = frame.copy()
+    missing.loc[3, "count"] = pd.NA
+    with pytest.raises((ValueError, TypeError), match="'count'"):
+        m.fit(missing, y, verbose=0)

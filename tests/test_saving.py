@@ -714,8 +714,8 @@ def _entry(header, name="2.kernel"):
         _entry(h)["data_offsets"][0] + 10 ** 6, _entry(h)["data_offsets"][1] + 10 ** 6])}),
      r"ends at byte \d+ of the data section, which has only"),
     (lambda h: h.pop("0.bias"), r"belong to no tensor|trailing bytes"),
-    (lambda h: h["__metadata__"].update({"pyframe.format": "checkpoint"}),
-     r"unknown pyframe.format 'checkpoint'"),
+    (lambda h: h["__metadata__"].update({"pyframe.format": "notebook"}),
+     r"unknown pyframe.format 'notebook'"),
     (lambda h: h["__metadata__"].update({"pyframe.format_version": "7"}),
      r"written by a newer pyframe \(file format version 7; this pyframe .* reads version 1\)"),
     (lambda h: h["__metadata__"].update({"pyframe.format_version": "one"}),
@@ -901,3 +901,18 @@ def test_namespace_and_lazy_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(pf.__file__)))
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_checkpoint_files_are_told_apart(tmp_path):
+    model = pf.Sequential([pf.layers.Dense(2, input_shape=(3,))])
+    path = str(tmp_path / "ck.safetensors")
+    pf.saving.save_checkpoint(model, path, {"epoch": 1})
+    with pytest.raises(ValueError, match="is a pyframe checkpoint file, not a model"):
+        pf.load_model(path)
+    other = pf.Sequential([pf.layers.Dense(2, input_shape=(3,))])
+    assert pf.saving.load_checkpoint(other, path) == {"epoch": 1}
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.save_weights(path)
+    with pytest.raises(ValueError, match="is a pyframe weights file, not a checkpoint"):
+        pf.saving.load_checkpoint(other, path)

@@ -8,11 +8,13 @@ The architecture is Keras-style JSON in the file's metadata; the tensors are
 safetensors.  Nothing is pickled, and loading never runs code from the file:
 layer classes resolve through pyframe's own layers, classes registered with
 ``@register_serializable()`` and ``custom_objects``."""
-from .saving import save_model, load_model, save_weights, load_weights, FORMAT_VERSION
+from .saving import (save_model, load_model, save_weights, load_weights, save_checkpoint,
+                     load_checkpoint, FORMAT_VERSION)
 from .serialization import (register_serializable, register_keras_serializable,
                             get_registered_object, get_registered_name, custom_object_scope,
                             serialize_layer, deserialize_layer)
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION",
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "save_checkpoint",
+           "load_checkpoint", "FORMAT_VERSION",
            "register_serializable", "register_keras_serializable", "get_registered_object",
            "get_registered_name", "custom_object_scope", "serialize_layer", "deserialize_layer"]

@@ -256,7 +256,7 @@ def load_weights(model, path, strict=True):
     _check_model(model, who)
     _check_bool(strict, "strict", who)
     f = read(path, who)
-    _check_format(f, who, ("model", "weights", None))
+    _check_format(f, who, ("model", "weights", "checkpoint", None))
     weights = _file_weights(f, _optimizer_meta(f, who), who)
     shapes = _json_entry(f, "pyframe.build_shapes", dict, who) or {}
     return _rng_kept(lambda: _assign(model, weights, shapes, strict, False, f.path, who))
@@ -281,10 +281,13 @@ def _check_format(f, who, kinds):
                          "no 'pyframe.format' entry. If it holds tensors named like a model's "
                          "state_dict, build the model in code and call model.load_weights(path)"
                          % (who, f.path))
-    if kind not in ("model", "weights"):
-        raise ValueError("%s: %r has an unknown pyframe.format %r (expected 'model' or 'weights')"
-                         % (who, f.path, kind))
+    if kind not in ("model", "weights", "checkpoint"):
+        raise ValueError("%s: %r has an unknown pyframe.format %r (expected 'model', 'weights' "
+                         "or 'checkpoint')" % (who, f.path, kind))
     if kind not in kinds:
+        if kind == "checkpoint" or "checkpoint" in kinds:
+            raise ValueError("%s: %r is a pyframe %s file, not a %s" % (
+                who, f.path, kind, " or ".join(k for k in kinds if k)))
         raise ValueError("%s: %r holds weights only (written by save_weights), not a model; "
                          "build the model in code and call model.load_weights(path)"
                          % (who, f.path))
@@ -516,6 +519,43 @@ def _restore_optimizer(model, meta, f, who):
     except Exception as e:
         raise ValueError("%s: cannot restore the optimizer state saved in %r: %s: %s"
                          % (who, f.path, type(e).__name__, e)) from e
+
+
+# ------------------------------------------------------------------ training checkpoints
+
+def save_checkpoint(model, path, state):
+    """The training state of a fit in one file: the weights, the optimizer's
+    state and ``state`` (JSON: the epoch, the generator's state...).  Written
+    atomically, as every save.  Used by BackupAndRestore."""
+    who = "save_checkpoint"
+    _check_model(model, who)
+    tensors, aliases, names_by_id = _weight_tensors(model)
+    metadata = _metadata("checkpoint", model, aliases)
+    metadata["pyframe.checkpoint"] = dumps(state)
+    opt = _optimizer_of(model)
+    if opt is not None and opt.param_groups:
+        opt_meta, opt_tensors = _optimizer_payload(opt, names_by_id, tensors, who)
+        tensors.update(opt_tensors)
+        metadata["pyframe.optimizer"] = dumps(opt_meta)
+    write(path, tensors, metadata, who)
+
+
+def load_checkpoint(model, path):
+    """Restore what save_checkpoint wrote into ``model`` (built from the
+    recorded shapes where needed) and its compiled optimizer; returns the
+    saved ``state``.  Everything is checked before the weights change."""
+    who = "load_checkpoint"
+    _check_model(model, who)
+    f = read(path, who)
+    _check_format(f, who, ("checkpoint",))
+    state = _json_entry(f, "pyframe.checkpoint", dict, who, required=True)
+    opt_meta = _optimizer_meta(f, who)
+    weights = _file_weights(f, opt_meta, who)
+    shapes = _json_entry(f, "pyframe.build_shapes", dict, who) or {}
+    _rng_kept(lambda: _assign(model, weights, shapes, True, False, f.path, who))
+    if opt_meta is not None:
+        _restore_optimizer(model, opt_meta, f, who)
+    return state
 
 
 # ------------------------------------------------------------------ helpers

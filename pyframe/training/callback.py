@@ -161,11 +161,13 @@ class CallbackList(Callback):
         self._refresh_batch_hooks()
 
     def _refresh_batch_hooks(self):
-        # A batch hook is worth a Python call only where a callback overrides it.
+        # A batch hook is worth a Python call only where a callback overrides it
+        # (in its class, or on the instance: a LambdaCallback's functions).
         self._batch = {}
         for hook in _BATCH_HOOKS:
             self._batch[hook] = [getattr(cb, hook) for cb in self.callbacks
-                                 if getattr(type(cb), hook) is not getattr(Callback, hook)]
+                                 if hook in cb.__dict__ or
+                                 getattr(type(cb), hook) is not getattr(Callback, hook)]
 
     def wants(self, hook):
         """True when some callback overrides this batch hook."""
@@ -237,6 +239,7 @@ class History(Callback):
         super().__init__()
         self.history = {}
         self.epoch = []
+        self._epochs_of = {}        # key -> the epochs its values belong to (val_ may skip)
 
     def on_train_begin(self, logs=None):
         # A History given to several fits keeps growing, as in Keras.
@@ -247,6 +250,25 @@ class History(Callback):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
+            self._epochs_of.setdefault(k, []).append(epoch)
+
+    def epochs_of(self, key):
+        """The 1-based epochs the values of ``key`` were recorded in (validation
+        metrics skip epochs when validation_freq > 1)."""
+        values = self.history[key]
+        known = self._epochs_of.get(key)
+        if known is None or len(known) != len(values):
+            # filled in by hand: assume the values belong to the last epochs
+            return [e + 1 for e in self.epoch[len(self.epoch) - len(values):]]
+        return [e + 1 for e in known]
+
+    def _repr_html_(self):
+        from .._display import history_html
+        return history_html(self)
+
+    def __repr__(self):
+        return "<History: %d epoch%s of %s>" % (len(self.epoch), "" if len(self.epoch) == 1
+                                                else "s", ", ".join(self.history) or "nothing")
 
     def plot(self, metrics=None, ax=None, figsize=None):
         """Draw each metric (training and ``val_`` curves together) against the
@@ -280,12 +302,11 @@ class History(Callback):
             fig, axes = plt.subplots(1, len(names), squeeze=False,
                                      figsize=figsize or (4.5 * len(names), 3.2))
             axes = axes[0]
-        epochs = [e + 1 for e in self.epoch]
         for a, name in zip(axes, names):
             for key, style in ((name, "-"), ("val_" + name, "--")):
                 values = self.history.get(key)
                 if values and not isinstance(values[0], list):
-                    a.plot(epochs[-len(values):], values, style, marker="o", markersize=3,
+                    a.plot(self.epochs_of(key), values, style, marker="o", markersize=3,
                            label=key)
             a.set_xlabel("epoch")
             a.set_title(name)

@@ -541,17 +541,29 @@ class Trainer:
         batch_end = cbs.wants("on_train_batch_end")
         batch_begin = cbs.wants("on_train_batch_begin")
         cbs.on_train_begin()
-        start = d.pop("_resume_epoch", None)
-        start = initial_epoch if start is None else max(initial_epoch, start)
+        # BackupAndRestore leaves where to resume: an epoch, the batches of it
+        # already done, and the generator's state at the epoch's start and now
+        resume = d.pop("_resume", None) or {}
+        start = max(initial_epoch, resume.get("epoch", 0))
+        skip = resume.get("step", 0) if resume.get("epoch", -1) >= initial_epoch else 0
         epoch_logs = {}
         try:
             for epoch in range(start, epochs):
                 self.reset_metrics()
+                if resume.get("rng_epoch_start") is not None:
+                    _C.set_rng_state(tuple(resume.pop("rng_epoch_start")))
                 cbs.on_epoch_begin(epoch)
                 self.train()
                 logs = None
                 for step, batch in enumerate(self._epoch_batches(data, batch_size, shuffle,
                                                                  steps_per_epoch, cw)):
+                    if skip:
+                        # replay the epoch's order up to the batch where the backup was made
+                        if step < skip:
+                            continue
+                        skip = 0
+                        if resume.get("rng") is not None:
+                            _C.set_rng_state(tuple(resume["rng"]))
                     if batch_begin:
                         cbs.on_train_batch_begin(step)
                     returned = train_step(batch)
