@@ -22,6 +22,7 @@ def _float(t, like):
 
 
 class Loss:
+    _is_keras_loss = True       # the trainer calls it with sample_weight=
     _sparse_targets = False     # targets are class indices, one fewer dimension than y_pred
     def __init__(self, reduction="sum_over_batch_size", name=None):
         if reduction not in ("sum_over_batch_size", "sum", "none", None, "mean"):

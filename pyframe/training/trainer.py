@@ -29,7 +29,7 @@ _ACCURACY_NAMES = ("accuracy", "acc")
 class _CompileState:
     __slots__ = ("optimizer", "loss", "loss_weights", "metric_ids", "weighted_ids",
                  "metrics", "loss_sum", "output_losses", "built", "reg_terms", "given",
-                 "loss_plan")
+                 "loss_plan", "simple")
 
 
 class _Mean:
@@ -75,8 +75,7 @@ def _reduce_loss(value, sample_weight):
 
 
 def _call_loss(fn, y, y_pred, sw):
-    from ..losses import Loss
-    if isinstance(fn, Loss):
+    if getattr(fn, "_is_keras_loss", False):
         return fn(y, y_pred, sample_weight=sw)
     return _reduce_loss(fn(y, y_pred), sw)
 
@@ -314,6 +313,8 @@ class Trainer:
             if multi and fn is not None:
                 state.output_losses.append(_Mean(name + "_loss"))
         state.loss_plan = plan
+        state.simple = len(plan) == 1 and plan[0][0] is None and plan[0][2] is not None \
+            and plan[0][3] == 1.0
         seen = {"loss"} | {m.name for m in state.output_losses}
         for ids, weighted in ((state.metric_ids, False), (state.weighted_ids, True)):
             if ids is None:
@@ -346,9 +347,10 @@ class Trainer:
         if state.reg_terms is None:
             state.reg_terms = [(m, name, reg) for m in self.modules()
                                for name, reg in getattr(m, "_regularized", ())]
-        terms = [reg(getattr(m, name)) for m, name, reg in state.reg_terms
-                 if getattr(m, name) is not None]
-        return terms
+        if not state.reg_terms:
+            return ()
+        return [reg(getattr(m, name)) for m, name, reg in state.reg_terms
+                if getattr(m, name) is not None]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         """The compiled loss (summed over outputs with ``loss_weights``) plus
@@ -359,6 +361,9 @@ class Trainer:
         if y is None:
             raise ValueError("%s: fit/evaluate need targets y; got y=None (give y, or yield "
                              "(x, y) pairs from the dataset)" % _label(self))
+        if state.simple and not self._regularization(state):
+            # one output, weight 1, no penalties: the loss itself
+            return _call_loss(state.loss, y, y_pred, sample_weight)
         outputs = _output_items(y_pred)
         total = None
         tracked = iter(state.output_losses)
@@ -380,14 +385,23 @@ class Trainer:
     def _update_metrics(self, state, y, y_pred, sample_weight, loss):
         n = _batch_len(y_pred)
         state.loss_sum.update(loss, n)
-        if state.metrics:
+        if not state.metrics:
+            return
+        prev = _C._set_grad_enabled(False)
+        try:
+            if state.simple:
+                out = y_pred.detach()
+                for _, _, _, m, weighted in state.metrics:
+                    m.update_state(y, out, sample_weight=sample_weight if weighted else None)
+                return
             outputs = _output_items(y_pred)
-            with _C_no_grad():
-                for full, name, i, m, weighted in state.metrics:
-                    out = outputs[i][1].detach()
-                    sw = _select(sample_weight, name, i, "sample_weight", "fit") \
-                        if weighted else None
-                    m.update_state(_select(y, name, i, "y", "fit"), out, sample_weight=sw)
+            for full, name, i, m, weighted in state.metrics:
+                out = outputs[i][1].detach()
+                sw = _select(sample_weight, name, i, "sample_weight", "fit") \
+                    if weighted else None
+                m.update_state(_select(y, name, i, "y", "fit"), out, sample_weight=sw)
+        finally:
+            _C._set_grad_enabled(prev)
 
     def train_step(self, data):
         """One update on a batch ``data = (x, y, sample_weight)``: forward, loss,
@@ -460,21 +474,6 @@ class Trainer:
                 return p.dtype
         return getattr(self, "_dtype", None) or _C.float32
 
-    def _prepare(self, batch):
-        """Cast floating inputs of another precision to the model's dtype."""
-        x, y, sw = batch
-        dt = self._model_dtype()
-
-        def cast(t):
-            if t.dtype.is_floating_point and t.dtype != dt:
-                return t.astype(dt)
-            return t
-        if isinstance(x, _C.Tensor):
-            x = cast(x)
-        else:
-            x = data_adapter.map_structure(cast, x)
-        return x, y, sw
-
     def _epoch_batches(self, data, batch_size, shuffle, steps, class_weight=None):
         if isinstance(data, data_adapter.StreamData):
             it = data.batches(steps)
@@ -482,11 +481,22 @@ class Trainer:
             it = data.batches(batch_size, shuffle)
             if steps is not None:
                 it = _limit(it, steps)
-        for batch in it:
-            batch = self._prepare(batch)
+        # floating inputs of another precision are cast to the model's dtype (looked
+        # up once per epoch: the model is built by the first batch at the latest)
+        dt = None
+        for x, y, sw in it:
+            if dt is None:
+                dt = self._model_dtype()
+            if isinstance(x, _C.Tensor):
+                if x.dtype != dt and x.dtype.is_floating_point:
+                    x = x.astype(dt)
+            else:
+                x = data_adapter.map_structure(
+                    lambda t: t.astype(dt) if t.dtype.is_floating_point and t.dtype != dt
+                    else t, x)
             if class_weight is not None:
-                batch = (batch[0], batch[1], class_weight(batch[1], batch[2]))
-            yield batch
+                sw = class_weight(y, sw)
+            yield x, y, sw
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
