@@ -67,7 +67,28 @@ def get(identifier):
         if identifier.lower() not in table:
             raise ValueError("unknown regularizer %r; known: l1, l2, l1_l2" % (identifier,))
         return table[identifier.lower()]()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if callable(identifier):
         return identifier
     raise TypeError("regularizer must be a name, a Regularizer or a callable; got %s"
                     % type(identifier).__name__)
+
+
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+
+
+def serialize(regularizer):
+    """``{"class_name": ..., "config": ...}`` for a saved layer config."""
+    if not isinstance(regularizer, Regularizer) or type(regularizer).__name__ not in _CLASSES:
+        raise ValueError("cannot save the regularizer %r: only pf.regularizers L1, L2 and L1L2 "
+                         "are saved with a layer's config" % (regularizer,))
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+
+
+def deserialize(config):
+    cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+    if cls is None or not isinstance(config.get("config", {}), dict):
+        raise ValueError("unknown regularizer config %r; expected {'class_name': 'L1' | 'L2' | "
+                         "'L1L2', 'config': {...}}" % (config,))
+    return cls(**config.get("config", {}))

@@ -916,3 +916,27 @@ def test_checkpoint_files_are_told_apart(tmp_path):
     model.save_weights(path)
     with pytest.raises(ValueError, match="is a pyframe weights file, not a checkpoint"):
         pf.saving.load_checkpoint(other, path)
+
+
+def test_weight_penalties_are_saved_with_the_layers(tmp_path):
+    pf.manual_seed(0)
+    model = pf.Sequential([
+        pf.layers.DepthwiseConv2D(3, depthwise_regularizer=pf.regularizers.L2(0.3),
+                                  input_shape=(6, 6, 2)),
+        pf.layers.Flatten(),
+        pf.layers.Dense(3, kernel_regularizer="l1", bias_regularizer=pf.regularizers.L1L2(0.1, 0.2)),
+    ])
+    path = str(tmp_path / "m.safetensors")
+    model.save(path)
+    again = pf.load_model(path)
+
+    def penalty(m):
+        return sum(float(v) for layer in m.layers for v in layer.losses)
+    ref = 0.3 * (np.asarray(model.layers[0].depthwise_kernel, np.float64) ** 2).sum() + \
+        0.01 * np.abs(np.asarray(model.layers[2].kernel, np.float64)).sum() + \
+        0.1 * np.abs(np.asarray(model.layers[2].bias, np.float64)).sum() + \
+        0.2 * (np.asarray(model.layers[2].bias, np.float64) ** 2).sum()
+    assert penalty(model) == pytest.approx(ref, rel=1e-5)
+    assert penalty(again) == pytest.approx(ref, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown regularizer config"):
+        pf.regularizers.get({"class_name": "L3", "config": {}})

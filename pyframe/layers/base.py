@@ -72,6 +72,15 @@ class Layer(Module):
 
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": str(self._dtype)}
+        # weight penalties travel with the config (kernel -> kernel_regularizer,
+        # depthwise_kernel -> depthwise_regularizer), so a reloaded model trains the same
+        if self._regularized:
+            import inspect
+            accepted = inspect.signature(type(self).__init__).parameters
+            for weight, reg in self._regularized:
+                arg = weight.replace("_kernel", "") + "_regularizer"
+                if arg in accepted:
+                    cfg[arg] = regularizers.serialize(reg)
         if self._input_shape is not None:
             cfg["input_shape"] = list(self._input_shape)
         return cfg
