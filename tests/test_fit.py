@@ -565,3 +565,21 @@ def test_pandas_categorical_codes_and_nullable_columns():
     missing.loc[3, "count"] = pd.NA
     with pytest.raises((ValueError, TypeError), match="'count'"):
         m.fit(missing, y, verbose=0)
+
+
+def test_repeated_fits_leave_no_tensor_behind():
+    import gc
+    x, y = _data(n=120)
+    m = _mlp()
+    m.compile(optimizer="adam", loss=_loss(), metrics=["accuracy"])
+    m.fit(x, y, epochs=2, validation_split=0.2, verbose=0)
+    gc.collect()
+    before = pf.memory_stats()["cpu"]
+    for _ in range(3):
+        m.fit(x, y, epochs=2, validation_split=0.2, verbose=0)
+        m.evaluate(x, y, verbose=0)
+        m.predict(x, verbose=0)
+    gc.collect()
+    after = pf.memory_stats()["cpu"]
+    assert after["live_tensors"] == before["live_tensors"]
+    assert after["live_bytes"] == before["live_bytes"]
