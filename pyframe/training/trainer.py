@@ -12,9 +12,8 @@ accumulate in tensors, and only a callback that reads the batch logs (the
 progress bar when it redraws) turns them into floats.
 
 The training state lives in the instance's ``__dict__`` (``optimizer``,
-``loss``, ``metrics``, ``history``, ``stop_training``), never in class
+``loss``, ``history``, ``stop_training``, ``_compiled``), never in class
 attributes, so a PyTorch model with a submodule called ``loss`` keeps it."""
-import math
 import numbers
 
 import numpy as np
@@ -940,4 +939,3 @@ class _C_no_grad:
         _C._set_grad_enabled(self.prev)
 
 
-del math
