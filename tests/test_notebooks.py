@@ -22,11 +22,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def kernel_env(monkeypatch, extra_path=()):
-    """The kernel inherits the environment: make this checkout importable
-    (whether or not pyframe is installed) and keep the CPU threads few."""
+    """The kernel inherits the environment: make this checkout importable,
+    whether or not pyframe is installed."""
     path = list(extra_path) + [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
 
 
 def execute(nb, cwd, name):
