@@ -10,9 +10,10 @@ Subclass ``Callback`` and override the ``on_*`` hooks for your own.
 """
 from .training.callback import Callback, CallbackList, History, ProgbarLogger
 from .training.backup import BackupAndRestore
+from .training.liveplot import LivePlot
 from .training.callbacks import (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
                                  LearningRateScheduler, CSVLogger, TerminateOnNaN, LambdaCallback)
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
-           "TerminateOnNaN", "LambdaCallback", "BackupAndRestore"]
+           "TerminateOnNaN", "LambdaCallback", "BackupAndRestore", "LivePlot"]

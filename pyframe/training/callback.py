@@ -350,14 +350,19 @@ class ProgbarLogger(Callback):
     def _open(self, desc, total):
         from tqdm.auto import tqdm
         import sys
-        notebook = "notebook" in tqdm.__module__
+        # tqdm.auto's class is defined in tqdm.auto whichever bar it picked: look
+        # for the notebook bar among its bases
+        notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
         if self.interval is None:
             self._interval = 0.5 if notebook else 0.1
         else:
             self._interval = float(self.interval)
-        # delay: an epoch shorter than one redraw interval is drawn once, when it ends
+        # delay: in a terminal, an epoch shorter than one redraw interval is drawn once,
+        # when it ends.  Not in a notebook: there the widget is put in the page only
+        # when the delay runs out, and closing an undisplayed one shows nothing at all.
         self._bar = tqdm(total=total, desc=desc, file=sys.stdout, leave=True, unit="step",
-                         mininterval=0, delay=self._interval, dynamic_ncols=not notebook)
+                         mininterval=0, delay=0 if notebook else self._interval,
+                         dynamic_ncols=not notebook)
         self._pending = 0
         self._last = time.monotonic()
         self._t0 = self._last
