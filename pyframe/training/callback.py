@@ -11,6 +11,7 @@ then a Python float) only when a callback reads them: values leave the
 compute path only when something wants to show them.  Epoch logs are plain
 dicts of floats."""
 import collections.abc
+import sys
 import time
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger"]
@@ -329,9 +330,27 @@ def _fmt(logs):
     return " - ".join(parts)
 
 
+def _bar_class():
+    """(tqdm class, in a notebook?): the widget bar in a Jupyter kernel that has
+    ipywidgets, else the text bar.  (tqdm.auto makes the same choice but warns
+    when a kernel lacks ipywidgets; a missing optional package is not worth a
+    warning on every fit.)"""
+    from tqdm.std import tqdm as text_bar
+    shell = sys.modules.get("IPython")
+    shell = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm as widget_bar
+            return widget_bar, True
+        except ImportError:
+            pass
+    return text_bar, False
+
+
 class ProgbarLogger(Callback):
-    """The progress bar, on ``tqdm.auto`` (a text bar in a terminal, a widget
-    in Jupyter).  Keras's ``verbose``: 1 draws a bar per epoch with the
+    """The progress bar, on tqdm (a text bar in a terminal, a widget in
+    Jupyter when ipywidgets is installed, else a text bar there too).  Keras's ``verbose``: 1 draws a bar per epoch with the
     running loss and metrics, 2 prints one line per epoch, 0 is silent.
 
     Redraws are throttled (``interval`` seconds); only a redraw reads the
@@ -348,11 +367,8 @@ class ProgbarLogger(Callback):
         return 1 if v == "auto" else int(v)
 
     def _open(self, desc, total):
-        from tqdm.auto import tqdm
         import sys
-        # tqdm.auto's class is defined in tqdm.auto whichever bar it picked: look
-        # for the notebook bar among its bases
-        notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
+        tqdm, notebook = _bar_class()
         if self.interval is None:
             self._interval = 0.5 if notebook else 0.1
         else:
