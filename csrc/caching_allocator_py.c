@@ -31,7 +31,7 @@ static int harness_raw_alloc(void *ctx, int device, size_t size, void **ptr, cha
         snprintf(msg, msg_size, "simulated failure of the raw allocator on host:%d", device);
         return PF_CA_ERROR;
     }
-    if (size > h->limit - h->raw_bytes) {
+    if (h->raw_bytes > h->limit || size > h->limit - h->raw_bytes) {
         return PF_CA_OOM;
     }
     /* cudaMalloc's blocks are 256-byte aligned; keep the table's hashing honest */

@@ -365,6 +365,19 @@ def test_out_of_memory_reports_the_size_asked_for():
         h.alloc(2**60)
 
 
+def test_a_budget_below_what_is_held_refuses_new_blocks():
+    h = H()
+    a = h.alloc(4096)
+    h.limit = 1024
+    with pytest.raises(MemoryError, match=r"could not allocate 100 bytes \(100 B, a block of "
+                                          r"512 B\)"):
+        h.alloc(100)
+    h.free(a)
+    assert h.alloc(4000) == a           # a cached block needs no new memory
+    h.limit = None
+    assert h.alloc(100) != 0
+
+
 def test_raw_failures_other_than_oom_pass_through():
     h = H()
     h.fail_with_error = True
