@@ -69,8 +69,8 @@ int pf_device_check_available(pf_device dev, const char *op)
         return 0;
     }
     return PF_ERRI(PyExc_RuntimeError,
-                   "%s: device 'cuda:%d' is not available: this build of pyframe has no CUDA "
-                   "backend (pf.cuda.is_available() is False); use device='cpu'",
+                   "%s: device 'cuda:%d' is not available: pyframe has no CUDA tensors yet "
+                   "(pf.cuda covers devices and memory only); use device='cpu'",
                    op, (int)dev.index);
 }
 

@@ -3,6 +3,7 @@
  * facts that pf.show_config() prints.
  */
 #include "autograd.h"
+#include "cuda_backend.h"
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -159,6 +160,8 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_bench_methods) < 0 ||
         PyModule_AddFunctions(m, pf_optim_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_autograd_module_methods) < 0 || pf_autograd_init(m) < 0 ||
+        PyModule_AddFunctions(m, pf_cuda_module_methods) < 0 ||
+        pf_caching_allocator_harness_init(m) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DIMS", PF_MAX_DIMS) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -97,7 +97,7 @@ extern PyTypeObject PfDevice_Type;
 PyObject *pf_device_new(pf_device dev);
 /* Parse "cpu", "cuda", "cuda:1", pf.device(...); -1 with an error naming op. */
 int pf_device_from_object(PyObject *obj, const char *op, pf_device *out);
-/* Only the CPU backend exists in this build: a CUDA device raises. */
+/* Tensors live on the CPU only, so far: a CUDA device raises. */
 int pf_device_check_available(pf_device dev, const char *op);
 int pf_device_init(PyObject *module);
 

@@ -61,8 +61,9 @@ long = int64
 
 # The model layer loads on first use (pf.nn, pf.layers, pf.optim, ...), so that
 # `import pyframe` costs the extension and autograd's few Python lines only.
+# pf.cuda too, and it loads the CUDA library only when one of its functions needs it.
 _LAZY_SUBMODULES = ("nn", "layers", "losses", "initializers", "activations", "regularizers",
-                    "data", "optim", "optimizers", "metrics", "saving", "callbacks")
+                    "data", "optim", "optimizers", "metrics", "saving", "callbacks", "cuda")
 
 
 def __getattr__(name):

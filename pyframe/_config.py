@@ -5,12 +5,9 @@ from . import _C
 
 
 def _cuda_status():
-    # The CUDA backend is a separate shared object, loaded only when asked for.
-    try:
-        from . import cuda  # noqa: F401
-    except ImportError:
-        return False, "not built (no CUDA backend in this install)"
-    return cuda.is_available(), cuda.status()
+    # The CUDA backend is a separate shared object: asking loads it (once).
+    from . import cuda
+    return cuda.is_available(), cuda.status(), cuda.device_count()
 
 
 def config():
@@ -23,12 +20,13 @@ def config():
     if np is None:
         import numpy as np
     info["numpy"] = np.__version__
-    info["cuda_available"], info["cuda"] = _cuda_status()
+    info["cuda_available"], info["cuda"], info["cuda_device_count"] = _cuda_status()
     return info
 
 
 def show_config():
-    """Print the version, BLAS library and core, thread counts, SIMD level and CUDA status."""
+    """Print the version, BLAS library and core, thread counts, SIMD level, and the CUDA
+    devices or the reason there are none."""
     c = config()
     lines = [
         ("pyframe", c["version"]),
@@ -39,7 +37,7 @@ def show_config():
         ("threads", "%d (pyframe kernels), %d (OpenBLAS)" % (c["num_threads"], c["blas_threads"])),
         ("OpenMP", c["openmp"]),
         ("SIMD", "%s in use (build baseline %s)" % (c["simd"], c["simd_baseline"])),
-        ("CUDA", "available" if c["cuda_available"] else c["cuda"]),
+        ("CUDA", c["cuda"]),
         ("compiler", c["compiler"]),
         ("sanitizers", "on" if c["sanitize"] else "off"),
     ]

@@ -1,0 +1,181 @@
+"""pf.cuda: CUDA devices and the memory of pyframe's caching device allocator.
+
+The CUDA backend is a separate shared library, ``pyframe/libpyframe_cuda.so``,
+built where nvcc was found.  Neither ``import pyframe`` nor ``import
+pyframe.cuda`` loads it: the first call below that needs it does, once per
+process.  When CUDA cannot be used -- the library was not built or failed to
+load, there is no driver, or no device -- ``is_available()`` is False,
+``device_count()`` is 0, ``status()`` says why, and every other function
+raises RuntimeError naming itself and that reason.
+
+    import pyframe as pf
+    if pf.cuda.is_available():
+        print(pf.cuda.get_device_name(0), pf.cuda.memory_allocated())
+    else:
+        print(pf.cuda.status())
+
+Devices are given as an index, ``"cuda:N"``, a ``pf.device``, or None for the
+current device.
+"""
+from collections import namedtuple
+
+from . import _C
+
+__all__ = [
+    "is_available", "device_count", "status", "current_device", "set_device",
+    "get_device_name", "get_device_capability", "get_device_properties", "DeviceProperties",
+    "synchronize", "mem_get_info", "memory_allocated", "memory_reserved",
+    "max_memory_allocated", "max_memory_reserved", "reset_peak_memory_stats", "memory_stats",
+    "empty_cache",
+]
+
+DeviceProperties = namedtuple(
+    "DeviceProperties", ["name", "total_memory", "major", "minor", "multi_processor_count"])
+DeviceProperties.__doc__ = ("A CUDA device: its name, memory in bytes, compute capability "
+                            "(major, minor) and number of streaming multiprocessors (SMs).")
+
+
+def _device_index(device, caller):
+    """The device ordinal that `device` names (None and "cuda": the current device)."""
+    if device is None or (isinstance(device, str) and device == "cuda"):
+        return _C._cuda_current_device(caller)
+    if isinstance(device, bool):
+        raise TypeError(f"{caller}: device must be an int, 'cuda:N', a pf.device or None; "
+                        f"got bool")
+    if isinstance(device, int):
+        return device
+    if isinstance(device, (str, _C.device)):
+        d = _C.device(device) if isinstance(device, str) else device
+        if d.type != "cuda":
+            raise ValueError(f"{caller}: expected a CUDA device; got '{d}'")
+        return d.index
+    raise TypeError(f"{caller}: device must be an int, 'cuda:N', a pf.device or None; "
+                    f"got {type(device).__name__}")
+
+
+def _gib(nbytes):
+    return "%.1f GiB" % (nbytes / 2**30)
+
+
+def _version(v):
+    return "%d.%d" % (v // 1000, v % 1000 // 10)
+
+
+def is_available():
+    """True when the CUDA backend is built, loads, finds a driver and at least one device."""
+    return _C._cuda_status()["available"]
+
+
+def device_count():
+    """The number of visible CUDA devices; 0 when CUDA is unavailable (see status())."""
+    return _C._cuda_status()["device_count"]
+
+
+def status():
+    """One line: the devices when CUDA is available, otherwise why it is not."""
+    s = _C._cuda_status()
+    if not s["available"]:
+        return s["reason"]
+    devices = []
+    for i in range(s["device_count"]):
+        p = get_device_properties(i)
+        devices.append(f"cuda:{i} {p.name} (sm_{p.major}{p.minor}, "
+                       f"{p.multi_processor_count} SMs, {_gib(p.total_memory)})")
+    n = s["device_count"]
+    return (f"{n} device{'s' if n != 1 else ''}: {'; '.join(devices)} "
+            f"[CUDA runtime {_version(s['runtime_version'])}, driver supports "
+            f"{_version(s['driver_version'])}]")
+
+
+def current_device():
+    """The index of the calling thread's current CUDA device."""
+    return _C._cuda_current_device("pf.cuda.current_device")
+
+
+def set_device(device):
+    """Make `device` the calling thread's current CUDA device."""
+    caller = "pf.cuda.set_device"
+    _C._cuda_set_device(caller, _device_index(device, caller))
+
+
+def get_device_properties(device=None):
+    """The DeviceProperties of `device` (default: the current device)."""
+    caller = "pf.cuda.get_device_properties"
+    p = _C._cuda_device_properties(caller, _device_index(device, caller))
+    return DeviceProperties(p["name"], p["total_memory"], p["capability"][0],
+                            p["capability"][1], p["multi_processor_count"])
+
+
+def get_device_name(device=None):
+    """The name of `device`, e.g. 'NVIDIA H100 80GB HBM3'."""
+    caller = "pf.cuda.get_device_name"
+    return _C._cuda_device_properties(caller, _device_index(device, caller))["name"]
+
+
+def get_device_capability(device=None):
+    """The compute capability of `device` as (major, minor): (9, 0) for an H100."""
+    caller = "pf.cuda.get_device_capability"
+    return _C._cuda_device_properties(caller, _device_index(device, caller))["capability"]
+
+
+def synchronize(device=None):
+    """Wait until all work queued on `device` has finished."""
+    caller = "pf.cuda.synchronize"
+    _C._cuda_synchronize(caller, _device_index(device, caller))
+
+
+def mem_get_info(device=None):
+    """(free, total) bytes of `device`, as the driver counts them (all processes)."""
+    caller = "pf.cuda.mem_get_info"
+    return _C._cuda_mem_get_info(caller, _device_index(device, caller))
+
+
+def _stats(device, caller):
+    return _C._cuda_memory_stats(caller, _device_index(device, caller))
+
+
+def memory_stats(device=None):
+    """The caching allocator's counters for `device`, as a dict.
+
+    allocated_bytes (in blocks held by tensors), reserved_bytes (held from
+    cudaMalloc: allocated + cached), cached_bytes, their peaks, and the counts
+    of allocations, frees, cache hits, cudaMalloc/cudaFree calls, retries after
+    releasing the cache, and out-of-memory failures.
+    """
+    return _stats(device, "pf.cuda.memory_stats")
+
+
+def memory_allocated(device=None):
+    """Bytes of `device` memory in blocks handed out by the caching allocator."""
+    return _stats(device, "pf.cuda.memory_allocated")["allocated_bytes"]
+
+
+def memory_reserved(device=None):
+    """Bytes of `device` memory the caching allocator holds (handed out or cached)."""
+    return _stats(device, "pf.cuda.memory_reserved")["reserved_bytes"]
+
+
+def max_memory_allocated(device=None):
+    """The peak of memory_allocated(device) since start or reset_peak_memory_stats()."""
+    return _stats(device, "pf.cuda.max_memory_allocated")["peak_allocated_bytes"]
+
+
+def max_memory_reserved(device=None):
+    """The peak of memory_reserved(device) since start or reset_peak_memory_stats()."""
+    return _stats(device, "pf.cuda.max_memory_reserved")["peak_reserved_bytes"]
+
+
+def reset_peak_memory_stats(device=None):
+    """Start the peaks of `device` again from the current values."""
+    caller = "pf.cuda.reset_peak_memory_stats"
+    _C._cuda_reset_peak_memory_stats(caller, _device_index(device, caller))
+
+
+def empty_cache():
+    """Return the cached blocks of every device to CUDA; returns the bytes released.
+
+    Memory held by live tensors stays; other processes can then use what was
+    cached.  The allocator also does this by itself, once, before it reports
+    out of memory.
+    """
+    return _C._cuda_empty_cache("pf.cuda.empty_cache")
