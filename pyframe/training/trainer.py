@@ -187,6 +187,11 @@ def _check_fraction(op, name, value):
         raise ValueError("%s: %s must be a number in [0, 1); got %r" % (op, name, value))
 
 
+def _check_verbose(op, verbose):
+    if verbose not in ("auto", 0, 1, 2):
+        raise ValueError("%s: verbose must be 'auto', 0, 1 or 2; got %r" % (op, verbose))
+
+
 def _check_positive_int(op, name, value, allow_none=True):
     if value is None and allow_none:
         return
@@ -517,8 +522,7 @@ class Trainer:
         _check_positive_int(op, "validation_batch_size", validation_batch_size)
         _check_positive_int(op, "validation_freq", validation_freq, allow_none=False)
         _check_fraction(op, "validation_split", validation_split)
-        if verbose not in ("auto", 0, 1, 2):
-            raise ValueError("%s: verbose must be 'auto', 0, 1 or 2; got %r" % (op, verbose))
+        _check_verbose(op, verbose)
         if not isinstance(initial_epoch, numbers.Integral) or not 0 <= initial_epoch:
             raise ValueError("%s: initial_epoch must be an integer >= 0; got %r"
                              % (op, initial_epoch))
@@ -622,21 +626,27 @@ class Trainer:
         cbs.on_test_end(out)
         return out
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
-        """The loss and metrics over the data: a float when there are no
-        metrics, else a list in ``metrics_names`` order (or a dict)."""
-        op = "%s.evaluate" % _label(self)
-        self._compile_state("evaluate")
+    def _loop_setup(self, what, x, y, sample_weight, batch_size, steps, verbose, callbacks):
+        """evaluate's and predict's shared start: checked arguments, the data
+        adapter and the callbacks."""
+        op = "%s.%s" % (_label(self), what)
         _check_positive_int(op, "batch_size", batch_size)
         _check_positive_int(op, "steps", steps)
-        if verbose not in ("auto", 0, 1, 2):
-            raise ValueError("%s: verbose must be 'auto', 0, 1 or 2; got %r" % (op, verbose))
+        _check_verbose(op, verbose)
         batch_size = batch_size or 32
         data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, op=op)
         cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
                            steps=steps or data.num_batches(batch_size),
                            verbose=1 if verbose == "auto" else verbose)
+        return data, cbs, batch_size
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """The loss and metrics over the data: a float when there are no
+        metrics, else a list in ``metrics_names`` order (or a dict)."""
+        self._compile_state("evaluate")
+        data, cbs, batch_size = self._loop_setup("evaluate", x, y, sample_weight, batch_size,
+                                                 steps, verbose, callbacks)
         was_training = self.training
         try:
             logs = self._evaluate_data(data, batch_size, steps, cbs)
@@ -648,15 +658,8 @@ class Trainer:
         """The model's outputs over ``x``, batch by batch, as NumPy arrays
         (a list or dict of them for several outputs)."""
         op = "%s.predict" % _label(self)
-        _check_positive_int(op, "batch_size", batch_size)
-        _check_positive_int(op, "steps", steps)
-        if verbose not in ("auto", 0, 1, 2):
-            raise ValueError("%s: verbose must be 'auto', 0, 1 or 2; got %r" % (op, verbose))
-        batch_size = batch_size or 32
-        data = data_adapter.adapt(x, None, None, batch_size=batch_size, op=op)
-        cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
-                           steps=steps or data.num_batches(batch_size),
-                           verbose=1 if verbose == "auto" else verbose)
+        data, cbs, batch_size = self._loop_setup("predict", x, None, None, batch_size, steps,
+                                                 verbose, callbacks)
         was_training = self.training
         self.eval()
         parts = []
