@@ -54,11 +54,7 @@ def save_model(model, path, include_optimizer=True):
     if compile_config is not None:
         metadata["pyframe.compile_config"] = dumps(compile_config)
     if include_optimizer:
-        opt = _optimizer_of(model)
-        if opt is not None and opt.param_groups:
-            opt_meta, opt_tensors = _optimizer_payload(opt, names_by_id, tensors, who)
-            tensors.update(opt_tensors)
-            metadata["pyframe.optimizer"] = dumps(opt_meta)
+        _add_optimizer(model, tensors, metadata, names_by_id, who)
     write(path, tensors, metadata, who)
 
 
@@ -127,6 +123,15 @@ def _optimizer_of(model):
     if opt is None:
         opt = model.__dict__.get("optimizer")
     return opt if hasattr(opt, "state_dict") and hasattr(opt, "param_groups") else None
+
+
+def _add_optimizer(model, tensors, metadata, names_by_id, who):
+    """The compiled optimizer's state, if it has any, into the file's tensors and metadata."""
+    opt = _optimizer_of(model)
+    if opt is not None and opt.param_groups:
+        opt_meta, opt_tensors = _optimizer_payload(opt, names_by_id, tensors, who)
+        tensors.update(opt_tensors)
+        metadata["pyframe.optimizer"] = dumps(opt_meta)
 
 
 def _optimizer_payload(opt, names_by_id, weights, who):
@@ -532,11 +537,7 @@ def save_checkpoint(model, path, state):
     tensors, aliases, names_by_id = _weight_tensors(model)
     metadata = _metadata("checkpoint", model, aliases)
     metadata["pyframe.checkpoint"] = dumps(state)
-    opt = _optimizer_of(model)
-    if opt is not None and opt.param_groups:
-        opt_meta, opt_tensors = _optimizer_payload(opt, names_by_id, tensors, who)
-        tensors.update(opt_tensors)
-        metadata["pyframe.optimizer"] = dumps(opt_meta)
+    _add_optimizer(model, tensors, metadata, names_by_id, who)
     write(path, tensors, metadata, who)
 
 
