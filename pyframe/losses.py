@@ -6,6 +6,7 @@ differentiable with respect to y_pred."""
 from . import _C
 
 _EPS = 1e-7
+_NO_INDEX = -(2 ** 63)      # an ignore_index no label can hold
 
 
 def _t(x, like=None):
@@ -43,7 +44,10 @@ class Loss:
                 and y_pred.shape[-1] == 1 and tuple(y_true.shape) == tuple(y_pred.shape)[:-1]:
             # labels (N,) against one output column (N, 1): Keras lines them up
             y_true = y_true.unsqueeze(-1)
-        per = self.call(y_true, y_pred)          # one value per sample (or per element)
+        return self._reduce(self.call(y_true, y_pred), sample_weight)
+
+    def _reduce(self, per, sample_weight):
+        """Per-sample (or per-element) values -> the loss, with sample weights."""
         if sample_weight is not None:
             sw = _float(_t(sample_weight), per)
             if sw.ndim > per.ndim or tuple(sw.shape) != tuple(per.shape)[:sw.ndim]:
@@ -211,6 +215,20 @@ class SparseCategoricalCrossentropy(Loss):
             raise ValueError("%s: integer labels of shape %s do not match predictions of shape %s "
                              "(labels need the predictions' shape without the class axis)"
                              % (self.name, tuple(y_true.shape), tuple(y_pred.shape)))
+        if self.from_logits and self.ignore_class is None and y_pred.ndim == 2 \
+                and y_pred.dtype.is_floating_point:
+            # the fused kernel: log-softmax and the pick in one pass; it checks the labels
+            # itself (no min/max read back), and no label can equal this ignore_index
+            try:
+                if sample_weight is None and self.reduction == "sum_over_batch_size":
+                    return _C.cross_entropy(y_pred, y_true, ignore_index=_NO_INDEX)
+                per = _C.cross_entropy(y_pred, y_true, ignore_index=_NO_INDEX, reduction="none")
+            except IndexError as e:
+                # the kernel's message, in this loss's words (it has no ignore_index)
+                msg = str(e).split(" or equal ignore_index")[0].replace("cross_entropy: ", "")
+                raise IndexError("%s: %s" % (self.name, msg.replace("target", "label"))) \
+                    from None
+            return self._reduce(per, sample_weight)
         k = y_pred.shape[-1]
         valid = None
         if self.ignore_class is not None:

@@ -32,27 +32,33 @@ class _CompileState:
 
 
 class _Mean:
-    """Running mean of a scalar tensor, weighted by batch size (the loss trackers)."""
+    """Running mean of a scalar tensor, weighted by batch size (the loss
+    trackers).  A batch costs a detach and two appends; the sum is formed
+    only when the value is read (a progress-bar redraw, the epoch's end)."""
 
-    __slots__ = ("name", "total", "count")
+    __slots__ = ("name", "values", "sizes", "count")
 
     def __init__(self, name):
         self.name = name
         self.reset_state()
 
     def reset_state(self):
-        self.total = None
-        self.count = 0
+        self.values, self.sizes, self.count = [], [], 0
 
     def update(self, value, n):
-        v = value.detach().astype(_C.float64) * n
-        self.total = v if self.total is None else self.total + v
+        self.values.append(value.detach())
+        self.sizes.append(n)
         self.count += n
 
     def result(self):
-        if self.total is None:
+        if not self.count:
             return _C.tensor(float("nan"))
-        return self.total / self.count
+        if len(self.values) > 1 or self.values[0].dtype != _C.float64:
+            # fold what was read once (in float64), so later reads do not redo the epoch
+            stacked = _C.stack([v.astype(_C.float64) for v in self.values])
+            total = (stacked * _C.tensor(self.sizes, dtype=_C.float64)).sum()
+            self.values, self.sizes = [total / self.count], [self.count]
+        return self.values[0].astype(_C.float64)
 
 
 def _label(model):
