@@ -623,11 +623,14 @@ static PyObject *fresh_output(PyObject *o, PyObject *frozen)
 PyObject *pf_ag_custom_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames)
 {
+    Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (pf_dispatch_devices(pf_ops[op].name, args, total) < 0) {
+        return NULL;
+    }
     if (pf_ops[op].flags & PF_F_C) {
         /* a composite: the ops its binding calls record themselves */
         return fn(m, args, nargs, kwnames);
     }
-    Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
     int inplace = is_inplace_op(op);
     if (!pf_grad_enabled() || !pf_ag_args_need_grad(args, total)) {
         return fn(m, args, nargs, kwnames);
