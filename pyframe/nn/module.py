@@ -487,9 +487,6 @@ class Module(Trainer):
     def bfloat16(self):
         return self.to(_C.bfloat16)
 
-    def cpu(self):
-        return self
-
     # ------------------------------------------------------------ display
 
     def extra_repr(self):
