@@ -177,6 +177,8 @@ def test_no_gpu_module_to_leaves_the_model_unchanged():
     with pytest.raises(RuntimeError, match=r"^Linear '.*'\.to: CUDA is not available"):
         lin.to(device="cuda")
     assert lin.cpu() is lin and lin.weight.device == "cpu"
+    w = lin.weight
+    assert lin.to("cpu") is lin and lin.weight is w
 
 
 @no_gpu
@@ -190,6 +192,16 @@ def test_no_gpu_memory_stats_list_only_the_cpu():
 
 def _fake(shape=(2, 3), dtype="float32", index=0):
     return _C._fake_cuda_tensor(shape, dtype, index)
+
+
+def _dev(shape=(2, 3), dtype="float32", index=0):
+    """A device tensor: a real one where CUDA works, else a fake one (for the checks that
+    must refuse it before reading its memory, which hold for both)."""
+    if not CUDA:
+        return _fake(shape, dtype, index)
+    if index >= pf.cuda.device_count():
+        pytest.skip("needs %d CUDA devices" % (index + 1))
+    return pf.ones(shape, dtype=dtype, device="cuda:%d" % index)
 
 
 @fake
@@ -235,18 +247,16 @@ def _op_calls():
 OP_CALLS = _op_calls()
 
 
-@fake
 @pytest.mark.parametrize("name,call", OP_CALLS, ids=[n for n, _ in OP_CALLS])
 def test_every_op_raises_for_a_device_tensor(name, call):
-    x = _fake((2, 3))
+    x = _dev((2, 3))
     with pytest.raises(NotImplementedError, match=no_kernel(name)):
         call(x)
 
 
-@fake
 @pytest.mark.parametrize("name", [r["name"] for r in _C._op_table() if r["nin"] >= 2])
 def test_every_binary_op_names_both_devices(name):
-    x, c = _fake((2, 3)), pf.ones((2, 3))
+    x, c = _dev((2, 3)), pf.ones((2, 3))
     nin = {r["name"]: r["nin"] for r in _C._op_table()}[name]
     fn = getattr(_C, name)
     with pytest.raises(RuntimeError, match="^" + re.escape(name) + r": tensors on cpu and "
@@ -254,9 +264,8 @@ def test_every_binary_op_names_both_devices(name):
         fn(*([c] + [x] * (nin - 1)))
 
 
-@fake
 def test_operators_methods_and_mixing():
-    x, c = _fake((2, 3)), pf.ones((2, 3))
+    x, c = _dev((2, 3)), pf.ones((2, 3))
     cases = [
         (lambda: x + 1, NotImplementedError, no_kernel("add")),
         (lambda: 2 * x, NotImplementedError, no_kernel("multiply")),
@@ -270,7 +279,6 @@ def test_operators_methods_and_mixing():
          r"^add: tensors on cpu and cuda:0; move them to one device with \.to\(\.\.\.\)"),
         (lambda: x + c, RuntimeError, r"^add: tensors on cuda:0 and cpu; move them"),
         (lambda: c - x, RuntimeError, r"^subtract: tensors on cpu and cuda:0"),
-        (lambda: x * _fake(index=1), RuntimeError, r"^multiply: tensors on cuda:0 and cuda:1"),
         (lambda: pf.concatenate([c, x]), RuntimeError, r"^concatenate: tensors on cpu and cuda:0"),
         (lambda: pf.stack([x, x]), NotImplementedError, no_kernel("stack")),
         (lambda: pf.where(c > 0, x, c), RuntimeError, r"^where: tensors on cpu and cuda:0"),
@@ -287,7 +295,7 @@ def test_operators_methods_and_mixing():
          no_kernel("Tensor.__getitem__", "advanced indexing (an index that is a tensor, list "
                                          "or array)")),
         (lambda: x[x > 0], NotImplementedError, no_kernel("greater")),
-        (lambda: c[_fake((1,), pf.int64)], RuntimeError,
+        (lambda: c[_dev((1,), pf.int64)], RuntimeError,
          r"^Tensor\.__getitem__: the tensor is on cpu and an index tensor on cuda:0; move the "
          r"index to the cpu with \.cpu\(\)"),
     ]
@@ -296,9 +304,15 @@ def test_operators_methods_and_mixing():
             fn()
 
 
-@fake
+def test_two_cuda_devices_in_one_op():
+    x, y = _dev((2, 3), index=0), _dev((2, 3), index=1)
+    with pytest.raises(RuntimeError, match=r"^multiply: tensors on cuda:0 and cuda:1; move "
+                                           r"them to one device"):
+        x * y
+
+
 def test_host_memory_exports_refuse_with_type_error():
-    x = _fake((2, 3))
+    x = _dev((2, 3))
     msg = r"this tensor is on cuda:0; NumPy and the buffer protocol read host memory only, " \
           r"so copy it to the cpu with \.cpu\(\) first \(np\.asarray\(t\.cpu\(\)\)\)"
     for fn in [lambda: np.asarray(x), lambda: np.array(x), lambda: np.asarray(x.T),
@@ -622,7 +636,7 @@ def test_module_to_cuda_keeps_parameters():
         assert p.device == "cuda:0" and p.requires_grad
     for _, b in net.named_buffers():
         assert b.device == "cuda:0"
-    net.to("cpu")
+    assert net.cpu() is net
     for p, v in zip(net.parameters(), values):
         assert p.device == "cpu" and np.array_equal(np.asarray(p.detach()), v)
     lazy = pf.Sequential([pf.layers.Dense(2)]).to("cuda")
