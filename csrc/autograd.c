@@ -242,6 +242,7 @@ static void meta_of(pf_meta *m, const PfTensor *t)
 {
     m->ndim = t->ndim;
     m->dtype = t->dtype;
+    m->device = t->storage->device;
     memcpy(m->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
 }
 
@@ -623,11 +624,14 @@ static PyObject *fresh_output(PyObject *o, PyObject *frozen)
 PyObject *pf_ag_custom_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames)
 {
+    Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (pf_dispatch_devices(pf_ops[op].name, args, total) < 0) {
+        return NULL;
+    }
     if (pf_ops[op].flags & PF_F_C) {
         /* a composite: the ops its binding calls record themselves */
         return fn(m, args, nargs, kwnames);
     }
-    Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
     int inplace = is_inplace_op(op);
     if (!pf_grad_enabled() || !pf_ag_args_need_grad(args, total)) {
         return fn(m, args, nargs, kwnames);
@@ -1117,12 +1121,7 @@ static int engine_node_feeds(engine *e, const sink *s, PfNode *n)
 
 static PyObject *zeros_for(const pf_meta *m)
 {
-    PfTensor *z = pf_tensor_empty(m->ndim, m->shape, m->dtype, (pf_device){PF_DEV_CPU, 0},
-                                  "backward");
-    if (z != NULL) {
-        memset(z->storage->data, 0, z->storage->nbytes);
-    }
-    return (PyObject *)z;
+    return (PyObject *)pf_tensor_zeros(m->ndim, m->shape, m->dtype, m->device, "backward");
 }
 
 static int engine_run_node(engine *e, const sink *s, PfNode *n, int retain_graph)
@@ -1384,8 +1383,11 @@ static PyObject *make_root_grads(PyObject *roots, PyObject *given, const char *o
                 Py_CLEAR(out);
                 break;
             }
-            if (vt->dtype != t->dtype) {
-                PyObject *c = (PyObject *)pf_tensor_copy_as(vt, t->dtype, op);
+            if (vt->dtype != t->dtype ||
+                !pf_device_eq(vt->storage->device, t->storage->device)) {
+                /* the gradient on the root's device, in its dtype */
+                PyObject *c = (PyObject *)pf_tensor_to_device(vt, t->storage->device, t->dtype,
+                                                              op);
                 Py_DECREF(v);
                 v = c;
                 if (v == NULL) {

@@ -36,12 +36,14 @@ enum {
     PF_NODE_KINDS
 };
 
-/* Shape and dtype of a node input or output: enough to make zeros of it
-   and to sum a broadcast gradient back to it. */
+/* Shape, dtype and device of a node input or output: enough to make zeros
+   of it and to bring a gradient back to it (summed over broadcast axes,
+   cast, copied to its device).  Zero-initialised, a meta is on the cpu. */
 typedef struct {
     int64_t shape[PF_MAX_DIMS];
     int ndim;
     pf_dtype dtype;
+    pf_device device;
 } pf_meta;
 
 /* Where an input came from: its grad_fn and output_nr, or (nr -1) the leaf

@@ -163,20 +163,16 @@ PyObject *pf_astype(PyObject *t, pf_dtype d)
 
 PyObject *pf_zeros_meta(const pf_meta *m)
 {
-    PfTensor *z = pf_tensor_empty(m->ndim, m->shape, m->dtype, (pf_device){PF_DEV_CPU, 0},
-                                  "backward");
-    if (z != NULL) {
-        memset(z->storage->data, 0, z->storage->nbytes);
-    }
-    return (PyObject *)z;
+    return (PyObject *)pf_tensor_zeros(m->ndim, m->shape, m->dtype, m->device, "backward");
 }
 
 PyObject *pf_zeros_like_t(PyObject *t)
 {
-    pf_meta m;
+    pf_meta m = {0};
     PfTensor *x = (PfTensor *)t;
     m.ndim = x->ndim;
     m.dtype = x->dtype;
+    m.device = x->storage->device;
     memcpy(m.shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     return pf_zeros_meta(&m);
 }
@@ -258,6 +254,12 @@ PyObject *pf_sum_to(PyObject *g, const pf_meta *m)
                 Py_SETREF(r, pf_reshape(r, m->shape, m->ndim));
             }
         }
+    }
+    if (r != NULL && !pf_device_eq(((PfTensor *)r)->storage->device, m->device)) {
+        /* the input crossed devices (x.to("cuda")): its gradient crosses back, cast on the
+           cpu side of the copy */
+        pf_dtype d = pf_is_float(m->dtype) ? m->dtype : ((PfTensor *)r)->dtype;
+        Py_SETREF(r, (PyObject *)pf_tensor_to_device((PfTensor *)r, m->device, d, "backward"));
     }
     if (r != NULL && ((PfTensor *)r)->dtype != m->dtype && pf_is_float(m->dtype)) {
         Py_SETREF(r, pf_astype(r, m->dtype));

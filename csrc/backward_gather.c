@@ -101,7 +101,7 @@ PyObject *pf_bw_arange(int64_t start, int64_t count)
 
 PyObject *pf_bw_zeros(pf_arena *A, const int64_t *shape, int ndim, pf_dtype dtype)
 {
-    pf_meta m;
+    pf_meta m = {0};
     m.ndim = ndim;
     m.dtype = dtype;
     memcpy(m.shape, shape, sizeof(int64_t) * (size_t)ndim);

@@ -550,7 +550,7 @@ static int ein_expand(const ein_term *t, int q, int E, const char *ell, char *ds
 /* A constant of g's dtype: ones(size), or eye(size) when `eye` (filled through a flat view) */
 static PyObject *ein_const(pf_arena *A, PyObject *g, int64_t size, int eye)
 {
-    pf_meta m;
+    pf_meta m = {0};
     m.ndim = eye ? 2 : 1;
     m.shape[0] = m.shape[1] = size;
     m.dtype = ((PfTensor *)g)->dtype;

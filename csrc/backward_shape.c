@@ -527,7 +527,7 @@ static int bw_pad(PfNode *n, PyObject **gout, PyObject **gin)
     int per_side = want_c && pf_numel(n->in_meta[cs].shape, n->in_meta[cs].ndim) != 1;
     PyObject *pw = pf_keep(A, pf_bw_arg(n, names_pad, v, 1));
     /* x's meta comes from its slot; without one (a list) it cannot want a gradient */
-    pf_meta xm_;
+    pf_meta xm_ = {0};
     const pf_meta *xm = &xm_;
     if (xs >= 0) {
         xm = &n->in_meta[xs];

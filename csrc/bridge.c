@@ -1,7 +1,9 @@
 /*
  * bridge.c -- zero-copy exchange with NumPy and other libraries: the buffer
  * protocol (export and release, with an export count that blocks resizes),
- * __array_interface__, __array__, DLPack both ways, and from_numpy.
+ * __array_interface__, __array__, DLPack both ways, and from_numpy; for
+ * CUDA tensors __cuda_array_interface__ and DLPack on kDLCUDA, while every
+ * host-memory export refuses them with TypeError (call .cpu() first).
  *
  * NumPy is imported lazily, on the first exchange, so that `import pyframe`
  * does not pay for it.
@@ -9,7 +11,7 @@
  * Negative strides are kept, not copied: a tensor's strides are signed and
  * its storage starts at the lowest address the view touches.
  */
-#include "pyframe.h"
+#include "cuda_backend.h"
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #define PY_ARRAY_UNIQUE_SYMBOL pf_ARRAY_API
 #include <numpy/arrayobject.h>
@@ -133,7 +135,7 @@ static PyArray_Descr *descr_for(pf_dtype d, const char *op)
  */
 static PfTensor *wrap_foreign(char *ptr, int ndim, const int64_t *shape, const int64_t *strides,
                               pf_dtype dtype, int readonly, PyObject *owner,
-                              pf_release_fn release, void *release_ctx)
+                              pf_release_fn release, void *release_ctx, pf_device dev)
 {
     int64_t isz = pf_dtypes[dtype].itemsize;
     int64_t lo = 0, hi = 0, empty = 0;
@@ -153,7 +155,7 @@ static PfTensor *wrap_foreign(char *ptr, int ndim, const int64_t *shape, const i
         lo = hi = 0;
     }
     size_t nbytes = empty ? 0 : (size_t)((hi - lo + 1) * isz);
-    pf_storage *s = pf_storage_foreign(ptr + lo * isz, nbytes, owner, readonly);
+    pf_storage *s = pf_storage_foreign_on(ptr + lo * isz, nbytes, owner, readonly, dev);
     if (s == NULL) {
         return NULL;
     }
@@ -196,8 +198,9 @@ PyObject *pf_from_numpy_impl(PyObject *obj, const char *op, int allow_copy)
             shape[i] = PyArray_DIMS(arr)[i];
             strides[i] = PyArray_STRIDES(arr)[i] / isz;
         }
+        pf_device cpu = {PF_DEV_CPU, 0};
         return (PyObject *)wrap_foreign(PyArray_DATA(arr), ndim, shape, strides, dtype,
-                                        !PyArray_ISWRITEABLE(arr), obj, NULL, NULL);
+                                        !PyArray_ISWRITEABLE(arr), obj, NULL, NULL, cpu);
     }
     /* not shareable as it is: explain, or convert to a native aligned copy */
     const char *why = !known ? "has a dtype pyframe does not support"
@@ -257,8 +260,24 @@ static const char *buffer_formats[PF_NDTYPES] = {
     "?", "B", "b", "h", "i", "q", "e", NULL, "f", "d",
 };
 
+/*
+ * TypeError for an export of host memory from a CUDA tensor: its memory is
+ * on the GPU (PyTorch refuses the same way).
+ */
+static int refuse_device(PfTensor *t, const char *op)
+{
+    char d[32];
+    return PF_ERRI(PyExc_TypeError,
+                   "%s: this tensor is on %s; NumPy and the buffer protocol read host memory "
+                   "only, so copy it to the cpu with .cpu() first (np.asarray(t.cpu()))", op,
+                   pf_device_str(t->storage->device, d, sizeof(d)));
+}
+
 static int tensor_getbuffer(PfTensor *self, Py_buffer *view, int flags)
 {
+    if (!pf_tensor_on_cpu(self)) {
+        return refuse_device(self, "Tensor (buffer protocol)");
+    }
     const char *fmt = buffer_formats[self->dtype];
     if (fmt == NULL) {
         PyErr_SetString(PyExc_BufferError,
@@ -341,6 +360,10 @@ static PyObject *export_capsule(PfTensor *t)
 
 PyObject *pf_tensor_to_numpy(PfTensor *t, const char *op)
 {
+    if (!pf_tensor_on_cpu(t)) {
+        refuse_device(t, op);
+        return NULL;
+    }
     if (pf_numpy_ensure() < 0) {
         return NULL;
     }
@@ -419,6 +442,10 @@ static PyObject *tensor_numpy(PfTensor *self, PyObject *Py_UNUSED(noargs))
 
 static PyObject *get_array_interface(PfTensor *self, void *Py_UNUSED(c))
 {
+    if (!pf_tensor_on_cpu(self)) {
+        refuse_device(self, "Tensor.__array_interface__");
+        return NULL;
+    }
     const char *typestr = pf_dtypes[self->dtype].typestr;
     if (typestr == NULL) {
         /* AttributeError makes NumPy fall back to __array__, which handles bfloat16 */
@@ -445,6 +472,54 @@ static PyObject *get_array_interface(PfTensor *self, void *Py_UNUSED(c))
                           PyLong_FromVoidPtr(pf_tensor_data(self)),
                           self->storage->readonly ? Py_True : Py_False, "strides", strides,
                           "version", 3);
+    }
+    Py_XDECREF(shape);
+    Py_XDECREF(strides);
+    return r;
+}
+
+/*
+ * __cuda_array_interface__ (version 3) of a CUDA tensor, for CuPy, Numba and
+ * the like.  `stream` is 1, the legacy default stream, which all of
+ * pyframe's work is queued on: a consumer on another stream waits for it
+ * before reading.  A cpu tensor has none (AttributeError, so hasattr() is
+ * False), as in PyTorch.
+ */
+static PyObject *get_cuda_array_interface(PfTensor *self, void *Py_UNUSED(c))
+{
+    if (pf_tensor_on_cpu(self)) {
+        return PF_ERR(PyExc_AttributeError,
+                      "Tensor.__cuda_array_interface__: only CUDA tensors have one; this tensor "
+                      "is on the cpu (NumPy reads it through __array_interface__)");
+    }
+    const char *typestr = pf_dtypes[self->dtype].typestr;
+    if (typestr == NULL) {
+        return PF_ERR(PyExc_TypeError,
+                      "Tensor.__cuda_array_interface__: bfloat16 has no typestr in the array "
+                      "interface; exchange it through DLPack (__dlpack__) or cast it to "
+                      "float32 first");
+    }
+    int64_t isz = pf_dtypes[self->dtype].itemsize;
+    PyObject *strides;
+    if (pf_tensor_is_contiguous(self)) {
+        strides = Py_NewRef(Py_None);
+    }
+    else {
+        int64_t b[PF_MAX_DIMS];
+        for (int i = 0; i < self->ndim; i++) {
+            b[i] = self->strides[i] * isz;
+        }
+        strides = pf_shape_tuple(b, self->ndim);
+    }
+    PyObject *shape = pf_shape_tuple(self->shape, self->ndim);
+    /* an empty array's pointer is 0 (the protocol's rule) */
+    void *ptr = pf_numel(self->shape, self->ndim) == 0 ? NULL : pf_tensor_data(self);
+    PyObject *r = NULL;
+    if (shape != NULL && strides != NULL) {
+        r = Py_BuildValue("{s:O,s:s,s:(NO),s:O,s:i,s:i}", "shape", shape, "typestr", typestr,
+                          "data", PyLong_FromVoidPtr(ptr),
+                          self->storage->readonly ? Py_True : Py_False, "strides", strides,
+                          "version", 3, "stream", 1);
     }
     Py_XDECREF(shape);
     Py_XDECREF(strides);
@@ -495,6 +570,7 @@ typedef struct DLManagedTensorVersioned {
 } DLManagedTensorVersioned;
 
 #define DL_CPU 1
+#define DL_CUDA 2
 #define DL_FLAG_READ_ONLY (1ULL << 0)
 #define DL_FLAG_IS_COPIED (1ULL << 1)
 
@@ -543,15 +619,36 @@ static PyObject *tensor_dlpack(PfTensor *self, PyObject *args, PyObject *kwds)
                                      &max_version, &dl_device, &copy)) {
         return NULL;
     }
-    (void)stream;   /* CPU memory: no stream to synchronise with */
+    const char *op = "Tensor.__dlpack__";
+    pf_device here = self->storage->device, want = here;
     if (dl_device != Py_None) {
         int dt, di;
         if (!PyArg_ParseTuple(dl_device, "ii", &dt, &di)) {
             return NULL;
         }
-        if (dt != DL_CPU) {
-            return PF_ERR(PyExc_BufferError, "Tensor.__dlpack__: cannot export a cpu tensor to "
-                          "DLPack device type %d; only the cpu (1) is possible", dt);
+        if (dt == DL_CPU) {
+            want.type = PF_DEV_CPU;
+            want.index = 0;
+        }
+        else if (dt == DL_CUDA && di >= 0 && di < PF_CUDA_MAX_DEVICES) {
+            want.type = PF_DEV_CUDA;
+            want.index = (int16_t)di;
+        }
+        else {
+            return PF_ERR(PyExc_BufferError, "%s: cannot export to DLPack device (%d, %d); "
+                          "pyframe tensors live on the cpu (1, 0) or a CUDA device (2, N)",
+                          op, dt, di);
+        }
+        if (!pf_device_eq(want, here) && copy != Py_True) {
+            char a[32], b[32];
+            return PF_ERR(PyExc_BufferError,
+                          "%s: the tensor is on %s and the consumer asked for %s; pass "
+                          "copy=True, or move it first with .to('%s')", op,
+                          pf_device_str(here, a, sizeof(a)), pf_device_str(want, b, sizeof(b)),
+                          b);
+        }
+        if (want.type != PF_DEV_CPU && pf_device_resolve(&want, op) < 0) {
+            return NULL;
         }
     }
     int versioned = 0;
@@ -565,13 +662,43 @@ static PyObject *tensor_dlpack(PfTensor *self, PyObject *args, PyObject *kwds)
     PfTensor *src = self;
     int copied = copy == Py_True;
     if (copied) {
-        src = pf_tensor_copy_as(self, self->dtype, "Tensor.__dlpack__");
+        src = pf_tensor_to_device(self, want, self->dtype, op);
         if (src == NULL) {
             return NULL;
         }
     }
     else {
         Py_INCREF(src);
+    }
+    if (!pf_tensor_on_cpu(src) && stream != Py_None) {
+        /*
+         * The consumer reads on `stream`.  pyframe's work is queued on the
+         * legacy default stream, which a consumer on it (1) or one that asks
+         * for no synchronisation (-1) need not wait for; any other stream
+         * gets the device synchronised, since pyframe has no events yet.
+         */
+        long sv = PyLong_AsLong(stream);
+        if (sv == -1 && PyErr_Occurred()) {
+            Py_DECREF(src);
+            return NULL;
+        }
+        if (sv == 0) {
+            Py_DECREF(src);
+            return PF_ERR(PyExc_ValueError, "%s: stream 0 is ambiguous for CUDA (DLPack "
+                          "forbids it); pass 1 for the legacy default stream, 2 for the "
+                          "per-thread default stream, or a stream handle", op);
+        }
+        if (sv != 1 && sv != -1) {
+            const PfCudaLib *lib = pf_cuda_lib(op);
+            int status = lib == NULL ? -1 : lib->synchronize(src->storage->device.index);
+            if (status != 0) {
+                if (lib != NULL) {
+                    pf_cuda_raise(lib, op, status);
+                }
+                Py_DECREF(src);
+                return NULL;
+            }
+        }
     }
     if (src->storage->readonly && !versioned) {
         Py_DECREF(src);
@@ -591,8 +718,8 @@ static PyObject *tensor_dlpack(PfTensor *self, PyObject *args, PyObject *kwds)
     DLTensor *dl = versioned ? &e->m.versioned.dl_tensor : &e->m.legacy.dl_tensor;
     dl->data = src->storage->data;
     dl->byte_offset = (uint64_t)(src->offset * pf_dtypes[src->dtype].itemsize);
-    dl->device.device_type = DL_CPU;
-    dl->device.device_id = 0;
+    dl->device.device_type = pf_tensor_on_cpu(src) ? DL_CPU : DL_CUDA;
+    dl->device.device_id = pf_tensor_on_cpu(src) ? 0 : src->storage->device.index;
     dl->ndim = src->ndim;
     dl->dtype.code = pf_dtypes[src->dtype].dl_code;
     dl->dtype.bits = (uint8_t)(pf_dtypes[src->dtype].itemsize * 8);
@@ -623,7 +750,10 @@ static PyObject *tensor_dlpack(PfTensor *self, PyObject *args, PyObject *kwds)
 
 static PyObject *tensor_dlpack_device(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
-    return Py_BuildValue("(ii)", DL_CPU, (int)self->storage->device.index);
+    if (pf_tensor_on_cpu(self)) {
+        return Py_BuildValue("(ii)", DL_CPU, 0);
+    }
+    return Py_BuildValue("(ii)", DL_CUDA, (int)self->storage->device.index);
 }
 
 /* Release of imported DLPack memory: call the producer's deleter. */
@@ -676,12 +806,38 @@ static PyObject *py_from_dlpack(PyObject *Py_UNUSED(m), PyObject *obj)
                           "%s: %.100s does not support DLPack (it has no __dlpack__ method)", op,
                           Py_TYPE(obj)->tp_name);
         }
+        /*
+         * A CUDA producer is told which stream we read on: the legacy default
+         * stream (1), where all of pyframe's work goes; it then orders its
+         * own work before our reads.  A cpu producer gets no stream.
+         */
+        int on_cuda = 0;
+        PyObject *devf = PyObject_GetAttrString(obj, "__dlpack_device__");
+        if (devf == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            PyObject *d = PyObject_CallNoArgs(devf);
+            Py_DECREF(devf);
+            int dt = 0, di = 0;
+            if (d == NULL || !PyArg_ParseTuple(d, "ii", &dt, &di)) {
+                Py_XDECREF(d);
+                Py_DECREF(meth);
+                return NULL;
+            }
+            Py_DECREF(d);
+            on_cuda = dt == DL_CUDA;
+        }
         PyObject *noargs = PyTuple_New(0);
-        PyObject *kw = Py_BuildValue("{s:(ii)}", "max_version", 1, 0);
+        PyObject *kw = on_cuda ? Py_BuildValue("{s:(ii),s:i}", "max_version", 1, 0, "stream", 1)
+                               : Py_BuildValue("{s:(ii)}", "max_version", 1, 0);
         cap = (noargs && kw) ? PyObject_Call(meth, noargs, kw) : NULL;
         if (cap == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
             PyErr_Clear();     /* a producer from before DLPack 1.0 */
-            cap = PyObject_CallNoArgs(meth);
+            PyObject *kw_old = on_cuda ? Py_BuildValue("{s:i}", "stream", 1) : NULL;
+            cap = on_cuda ? (kw_old ? PyObject_Call(meth, noargs, kw_old) : NULL)
+                          : PyObject_CallNoArgs(meth);
+            Py_XDECREF(kw_old);
         }
         Py_XDECREF(noargs);
         Py_XDECREF(kw);
@@ -702,12 +858,27 @@ static PyObject *py_from_dlpack(PyObject *Py_UNUSED(m), PyObject *obj)
                              : &((DLManagedTensor *)m)->dl_tensor;
     int readonly = versioned && (((DLManagedTensorVersioned *)m)->flags & DL_FLAG_READ_ONLY);
     pf_dtype dtype;
-    if (dl->device.device_type != DL_CPU) {
+    pf_device dev = {PF_DEV_CPU, 0};
+    if (dl->device.device_type == DL_CUDA) {
+        if (dl->device.device_id < 0 || dl->device.device_id > 1000) {
+            Py_DECREF(cap);
+            return PF_ERR(PyExc_ValueError, "%s: the producer names CUDA device %d", op,
+                          dl->device.device_id);
+        }
+        dev.type = PF_DEV_CUDA;
+        dev.index = (int16_t)dl->device.device_id;
+        /* before the capsule is consumed: on failure its producer keeps it */
+        if (pf_device_resolve(&dev, op) < 0) {
+            Py_DECREF(cap);
+            return NULL;
+        }
+    }
+    else if (dl->device.device_type != DL_CPU) {
         Py_DECREF(cap);
         return PF_ERR(PyExc_RuntimeError,
-                      "%s: the producer's memory is on DLPack device type %d; this build of "
-                      "pyframe reads cpu memory (type 1) only; move it to the cpu first", op,
-                      dl->device.device_type);
+                      "%s: the producer's memory is on DLPack device type %d; pyframe reads "
+                      "cpu memory (type 1) and CUDA memory (type 2); copy it to one of those "
+                      "first", op, dl->device.device_type);
     }
     if (!dtype_from_dl(dl->dtype, &dtype)) {
         Py_DECREF(cap);
@@ -735,7 +906,7 @@ static PyObject *py_from_dlpack(PyObject *Py_UNUSED(m), PyObject *obj)
     PfTensor *t = wrap_foreign((char *)dl->data + dl->byte_offset, dl->ndim, dl->shape, strides,
                                dtype, readonly, NULL,
                                versioned ? dl_import_release_versioned : dl_import_release_legacy,
-                               m);
+                               m, dev);
     Py_DECREF(cap);
     if (t == NULL) {
         /* we own it now: give it back */
@@ -793,6 +964,8 @@ PyMethodDef pf_bridge_methods[] = {
 
 PyGetSetDef pf_bridge_getset[] = {
     {"__array_interface__", (getter)get_array_interface, NULL, NULL, NULL},
+    {"__cuda_array_interface__", (getter)get_cuda_array_interface, NULL,
+     "the CUDA array interface (version 3) of a CUDA tensor", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

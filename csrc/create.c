@@ -401,7 +401,24 @@ static int resolve_kw(const creation_kw *kw, const char *op, pf_dtype *dtype, in
     if (kw->device != Py_None && pf_device_from_object(kw->device, op, dev) < 0) {
         return -1;
     }
-    return pf_device_check_available(*dev, op);
+    return pf_device_resolve(dev, op);
+}
+
+/*
+ * t (stolen) on dev: itself when it is there, else a copy.  The
+ * constructors that compute their values (tensor from data, arange,
+ * linspace, eye, the random draws) build them on the cpu and copy them
+ * over: the same numbers on every device, and no kernel needed.
+ */
+PyObject *pf_place_on(PyObject *t, pf_device dev, const char *op)
+{
+    if (t == NULL || pf_device_eq(((PfTensor *)t)->storage->device, dev)) {
+        return t;
+    }
+    PyObject *moved = (PyObject *)pf_tensor_to_device((PfTensor *)t, dev,
+                                                      ((PfTensor *)t)->dtype, op);
+    Py_DECREF(t);
+    return moved;
 }
 
 static PyObject *finish(PyObject *t, const creation_kw *kw, const char *op)
@@ -440,7 +457,11 @@ static PyObject *py_tensor(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwd
     if (resolve_kw(&kw, op, &dtype, &has_dtype, &dev) < 0) {
         return NULL;
     }
-    return finish(pf_tensor_from_data(PyTuple_GET_ITEM(args, 0), has_dtype, dtype, op), &kw, op);
+    PyObject *t = pf_tensor_from_data(PyTuple_GET_ITEM(args, 0), has_dtype, dtype, op);
+    if (kw.device != Py_None) {
+        t = pf_place_on(t, dev, op);
+    }
+    return finish(t, &kw, op);
 }
 
 /* pf.asarray(data, dtype=None): shares memory with tensors, arrays and buffers when it can. */
@@ -464,7 +485,11 @@ static PyObject *py_asarray(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kw
     if (resolve_kw(&kw, op, &dtype, &has_dtype, &dev) < 0) {
         return NULL;
     }
-    return finish(as_tensor_impl(PyTuple_GET_ITEM(args, 0), has_dtype, dtype, op, 0), &kw, op);
+    PyObject *t = as_tensor_impl(PyTuple_GET_ITEM(args, 0), has_dtype, dtype, op, 0);
+    if (kw.device != Py_None) {
+        t = pf_place_on(t, dev, op);
+    }
+    return finish(t, &kw, op);
 }
 
 /* ----------------------------------------------------- filled constructors */
@@ -499,14 +524,14 @@ static int shape_args(PyObject *args, PyObject *shape_kw, const char *op, int64_
 static PyObject *make_filled(int ndim, const int64_t *shape, pf_dtype dtype, pf_device dev,
                              PyObject *value, const char *op)
 {
+    if (value == NULL) {
+        return (PyObject *)pf_tensor_zeros(ndim, shape, dtype, dev, op);
+    }
     PfTensor *t = pf_tensor_empty(ndim, shape, dtype, dev, op);
     if (t == NULL) {
         return NULL;
     }
-    if (value == NULL) {
-        memset(t->storage->data, 0, t->storage->nbytes);
-    }
-    else if (pf_tensor_fill_scalar(t, value, op) < 0) {
+    if (pf_tensor_fill_scalar(t, value, op) < 0) {
         Py_DECREF(t);
         return NULL;
     }
@@ -639,6 +664,9 @@ static PyObject *like_impl(PyObject *args, PyObject *kwds, const char *op, int k
     if (resolve_kw(&kw, op, &dtype, &has_dtype, &dev) < 0) {
         Py_DECREF(proto);
         return NULL;
+    }
+    if (kw.device == Py_None) {
+        dev = proto->storage->device;   /* on the prototype's device, as PyTorch */
     }
     if (!has_dtype) {
         dtype = proto->dtype;
@@ -774,12 +802,13 @@ static PyObject *py_arange(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwd
         }
         shape[0] = cnt > 0 ? (int64_t)cnt : 0;
     }
-    PfTensor *t = pf_tensor_empty(1, shape, dtype, dev, op);
+    pf_device cpu = {PF_DEV_CPU, 0};
+    PfTensor *t = pf_tensor_empty(1, shape, dtype, cpu, op);
     if (t == NULL) {
         return NULL;
     }
     range_fill(t, a, s, ints, ia_v, is_v);
-    return finish((PyObject *)t, &kw, op);
+    return finish(pf_place_on((PyObject *)t, dev, op), &kw, op);
 }
 
 /* pf.linspace(start, stop, num=50, endpoint=True, dtype=None) */
@@ -822,7 +851,8 @@ static PyObject *py_linspace(PyObject *Py_UNUSED(m), PyObject *args, PyObject *k
         return NULL;
     }
     int64_t shape[1] = {count};
-    PfTensor *t = pf_tensor_empty(1, shape, dtype, dev, op);
+    pf_device cpu = {PF_DEV_CPU, 0};
+    PfTensor *t = pf_tensor_empty(1, shape, dtype, cpu, op);
     if (t == NULL) {
         return NULL;
     }
@@ -838,7 +868,7 @@ static PyObject *py_linspace(PyObject *Py_UNUSED(m), PyObject *args, PyObject *k
         }
         pf_cast_one(&v, PF_FLOAT64, p + i * isz, dtype);
     }
-    return finish((PyObject *)t, &kw, op);
+    return finish(pf_place_on((PyObject *)t, dev, op), &kw, op);
 }
 
 /* pf.eye(N, M=None, k=0, dtype=None) */
@@ -876,7 +906,8 @@ static PyObject *py_eye(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
         return NULL;
     }
     PyObject *one = PyLong_FromLong(1);
-    PyObject *t = make_filled(2, shape, dtype, dev, NULL, op);
+    pf_device cpu = {PF_DEV_CPU, 0};
+    PyObject *t = make_filled(2, shape, dtype, cpu, NULL, op);
     if (t != NULL && one != NULL) {
         PfTensor *tt = (PfTensor *)t;
         char raw[8];
@@ -890,19 +921,18 @@ static PyObject *py_eye(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
         }
     }
     Py_XDECREF(one);
-    return finish(t, &kw, op);
+    return finish(pf_place_on(t, dev, op), &kw, op);
 }
 
 int pf_parse_creation(PyObject *args, PyObject *kwds, const char *op, int64_t *shape, int *ndim,
-                      pf_dtype *dtype, int *has_dtype, int *requires_grad)
+                      pf_dtype *dtype, int *has_dtype, int *requires_grad, pf_device *dev)
 {
     static const char *const extra[] = {"shape", "size", NULL};
     PyObject *extra_out[2] = {NULL, NULL};
     creation_kw kw;
-    pf_device dev;
     if (parse_creation_kw(kwds, op, &kw, extra, extra_out) < 0 ||
         shape_args(args, extra_out[0] ? extra_out[0] : extra_out[1], op, shape, ndim, &kw, 1) < 0 ||
-        resolve_kw(&kw, op, dtype, has_dtype, &dev) < 0) {
+        resolve_kw(&kw, op, dtype, has_dtype, dev) < 0) {
         return -1;
     }
     *requires_grad = kw.requires_grad;

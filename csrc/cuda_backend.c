@@ -156,6 +156,11 @@ const PfCudaLib *pf_cuda_lib(const char *caller)
     return &cuda.lib;
 }
 
+const PfCudaLib *pf_cuda_loaded(void)
+{
+    return cuda.probed && cuda.available ? &cuda.lib : NULL;
+}
+
 int pf_cuda_raise(const PfCudaLib *lib, const char *caller, int status)
 {
     PyObject *exc = status == PF_CUDA_ERROR_OUT_OF_MEMORY ? PyExc_MemoryError
@@ -164,10 +169,41 @@ int pf_cuda_raise(const PfCudaLib *lib, const char *caller, int status)
     return PF_ERRI(exc, "%s: %s", caller, lib->last_error());
 }
 
+/*
+ * A device a tensor can live on: the cpu, or a visible CUDA device, with
+ * "cuda" (index -1) resolved to the calling thread's current device.  An
+ * unusable CUDA raises "<op>: CUDA is not available: <reason>".
+ */
+int pf_device_resolve(pf_device *dev, const char *op)
+{
+    if (dev->type == PF_DEV_CPU) {
+        return 0;
+    }
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return -1;
+    }
+    if (dev->index < 0) {
+        int current = 0;
+        int status = lib->get_device(&current);
+        if (status != 0) {
+            return pf_cuda_raise(lib, op, status);
+        }
+        dev->index = (int16_t)current;
+    }
+    if (dev->index >= PF_CUDA_MAX_DEVICES) {
+        return PF_ERRI(PyExc_ValueError,
+                       "%s: device cuda:%d is beyond the %d devices pyframe keeps statistics "
+                       "for; make fewer devices visible with CUDA_VISIBLE_DEVICES", op,
+                       (int)dev->index, PF_CUDA_MAX_DEVICES);
+    }
+    return pf_cuda_check_device(lib, op, dev->index);
+}
+
 /* ---------------------------------------------------------------- bindings */
 
 /* A device index the library can be called with, or -1 with a ValueError. */
-static int check_device(const PfCudaLib *lib, const char *caller, int device)
+int pf_cuda_check_device(const PfCudaLib *lib, const char *caller, int device)
 {
     if (device >= 0 && device < lib->ndevices) {
         return 0;
@@ -190,7 +226,7 @@ static const PfCudaLib *caller_and_device(PyObject *args, const char *fmt, const
         return NULL;
     }
     const PfCudaLib *lib = pf_cuda_lib(*caller);
-    if (lib == NULL || check_device(lib, *caller, *device) < 0) {
+    if (lib == NULL || pf_cuda_check_device(lib, *caller, *device) < 0) {
         return NULL;
     }
     return lib;
@@ -386,7 +422,7 @@ static PyObject *py_cuda_alloc(PyObject *Py_UNUSED(m), PyObject *args)
         return NULL;
     }
     const PfCudaLib *lib = pf_cuda_lib(caller);
-    if (lib == NULL || check_device(lib, caller, device) < 0) {
+    if (lib == NULL || pf_cuda_check_device(lib, caller, device) < 0) {
         return NULL;
     }
     void *ptr = NULL;

@@ -36,6 +36,17 @@ const PfCudaLib *pf_cuda_lib(const char *caller);
  */
 int pf_cuda_raise(const PfCudaLib *lib, const char *caller, int status);
 
+/*
+ * The library when it is loaded and CUDA is usable, else NULL; never loads
+ * it and never raises.  For paths that can only be reached once a device
+ * storage exists (freeing one, copying out of one), and for statistics that
+ * must not load CUDA.
+ */
+const PfCudaLib *pf_cuda_loaded(void);
+
+/* 0 when device is a visible device index, else -1 with a ValueError naming caller. */
+int pf_cuda_check_device(const PfCudaLib *lib, const char *caller, int device);
+
 /* The allocator's counters as a dict (caching_allocator_py.c). */
 PyObject *pf_ca_stats_dict(const PfCaStats *s);
 

@@ -1,5 +1,10 @@
 /*
- * device.c -- pf.device objects and the parsing of "cpu" / "cuda:1".
+ * device.c -- pf.device objects and the parsing of "cpu" / "cuda" / "cuda:1".
+ *
+ * "cuda" without an index means the current CUDA device, as in PyTorch: it
+ * is kept as index -1 (pf.device("cuda").index is None) and resolved when a
+ * tensor is placed (pf_device_resolve, cuda_backend.c), so a tensor's device
+ * always has an index.
  */
 #include "pyframe.h"
 
@@ -21,7 +26,7 @@ static int parse_device_string(const char *s, pf_device *out)
     }
     if (strncmp(s, "cuda", 4) == 0) {
         out->type = PF_DEV_CUDA;
-        out->index = 0;
+        out->index = -1;
         if (s[4] == '\0') {
             return 1;
         }
@@ -58,20 +63,38 @@ int pf_device_from_object(PyObject *obj, const char *op, pf_device *out)
         return PF_ERRI(PyExc_ValueError,
                        "%s: unknown device '%s'; expected 'cpu', 'cuda' or 'cuda:N'", op, s);
     }
-    return PF_ERRI(PyExc_TypeError,
-                   "%s: device must be a string such as 'cpu' or 'cuda:0', or a pf.device; "
-                   "got %.100s", op, Py_TYPE(obj)->tp_name);
-}
-
-int pf_device_check_available(pf_device dev, const char *op)
-{
-    if (dev.type == PF_DEV_CPU) {
+    if (PyLong_CheckExact(obj)) {
+        /* an index names a CUDA device, as in PyTorch: t.to(0) is t.to("cuda:0") */
+        int overflow = 0;
+        long idx = PyLong_AsLongAndOverflow(obj, &overflow);
+        if (idx == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow || idx < 0 || idx > 1000) {
+            return PF_ERRI(PyExc_ValueError, "%s: device index must be from 0 to 1000; got %R",
+                           op, obj);
+        }
+        out->type = PF_DEV_CUDA;
+        out->index = (int16_t)idx;
         return 0;
     }
-    return PF_ERRI(PyExc_RuntimeError,
-                   "%s: device 'cuda:%d' is not available: pyframe has no CUDA tensors yet "
-                   "(pf.cuda covers devices and memory only); use device='cpu'",
-                   op, (int)dev.index);
+    return PF_ERRI(PyExc_TypeError,
+                   "%s: device must be a string such as 'cpu' or 'cuda:0', a device index or "
+                   "a pf.device; got %.100s", op, Py_TYPE(obj)->tp_name);
+}
+
+const char *pf_device_str(pf_device dev, char *buf, size_t size)
+{
+    if (dev.type == PF_DEV_CPU) {
+        snprintf(buf, size, "cpu");
+    }
+    else if (dev.index < 0) {
+        snprintf(buf, size, "cuda");
+    }
+    else {
+        snprintf(buf, size, "cuda:%d", (int)dev.index);
+    }
+    return buf;
 }
 
 static PyObject *device_new(PyTypeObject *Py_UNUSED(t), PyObject *args, PyObject *kwds)
@@ -85,6 +108,9 @@ static PyObject *device_new(PyTypeObject *Py_UNUSED(t), PyObject *args, PyObject
     pf_device d;
     if (pf_device_from_object(spec, "pf.device", &d) < 0) {
         return NULL;
+    }
+    if (index > 1000) {
+        return PF_ERR(PyExc_ValueError, "pf.device: index %d is too large", index);
     }
     if (index >= 0) {
         if (d.type == PF_DEV_CPU && index != 0) {
@@ -101,15 +127,16 @@ static PyObject *device_repr(PfDeviceObject *self)
     if (self->dev.type == PF_DEV_CPU) {
         return PyUnicode_FromString("device(type='cpu')");
     }
+    if (self->dev.index < 0) {
+        return PyUnicode_FromString("device(type='cuda')");
+    }
     return PyUnicode_FromFormat("device(type='cuda', index=%d)", (int)self->dev.index);
 }
 
 static PyObject *device_str(PfDeviceObject *self)
 {
-    if (self->dev.type == PF_DEV_CPU) {
-        return PyUnicode_FromString("cpu");
-    }
-    return PyUnicode_FromFormat("cuda:%d", (int)self->dev.index);
+    char buf[32];
+    return PyUnicode_FromString(pf_device_str(self->dev, buf, sizeof(buf)));
 }
 
 static Py_hash_t device_hash(PfDeviceObject *self)
@@ -141,12 +168,16 @@ static PyObject *device_get_type(PfDeviceObject *self, void *Py_UNUSED(c))
 
 static PyObject *device_get_index(PfDeviceObject *self, void *Py_UNUSED(c))
 {
+    if (self->dev.index < 0) {
+        Py_RETURN_NONE;     /* "cuda": the current device, whichever it is when used */
+    }
     return PyLong_FromLong(self->dev.index);
 }
 
 static PyGetSetDef device_getset[] = {
     {"type", (getter)device_get_type, NULL, "'cpu' or 'cuda'", NULL},
-    {"index", (getter)device_get_index, NULL, "device ordinal", NULL},
+    {"index", (getter)device_get_index, NULL,
+     "device ordinal; None for 'cuda' (the current device)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -284,11 +284,135 @@ static int unsafe_overlap(const PfTensor *out, const PfTensor *in)
     return pf_tensor_may_overlap(out, in);
 }
 
+/* ------------------------------------------------------------ devices */
+
+/* The tensor at o, or inside o when it is a list or tuple (one level: concatenate's). */
+static int note_device(PyObject *o, pf_device *first, PyObject **first_obj, pf_device *other,
+                       int *mixed)
+{
+    if (PfTensor_Check(o)) {
+        pf_device d = ((PfTensor *)o)->storage->device;
+        if (*first_obj == NULL) {
+            *first = d;
+            *first_obj = o;
+        }
+        else if (!*mixed && !pf_device_eq(d, *first)) {
+            *other = d;
+            *mixed = 1;
+        }
+        return d.type != PF_DEV_CPU;
+    }
+    int any = 0;
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        PyObject **items = PySequence_Fast_ITEMS(o);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (PfTensor_Check(items[i])) {
+                any |= note_device(items[i], first, first_obj, other, mixed);
+            }
+        }
+    }
+    return any;
+}
+
+/*
+ * Where an op's tensors live.  Every op passes here before anything reads
+ * its operands: elementwise ops from pf_elementwise_as, the CUSTOM ops from
+ * pf_ag_custom_call (autograd.c) with all their arguments, looking one
+ * level into lists and tuples.  Returns 0 when every tensor is on the cpu.
+ * Tensors on two devices raise RuntimeError naming both; tensors all on one
+ * CUDA device raise NotImplementedError, because no op has a CUDA kernel
+ * yet (the kernels will be looked up here, per op and dtype).  Python
+ * scalars and lists of numbers are not tensors and go anywhere.
+ */
+/* A tensor (or subclass)?  Python numbers, the commonest other arguments, answer first. */
+static inline int is_tensor(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    return t == &PfTensor_Type ||
+           (t != &PyLong_Type && t != &PyFloat_Type && t != &PyBool_Type &&
+            PyType_IsSubtype(t, &PfTensor_Type));
+}
+
+static inline int tensor_off_cpu(PyObject *o)
+{
+    return is_tensor(o) && ((PfTensor *)o)->storage->device.type != PF_DEV_CPU;
+}
+
+/* Any tensor among args (one level into lists and tuples) not on the cpu. */
+static int any_off_cpu(PyObject *const *args, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = args[i];
+        if (o == NULL) {
+            continue;
+        }
+        if (tensor_off_cpu(o)) {
+            return 1;
+        }
+        if (PyList_Check(o) || PyTuple_Check(o)) {
+            Py_ssize_t m = PySequence_Fast_GET_SIZE(o);
+            PyObject **items = PySequence_Fast_ITEMS(o);
+            for (Py_ssize_t j = 0; j < m; j++) {
+                if (tensor_off_cpu(items[j])) {
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int pf_dispatch_devices(const char *name, PyObject *const *args, Py_ssize_t n)
+{
+    /* the common case, everything on the cpu, in one tight pass */
+    if (!any_off_cpu(args, n)) {
+        return 0;
+    }
+    pf_device first = {PF_DEV_CPU, 0}, other = {PF_DEV_CPU, 0};
+    PyObject *first_obj = NULL;
+    int mixed = 0, off_cpu = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (args[i] != NULL) {
+            off_cpu |= note_device(args[i], &first, &first_obj, &other, &mixed);
+        }
+    }
+    if (mixed) {
+        char a[32], b[32];
+        return PF_ERRI(PyExc_RuntimeError,
+                       "%s: tensors on %s and %s; move them to one device with .to(...)", name,
+                       pf_device_str(first, a, sizeof(a)), pf_device_str(other, b, sizeof(b)));
+    }
+    if (off_cpu) {
+        return pf_no_cuda_kernel(name, name, first);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p)
 {
     return pf_elementwise_as(op, inputs, out, p, NULL);
+}
+
+/* Any operand (or out) not on the cpu: the slow path names what is wrong. */
+static int ew_devices(pf_op op, PyObject *const *inputs, PfTensor *out, const char *name)
+{
+    int nin = pf_ops[op].nin;
+    int off_cpu = out != NULL && !pf_tensor_on_cpu(out);
+    for (int k = 0; k < nin && !off_cpu; k++) {
+        off_cpu = tensor_off_cpu(inputs[k]);
+    }
+    if (!off_cpu) {
+        return 0;
+    }
+    PyObject *all[PF_MAX_OPERANDS + 1];
+    for (int k = 0; k < nin; k++) {
+        all[k] = inputs[k];
+    }
+    all[nin] = (PyObject *)out;
+    return pf_dispatch_devices(name != NULL ? name : pf_ops[op].name, all, nin + 1);
 }
 
 /*
@@ -353,6 +477,9 @@ static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
 PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
                             const char *name)
 {
+    if (ew_devices(op, inputs, out, name) < 0) {
+        return NULL;
+    }
     if (pf_grad_enabled()) {
         int nin = pf_ops[op].nin;
         int any = out != NULL && out->requires_grad;

@@ -1107,6 +1107,29 @@ static PyObject *record_getitem(PfTensor *self, PyObject *key, PfTensor *r)
     return (PyObject *)r;
 }
 
+/*
+ * Advanced indexing reads index values and gathers on the host: a CUDA
+ * tensor, or a CUDA tensor used as an index, needs kernels not written yet
+ * (basic indexing only makes views, which works on any device).
+ */
+static int adv_devices(PfTensor *self, PyObject **items, Py_ssize_t n, const char *op)
+{
+    if (pf_require_cpu(self, op, "advanced indexing (an index that is a tensor, list or "
+                       "array)") < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PfTensor_Check(items[i]) && !pf_tensor_on_cpu((PfTensor *)items[i])) {
+            char d[32];
+            return PF_ERRI(PyExc_RuntimeError,
+                           "%s: the tensor is on cpu and an index tensor on %s; move the "
+                           "index to the cpu with .cpu()", op,
+                           pf_device_str(((PfTensor *)items[i])->storage->device, d, sizeof(d)));
+        }
+    }
+    return 0;
+}
+
 PyObject *pf_tensor_getitem(PyObject *self, PyObject *key)
 {
     const char *op = "Tensor.__getitem__";
@@ -1117,7 +1140,8 @@ PyObject *pf_tensor_getitem(PyObject *self, PyObject *key)
         Py_ssize_t n;
         PyObject **items = key_items(key, buf, &n);
         adv_plan p;
-        if (plan_from_key((PfTensor *)self, items, n, op, &p) < 0) {
+        if (adv_devices((PfTensor *)self, items, n, op) < 0 ||
+            plan_from_key((PfTensor *)self, items, n, op, &p) < 0) {
             return NULL;
         }
         r = adv_read(&p, op);
@@ -1177,7 +1201,8 @@ static int setitem_impl(PyObject *self, PyObject *key, PyObject *value)
         Py_ssize_t n;
         PyObject **items = key_items(key, buf, &n);
         adv_plan p;
-        if (plan_from_key((PfTensor *)self, items, n, op, &p) < 0) {
+        if (adv_devices((PfTensor *)self, items, n, op) < 0 ||
+            plan_from_key((PfTensor *)self, items, n, op, &p) < 0) {
             return -1;
         }
         int r = adv_write(&p, value, op);

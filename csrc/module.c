@@ -155,6 +155,7 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_ops_info_methods) < 0 ||
         pf_dtype_init(m) < 0 || pf_device_init(m) < 0 || pf_tensor_type_init(m) < 0 ||
         PyModule_AddFunctions(m, pf_create_module_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_transfer_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_random_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bridge_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bench_methods) < 0 ||

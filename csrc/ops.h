@@ -86,6 +86,14 @@ int pf_ops_check_kernels(void);
  */
 PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p);
 
+/*
+ * The device check every op passes (dispatch.c): 0 when all the tensors
+ * among args (and inside list/tuple args) are on the cpu; else -1 with
+ * RuntimeError for tensors on two devices, NotImplementedError for tensors
+ * on a CUDA device (no CUDA kernel is written yet).  Errors name `name`.
+ */
+int pf_dispatch_devices(const char *name, PyObject *const *args, Py_ssize_t n);
+
 /* The dtype an elementwise op computes in and returns, or -1 with TypeError. */
 int pf_ew_dtypes(pf_op op, const pf_dtype *in, int nin, pf_dtype *compute, pf_dtype *result);
 

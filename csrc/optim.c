@@ -28,6 +28,7 @@
  */
 #include "pyframe.h"
 #include "kernels/kernels.h"
+#include "ops.h"
 #include "kernels/optim_kernels.h"
 #include <float.h>
 #include <math.h>
@@ -783,6 +784,25 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
     pf_optim_loop loops[2] = {pf_optim_get_loop(C.algo, 0), pf_optim_get_loop(C.algo, 1)};
     int64_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
+        /*
+         * A parameter, its gradient and its state tensors on one device, and that device
+         * the cpu: no CUDA update is written yet.  The step counter and the scalar state
+         * are 0-d host tensors on any device, as PyTorch keeps `step`.
+         */
+        PyObject *mine[2 + PF_OPTIM_MAX_SLOTS];
+        int nm = 0;
+        mine[nm++] = pi[i];
+        mine[nm++] = gi[i];
+        for (int k = 0; k < C.nslots; k++) {
+            if (slot_items[k] != NULL) {
+                mine[nm++] = slot_items[k][i];
+            }
+        }
+        if (pf_dispatch_devices(C.label, mine, nm) < 0) {
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
         if (gi[i] == Py_None) {
             continue;
         }
@@ -974,6 +994,11 @@ static PyObject *py_optim_grad_norm(PyObject *Py_UNUSED(m), PyObject *arg)
             return NULL;
         }
         PfTensor *t = (PfTensor *)items[i];
+        if (pf_require_cpu(t, "optimizer.step",
+                           "the global gradient norm (global_clipnorm)") < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
         if (t->dtype != PF_FLOAT32 && t->dtype != PF_FLOAT64) {
             PyErr_Format(PyExc_TypeError, "%s: item %zd has dtype %s; expected float32 or "
                          "float64", label, i, pf_dtypes[t->dtype].name);

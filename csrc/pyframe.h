@@ -83,10 +83,14 @@ int pf_dtype_init(PyObject *module);
 
 typedef enum { PF_DEV_CPU = 0, PF_DEV_CUDA = 1 } pf_device_type;
 
+/* index -1: "cuda" without an index, the current device (resolved by pf_device_resolve) */
 typedef struct {
     int8_t type;
     int16_t index;
 } pf_device;
+
+/* CUDA devices pyframe keeps per-device statistics for */
+#define PF_CUDA_MAX_DEVICES 64
 
 typedef struct {
     PyObject_HEAD
@@ -95,10 +99,21 @@ typedef struct {
 
 extern PyTypeObject PfDevice_Type;
 PyObject *pf_device_new(pf_device dev);
-/* Parse "cpu", "cuda", "cuda:1", pf.device(...); -1 with an error naming op. */
+/* Parse "cpu", "cuda", "cuda:1", an index, pf.device(...); -1 with an error naming op. */
 int pf_device_from_object(PyObject *obj, const char *op, pf_device *out);
-/* Tensors live on the CPU only, so far: a CUDA device raises. */
-int pf_device_check_available(pf_device dev, const char *op);
+/*
+ * Make dev a place a tensor can live (cuda_backend.c): the cpu, or a visible
+ * CUDA device, "cuda" becoming the current one.  RuntimeError "<op>: CUDA is
+ * not available: <reason>" when CUDA cannot be used, ValueError for an index
+ * beyond the visible devices.
+ */
+int pf_device_resolve(pf_device *dev, const char *op);
+/* "cpu", "cuda", "cuda:1" into buf. */
+const char *pf_device_str(pf_device dev, char *buf, size_t size);
+static inline int pf_device_eq(pf_device a, pf_device b)
+{
+    return a.type == b.type && (a.type == PF_DEV_CPU || a.index == b.index);
+}
 int pf_device_init(PyObject *module);
 
 /* ----------------------------------------------------------------- storage */
@@ -129,6 +144,9 @@ typedef struct pf_storage {
 
 pf_storage *pf_storage_new(size_t nbytes, pf_device dev, const char *op);
 pf_storage *pf_storage_foreign(char *data, size_t nbytes, PyObject *owner, int readonly);
+/* Foreign memory on a device (DLPack from a CUDA producer). */
+pf_storage *pf_storage_foreign_on(char *data, size_t nbytes, PyObject *owner, int readonly,
+                                  pf_device dev);
 void pf_storage_decref(pf_storage *s);
 static inline void pf_storage_incref(pf_storage *s) { s->refcnt++; }
 /* Reallocate a storage we own; BufferError while exported. */
@@ -159,9 +177,15 @@ typedef struct {
 extern PyTypeObject PfTensor_Type;
 #define PfTensor_Check(op) PyObject_TypeCheck(op, &PfTensor_Type)
 
+/* The address of the first element: device memory for a tensor not on the cpu. */
 static inline char *pf_tensor_data(const PfTensor *t)
 {
     return t->storage->data + t->offset * pf_dtypes[t->dtype].itemsize;
+}
+
+static inline int pf_tensor_on_cpu(const PfTensor *t)
+{
+    return t->storage->device.type == PF_DEV_CPU;
 }
 
 int64_t pf_numel(const int64_t *shape, int ndim);
@@ -219,6 +243,40 @@ PfTensor *pf_as_tensor(PyObject *obj, int has_dtype, pf_dtype dtype, const char 
 int pf_scalar_to_raw(PyObject *obj, pf_dtype dtype, void *out, const char *op);
 PyObject *pf_raw_to_scalar(const char *p, pf_dtype dtype);
 
+/* --------------------------------------------- devices (transfer.c) */
+
+/*
+ * Tensors on a CUDA device.  Until the CUDA kernels exist, pyframe can place
+ * tensors on a device, copy them between devices and view them (reshape,
+ * transpose, slicing); arithmetic on them raises through pf_no_cuda_kernel.
+ */
+
+/* NotImplementedError "<op>: the CUDA kernel for <what> is not written yet ..."; -1. */
+int pf_no_cuda_kernel(const char *op, const char *what, pf_device dev);
+/* 0 for a cpu tensor; otherwise pf_no_cuda_kernel(op, what, its device). */
+int pf_require_cpu(const PfTensor *t, const char *op, const char *what);
+/*
+ * A new contiguous tensor with src's values on dev in dtype.  A dtype
+ * conversion runs on the cpu side of a copy (on the host before a
+ * cpu -> cuda copy, after a cuda -> cpu one); between two CUDA tensors it
+ * needs a kernel that is not written yet.  dev must be resolved.
+ */
+PfTensor *pf_tensor_to_device(PfTensor *src, pf_device dev, pf_dtype dtype, const char *op);
+/* t itself (new reference) on the cpu, else a copy of it on the cpu. */
+PfTensor *pf_tensor_on_host(PfTensor *t, const char *op);
+/* Copy nbytes between the memory of two devices (either may be the cpu). */
+int pf_copy_bytes(void *dst, pf_device dst_dev, const void *src, pf_device src_dev,
+                  size_t nbytes, const char *op);
+/* Copy src into dst element by element on one CUDA device; shapes as pf_tensor_assign
+   (src broadcast to dst), same dtype, both on dst's device. */
+int pf_device_assign(PfTensor *dst, PfTensor *src, const char *op);
+/* Set every element of a CUDA tensor to the raw value (itemsize bytes). */
+int pf_device_fill(PfTensor *dst, const void *raw, const char *op);
+/* A new contiguous tensor of zeros on dev (which must be resolved). */
+PfTensor *pf_tensor_zeros(int ndim, const int64_t *shape, pf_dtype dtype, pf_device dev,
+                          const char *op);
+extern PyMethodDef pf_transfer_module_methods[];
+
 /* ------------------------------------------------------------------ bridge */
 
 int pf_numpy_ensure(void);
@@ -248,8 +306,10 @@ int pf_tensor_setitem(PyObject *self, PyObject *key, PyObject *value);
 
 /* Shared by the constructors in create.c and random.c. */
 int pf_parse_creation(PyObject *args, PyObject *kwds, const char *op, int64_t *shape, int *ndim,
-                      pf_dtype *dtype, int *has_dtype, int *requires_grad);
+                      pf_dtype *dtype, int *has_dtype, int *requires_grad, pf_device *dev);
 PyObject *pf_finish_creation(PyObject *t, int requires_grad, const char *op);
+/* t (stolen) on dev: itself when it is there, else a copy there; NULL passes through. */
+PyObject *pf_place_on(PyObject *t, pf_device dev, const char *op);
 
 /* ------------------------------------------------------------- optimizers */
 

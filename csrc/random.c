@@ -201,7 +201,8 @@ static PyObject *draw(PyObject *args, PyObject *kwds, const char *op, dist *d)
     int64_t shape[PF_MAX_DIMS];
     int ndim, has_dtype, rg;
     pf_dtype dtype = PF_FLOAT32;
-    if (pf_parse_creation(args, kwds, op, shape, &ndim, &dtype, &has_dtype, &rg) < 0) {
+    pf_device dev;
+    if (pf_parse_creation(args, kwds, op, shape, &ndim, &dtype, &has_dtype, &rg, &dev) < 0) {
         return NULL;
     }
     if (!has_dtype && d->kind == DIST_INT) {
@@ -236,7 +237,8 @@ static PyObject *draw(PyObject *args, PyObject *kwds, const char *op, dist *d)
         return NULL;
     }
     fill_dist(t, d);
-    return pf_finish_creation((PyObject *)t, rg, op);
+    /* drawn on the cpu and copied: the same numbers for a seed on every device */
+    return pf_finish_creation(pf_place_on((PyObject *)t, dev, op), rg, op);
 }
 
 static PyObject *py_rand(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)

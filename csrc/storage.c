@@ -1,13 +1,19 @@
 /*
  * storage.c -- reference-counted memory, the 64-byte-aligned CPU allocator
- * with a free list for small blocks, and the live-memory counters that
- * pf.memory_stats() reports (the leak tests read them).
+ * with a free list for small blocks, device storages from the CUDA caching
+ * allocator, and the live-memory counters per device that pf.memory_stats()
+ * reports (the leak tests read them).
  *
  * Small blocks are recycled because a small model allocates and frees the
  * same few sizes thousands of times a second, and malloc + memset-free
  * reuse is measurably cheaper than aligned_alloc each time.
+ *
+ * A CUDA storage takes its block from libpyframe_cuda.so's caching
+ * allocator (pf_cuda_alloc) and gives it back on its last reference.  The
+ * cpu path pays one branch on the storage's device for this, on a field in
+ * the same cache line as the reference count it touches anyway.
  */
-#include "pyframe.h"
+#include "cuda_backend.h"
 #include <stdlib.h>
 
 /* Blocks up to 2^FREE_MAX_SHIFT bytes are recycled, in power-of-two classes. */
@@ -31,6 +37,17 @@ static struct {
     int64_t alloc_calls;
     int64_t free_list_hits;
 } stats;
+
+/* CUDA storages, per device index; `used` once a storage has lived there */
+static struct {
+    int used;
+    int64_t live_storages;
+    int64_t live_bytes;     /* bytes asked of the caching allocator and not yet returned */
+    int64_t peak_bytes;
+    int64_t foreign_storages;
+    int64_t foreign_bytes;  /* device memory borrowed through DLPack */
+    int64_t free_failures;  /* blocks the allocator refused back (it did not hand them out) */
+} cuda_stats[PF_CUDA_MAX_DEVICES];
 
 int64_t pf_live_tensors;    /* maintained by tensor.c */
 
@@ -82,10 +99,59 @@ static size_t reserved_for(size_t nbytes)
     return cls >= 0 ? class_bytes(cls) : (nbytes + PF_ALIGN - 1) / PF_ALIGN * PF_ALIGN;
 }
 
+/* A storage on a CUDA device, from the caching allocator. */
+static pf_storage *cuda_storage_new(size_t nbytes, pf_device dev, const char *op)
+{
+    if (pf_device_resolve(&dev, op) < 0) {
+        return NULL;
+    }
+    const PfCudaLib *lib = pf_cuda_loaded();
+    pf_storage *s = PyMem_Calloc(1, sizeof(pf_storage));
+    if (s == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    /* at least one byte, as on the cpu: an empty tensor still has a real address */
+    void *ptr = NULL;
+    int status = lib->alloc(nbytes ? nbytes : 1, dev.index, &ptr);
+    if (status != 0) {
+        PyMem_Free(s);
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    s->refcnt = 1;
+    s->data = ptr;
+    s->nbytes = nbytes;
+    s->device = dev;
+    cuda_stats[dev.index].used = 1;
+    cuda_stats[dev.index].live_storages++;
+    cuda_stats[dev.index].live_bytes += (int64_t)nbytes;
+    if (cuda_stats[dev.index].live_bytes > cuda_stats[dev.index].peak_bytes) {
+        cuda_stats[dev.index].peak_bytes = cuda_stats[dev.index].live_bytes;
+    }
+    return s;
+}
+
+/*
+ * Only reached for a storage that cuda_storage_new made, so the library is
+ * loaded.  A refused free cannot raise here (a tensor's dealloc): it is
+ * counted instead, in memory_stats()["cuda:N"]["free_failures"].
+ */
+static void cuda_storage_free(pf_storage *s)
+{
+    const PfCudaLib *lib = pf_cuda_loaded();
+    int i = s->device.index;
+    cuda_stats[i].live_storages--;
+    cuda_stats[i].live_bytes -= (int64_t)s->nbytes;
+    if (lib == NULL || lib->free(s->data) != 0) {
+        cuda_stats[i].free_failures++;
+    }
+}
+
 pf_storage *pf_storage_new(size_t nbytes, pf_device dev, const char *op)
 {
-    if (pf_device_check_available(dev, op) < 0) {
-        return NULL;
+    if (dev.type != PF_DEV_CPU) {
+        return cuda_storage_new(nbytes, dev, op);
     }
     if (nbytes > (size_t)PY_SSIZE_T_MAX / 2) {
         PyErr_Format(PyExc_MemoryError,
@@ -120,6 +186,14 @@ pf_storage *pf_storage_new(size_t nbytes, pf_device dev, const char *op)
 
 pf_storage *pf_storage_foreign(char *data, size_t nbytes, PyObject *owner, int readonly)
 {
+    pf_device cpu = {PF_DEV_CPU, 0};
+    return pf_storage_foreign_on(data, nbytes, owner, readonly, cpu);
+}
+
+/* dev must be resolved: the cpu, or a CUDA index below PF_CUDA_MAX_DEVICES */
+pf_storage *pf_storage_foreign_on(char *data, size_t nbytes, PyObject *owner, int readonly,
+                                  pf_device dev)
+{
     pf_storage *s = PyMem_Calloc(1, sizeof(pf_storage));
     if (s == NULL) {
         PyErr_NoMemory();
@@ -128,11 +202,18 @@ pf_storage *pf_storage_foreign(char *data, size_t nbytes, PyObject *owner, int r
     s->refcnt = 1;
     s->data = data;
     s->nbytes = nbytes;
-    s->device.type = PF_DEV_CPU;
+    s->device = dev;
     s->owner = Py_XNewRef(owner);
     s->readonly = readonly;
-    stats.foreign_storages++;
-    stats.foreign_bytes += (int64_t)nbytes;
+    if (dev.type == PF_DEV_CPU) {
+        stats.foreign_storages++;
+        stats.foreign_bytes += (int64_t)nbytes;
+    }
+    else {
+        cuda_stats[dev.index].used = 1;
+        cuda_stats[dev.index].foreign_storages++;
+        cuda_stats[dev.index].foreign_bytes += (int64_t)nbytes;
+    }
     return s;
 }
 
@@ -147,8 +228,14 @@ void pf_storage_decref(pf_storage *s)
         return;
     }
     if (storage_is_foreign(s)) {
-        stats.foreign_storages--;
-        stats.foreign_bytes -= (int64_t)s->nbytes;
+        if (s->device.type == PF_DEV_CPU) {
+            stats.foreign_storages--;
+            stats.foreign_bytes -= (int64_t)s->nbytes;
+        }
+        else {
+            cuda_stats[s->device.index].foreign_storages--;
+            cuda_stats[s->device.index].foreign_bytes -= (int64_t)s->nbytes;
+        }
         if (s->view != NULL) {
             PyBuffer_Release(s->view);
             PyMem_Free(s->view);
@@ -157,6 +244,9 @@ void pf_storage_decref(pf_storage *s)
             s->release(s);
         }
         Py_XDECREF(s->owner);
+    }
+    else if (s->device.type != PF_DEV_CPU) {
+        cuda_storage_free(s);
     }
     else {
         stats.live_storages--;
@@ -187,7 +277,13 @@ int pf_storage_resize(pf_storage *s, size_t nbytes, const char *op)
     if (fresh == NULL) {
         return -1;
     }
-    memcpy(fresh->data, s->data, s->nbytes);
+    if (s->device.type == PF_DEV_CPU) {
+        memcpy(fresh->data, s->data, s->nbytes);
+    }
+    else if (pf_copy_bytes(fresh->data, s->device, s->data, s->device, s->nbytes, op) < 0) {
+        pf_storage_decref(fresh);
+        return -1;
+    }
     /* swap the blocks so that every view of `s` sees the new memory */
     char *old = s->data;
     size_t oldn = s->nbytes;
@@ -200,9 +296,14 @@ int pf_storage_resize(pf_storage *s, size_t nbytes, const char *op)
     return 0;
 }
 
+/*
+ * {"cpu": {...}, "cuda:N": {...}}: a CUDA device appears once a storage has
+ * lived on it.  Its counters are pyframe's storages; the caching
+ * allocator's own (blocks, cache) are pf.cuda.memory_stats().
+ */
 PyObject *pf_memory_stats(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(noargs))
 {
-    return Py_BuildValue("{s:{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L}}", "cpu",
+    PyObject *d = Py_BuildValue("{s:{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L}}", "cpu",
                          "live_tensors", (long long)pf_live_tensors,
                          "live_storages", (long long)stats.live_storages,
                          "live_bytes", (long long)stats.live_bytes,
@@ -212,6 +313,27 @@ PyObject *pf_memory_stats(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(noargs)
                          "foreign_bytes", (long long)stats.foreign_bytes,
                          "alloc_calls", (long long)stats.alloc_calls,
                          "free_list_hits", (long long)stats.free_list_hits);
+    for (int i = 0; d != NULL && i < PF_CUDA_MAX_DEVICES; i++) {
+        if (!cuda_stats[i].used) {
+            continue;
+        }
+        char key[16];
+        snprintf(key, sizeof(key), "cuda:%d", i);
+        PyObject *v = Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L}",
+                                    "live_storages", (long long)cuda_stats[i].live_storages,
+                                    "live_bytes", (long long)cuda_stats[i].live_bytes,
+                                    "peak_bytes", (long long)cuda_stats[i].peak_bytes,
+                                    "foreign_storages", (long long)cuda_stats[i].foreign_storages,
+                                    "foreign_bytes", (long long)cuda_stats[i].foreign_bytes,
+                                    "free_failures", (long long)cuda_stats[i].free_failures);
+        if (v == NULL || PyDict_SetItemString(d, key, v) < 0) {
+            Py_XDECREF(v);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(v);
+    }
+    return d;
 }
 
 PyObject *pf_empty_cache(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(noargs))

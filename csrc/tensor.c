@@ -231,6 +231,40 @@ int pf_tensor_may_overlap(const PfTensor *a, const PfTensor *b)
     return alo < bhi && blo < ahi;
 }
 
+/*
+ * dst = src where either is on a CUDA device (pf_tensor_assign has checked
+ * the shapes and that dst is writable; src has no extra leading 1-dims).
+ * Into the cpu: bring src's values over, then the cpu loop.  Into a device:
+ * bring src there in dst's dtype (a conversion runs on the host, so a cuda
+ * source of another dtype needs a kernel not written yet), then copy on the
+ * device with src broadcast.
+ */
+static int assign_across_devices(PfTensor *dst, PfTensor *src, const char *op)
+{
+    if (pf_tensor_on_cpu(dst)) {
+        PfTensor *h = pf_tensor_on_host(src, op);
+        if (h == NULL) {
+            return -1;
+        }
+        int r = pf_tensor_assign(dst, h, op);
+        Py_DECREF(h);
+        return r;
+    }
+    PfTensor *s;
+    if (pf_device_eq(src->storage->device, dst->storage->device) && src->dtype == dst->dtype) {
+        s = (PfTensor *)Py_NewRef(src);
+    }
+    else {
+        s = pf_tensor_to_device(src, dst->storage->device, dst->dtype, op);
+        if (s == NULL) {
+            return -1;
+        }
+    }
+    int r = pf_device_assign(dst, s, op);
+    Py_DECREF(s);
+    return r;
+}
+
 int pf_tensor_assign(PfTensor *dst, PfTensor *src, const char *op)
 {
     int64_t shape[PF_MAX_DIMS];
@@ -262,6 +296,14 @@ int pf_tensor_assign(PfTensor *dst, PfTensor *src, const char *op)
             return -1;
         }
         src = tmp;
+    }
+    if (!pf_tensor_on_cpu(dst) || !pf_tensor_on_cpu(src)) {
+        PfTensor *v = pf_tensor_view(src, sdim, src->shape + skip, src->strides + skip,
+                                     src->offset);
+        int r = v == NULL ? -1 : assign_across_devices(dst, v, op);
+        Py_XDECREF(v);
+        Py_XDECREF(tmp);
+        return r;
     }
     PfTensor view = *src;   /* the source without its skipped leading 1-dims */
     view.ndim = sdim;
@@ -325,9 +367,24 @@ static int copy_transposed(PfTensor *src, PfTensor *out)
 
 PfTensor *pf_tensor_copy_as(PfTensor *src, pf_dtype dtype, const char *op)
 {
+    if (!pf_tensor_on_cpu(src) && dtype != src->dtype) {
+        char what[96];
+        snprintf(what, sizeof(what), "converting %s to %s", pf_dtypes[src->dtype].name,
+                 pf_dtypes[dtype].name);
+        pf_no_cuda_kernel(op, what, src->storage->device);
+        return NULL;
+    }
     PfTensor *out = pf_tensor_empty(src->ndim, src->shape, dtype, src->storage->device, op);
     if (out == NULL) {
         return NULL;
+    }
+    if (!pf_tensor_on_cpu(src)) {
+        /* a contiguous copy on the device: the strided-copy kernel, or one memcpy */
+        if (pf_device_assign(out, src, op) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        return out;
     }
     if (copy_transposed(src, out)) {
         return out;
@@ -350,6 +407,9 @@ int pf_tensor_fill_scalar(PfTensor *dst, PyObject *value, const char *op)
     } v;
     if (pf_tensor_check_writable(dst, op) < 0 || pf_scalar_to_raw(value, dst->dtype, &v, op) < 0) {
         return -1;
+    }
+    if (!pf_tensor_on_cpu(dst)) {
+        return pf_device_fill(dst, v.raw, op);
     }
     PfTensor *ops[1] = {dst};
     pf_iter it;
@@ -386,6 +446,16 @@ int pf_scalar_to_raw(PyObject *obj, pf_dtype dtype, void *out, const char *op)
             return PF_ERRI(PyExc_ValueError,
                            "%s: expected a scalar or a one-element tensor; got a tensor of "
                            "shape %s", op, pf_shape_str(t->shape, t->ndim, buf, sizeof(buf)));
+        }
+        if (!pf_tensor_on_cpu(t)) {
+            /* the one element, read back from the device */
+            PfTensor *h = pf_tensor_on_host(t, op);
+            if (h == NULL) {
+                return -1;
+            }
+            pf_cast_one(pf_tensor_data(h), h->dtype, out, dtype);
+            Py_DECREF(h);
+            return 0;
         }
         pf_cast_one(pf_tensor_data(t), t->dtype, out, dtype);
         return 0;
@@ -488,9 +558,32 @@ static PyObject *tolist_rec(PfTensor *t, int dim, const char *p)
     return list;
 }
 
+/*
+ * The Python-value methods read a CUDA tensor through a copy on the host
+ * (as PyTorch's item() and tolist() do): the values are needed on the cpu.
+ */
+static PyObject *via_host(PfTensor *self, const char *op, PyObject *(*fn)(PfTensor *))
+{
+    PfTensor *h = pf_tensor_on_host(self, op);
+    if (h == NULL) {
+        return NULL;
+    }
+    PyObject *r = fn(h);
+    Py_DECREF(h);
+    return r;
+}
+
+static PyObject *tolist_host(PfTensor *t)
+{
+    return tolist_rec(t, 0, pf_tensor_data(t));
+}
+
 static PyObject *tensor_tolist(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
-    return tolist_rec(self, 0, pf_tensor_data(self));
+    if (!pf_tensor_on_cpu(self)) {
+        return via_host(self, "Tensor.tolist", tolist_host);
+    }
+    return tolist_host(self);
 }
 
 static int require_one_element(PfTensor *self, const char *op)
@@ -505,12 +598,20 @@ static int require_one_element(PfTensor *self, const char *op)
     return 0;
 }
 
+static PyObject *item_host(PfTensor *t)
+{
+    return pf_raw_to_scalar(pf_tensor_data(t), t->dtype);
+}
+
 static PyObject *tensor_item(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
     if (require_one_element(self, "Tensor.item") < 0) {
         return NULL;
     }
-    return pf_raw_to_scalar(pf_tensor_data(self), self->dtype);
+    if (!pf_tensor_on_cpu(self)) {
+        return via_host(self, "Tensor.item", item_host);
+    }
+    return item_host(self);
 }
 
 static int tensor_bool(PfTensor *self)
@@ -523,6 +624,15 @@ static int tensor_bool(PfTensor *self)
                        pf_shape_str(self->shape, self->ndim, buf, sizeof(buf)));
     }
     uint8_t b;
+    if (!pf_tensor_on_cpu(self)) {
+        PfTensor *h = pf_tensor_on_host(self, "bool(Tensor)");
+        if (h == NULL) {
+            return -1;
+        }
+        pf_cast_one(pf_tensor_data(h), h->dtype, &b, PF_BOOL);
+        Py_DECREF(h);
+        return b != 0;
+    }
     pf_cast_one(pf_tensor_data(self), self->dtype, &b, PF_BOOL);
     return b != 0;
 }
@@ -531,6 +641,9 @@ static PyObject *tensor_float(PfTensor *self)
 {
     if (require_one_element(self, "float(Tensor)") < 0) {
         return NULL;
+    }
+    if (!pf_tensor_on_cpu(self)) {
+        return via_host(self, "float(Tensor)", tensor_float);
     }
     double d;
     pf_cast_one(pf_tensor_data(self), self->dtype, &d, PF_FLOAT64);
@@ -541,6 +654,9 @@ static PyObject *tensor_int(PfTensor *self)
 {
     if (require_one_element(self, "int(Tensor)") < 0) {
         return NULL;
+    }
+    if (!pf_tensor_on_cpu(self)) {
+        return via_host(self, "int(Tensor)", tensor_int);
     }
     if (pf_is_float(self->dtype)) {
         double d;
@@ -886,12 +1002,30 @@ static PyObject *tensor_astype(PfTensor *self, PyObject *args, PyObject *kwds)
 }
 
 /*
+ * self on dev (resolved) in dtype: self itself when nothing changes and
+ * copy is false, else a copy that autograd follows back to self's device
+ * and dtype.
+ */
+static PyObject *move_to(PfTensor *self, pf_device dev, pf_dtype d, int copy, const char *op)
+{
+    int same_device = pf_device_eq(dev, self->storage->device);
+    if (!copy && d == self->dtype && same_device) {
+        return Py_NewRef(self);
+    }
+    PfTensor *out = same_device ? pf_tensor_copy_as(self, d, op)
+                                : pf_tensor_to_device(self, dev, d, op);
+    return pf_ag_record_unary(PF_NODE_IDENTITY, self, (PyObject *)out, NULL, 0);
+}
+
+/*
  * to(dtype), to(device), to(device, dtype), to(other_tensor), with
  * dtype=/device=/copy= keywords, as in PyTorch.  Returns self when
- * nothing changes and copy is False.
+ * nothing changes and copy is False.  A device is "cpu", "cuda", "cuda:N",
+ * an index N or a pf.device; "cuda" is the current CUDA device.
  */
 static PyObject *tensor_to(PfTensor *self, PyObject *args, PyObject *kwds)
 {
+    const char *op = "Tensor.to";
     PyObject *a = Py_None, *b = Py_None, *dev_obj = Py_None, *dt_obj = Py_None;
     int copy = 0, non_blocking = 0;
     static char *kwlist[] = {"", "", "device", "dtype", "non_blocking", "copy", NULL};
@@ -911,38 +1045,59 @@ static PyObject *tensor_to(PfTensor *self, PyObject *args, PyObject *kwds)
             d = ((PfTensor *)o)->dtype;
             dev = ((PfTensor *)o)->storage->device;
         }
-        else if (Py_IS_TYPE(o, &PfDevice_Type) ||
-                 (PyUnicode_Check(o) && pf_device_from_object(o, "Tensor.to", &dev) == 0)) {
-            if (Py_IS_TYPE(o, &PfDevice_Type)) {
-                dev = ((PfDeviceObject *)o)->dev;
+        else if (Py_IS_TYPE(o, &PfDevice_Type) || PyLong_CheckExact(o)) {
+            if (pf_device_from_object(o, op, &dev) < 0) {
+                return NULL;
             }
         }
-        else {
+        else if (!(PyUnicode_Check(o) && pf_device_from_object(o, op, &dev) == 0)) {
             PyErr_Clear();
-            if (pf_dtype_from_object(o, "Tensor.to", &d) < 0) {
+            if (pf_dtype_from_object(o, op, &d) < 0) {
                 return NULL;
             }
         }
     }
-    if (dev_obj != Py_None && pf_device_from_object(dev_obj, "Tensor.to", &dev) < 0) {
+    if (dev_obj != Py_None && pf_device_from_object(dev_obj, op, &dev) < 0) {
         return NULL;
     }
-    if (dt_obj != Py_None && pf_dtype_from_object(dt_obj, "Tensor.to", &d) < 0) {
+    if (dt_obj != Py_None && pf_dtype_from_object(dt_obj, op, &d) < 0) {
         return NULL;
     }
-    if (pf_device_check_available(dev, "Tensor.to") < 0) {
+    /* a tensor's own device needs no resolving (nor a working CUDA to name it) */
+    if (!pf_device_eq(dev, self->storage->device) && pf_device_resolve(&dev, op) < 0) {
         return NULL;
     }
-    if (!copy && d == self->dtype) {
-        return Py_NewRef(self);
-    }
-    return pf_ag_record_unary(PF_NODE_IDENTITY, self,
-                              (PyObject *)pf_tensor_copy_as(self, d, "Tensor.to"), NULL, 0);
+    return move_to(self, dev, d, copy, op);
 }
 
 static PyObject *tensor_cpu(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
-    return Py_NewRef(self);
+    pf_device cpu = {PF_DEV_CPU, 0};
+    return move_to(self, cpu, self->dtype, 0, "Tensor.cpu");
+}
+
+/* cuda(device=None, non_blocking=False): device None is the current CUDA device. */
+static PyObject *tensor_cuda(PfTensor *self, PyObject *args, PyObject *kwds)
+{
+    const char *op = "Tensor.cuda";
+    PyObject *dev_obj = Py_None;
+    int non_blocking = 0;
+    static char *kwlist[] = {"device", "non_blocking", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Op:cuda", kwlist, &dev_obj, &non_blocking)) {
+        return NULL;
+    }
+    pf_device dev = {PF_DEV_CUDA, -1};
+    if (dev_obj != Py_None && pf_device_from_object(dev_obj, op, &dev) < 0) {
+        return NULL;
+    }
+    if (dev.type != PF_DEV_CUDA) {
+        return PF_ERR(PyExc_ValueError, "%s: expected a CUDA device ('cuda', 'cuda:N' or an "
+                      "index); got 'cpu' (use .cpu() or .to('cpu'))", op);
+    }
+    if (pf_device_resolve(&dev, op) < 0) {
+        return NULL;
+    }
+    return move_to(self, dev, self->dtype, 0, op);
 }
 
 static PyObject *tensor_requires_grad_(PfTensor *self, PyObject *args)
@@ -993,12 +1148,21 @@ static PyObject *tensor_resize_(PfTensor *self, PyObject *args)
 static PyObject *tensor_repr(PfTensor *self)
 {
     PyObject *np = NULL, *arr = NULL, *fn = NULL, *s = NULL, *res = NULL, *kw = NULL;
-    PfTensor *tmp = NULL;
+    PfTensor *tmp = NULL, *host = NULL;
     PfTensor *src = self;
+    if (!pf_tensor_on_cpu(self)) {
+        /* the values of a CUDA tensor, copied to the host to be printed */
+        host = pf_tensor_on_host(self, "repr");
+        if (host == NULL) {
+            return NULL;
+        }
+        src = host;
+    }
     if (self->dtype == PF_BFLOAT16) {
         /* NumPy has no bfloat16: print the exact float32 values */
-        tmp = pf_tensor_copy_as(self, PF_FLOAT32, "repr");
+        tmp = pf_tensor_copy_as(src, PF_FLOAT32, "repr");
         if (tmp == NULL) {
+            Py_XDECREF(host);
             return NULL;
         }
         src = tmp;
@@ -1025,7 +1189,13 @@ static PyObject *tensor_repr(PfTensor *self)
     if (s == NULL) {
         goto fail;
     }
-    res = PyUnicode_FromFormat("tensor(%U, dtype=%s%s)", s, pf_dtypes[self->dtype].name,
+    char dev[48] = "";
+    if (!pf_tensor_on_cpu(self)) {
+        char d[32];
+        snprintf(dev, sizeof(dev), ", device='%s'", pf_device_str(self->storage->device, d,
+                                                                 sizeof(d)));
+    }
+    res = PyUnicode_FromFormat("tensor(%U, dtype=%s%s%s)", s, pf_dtypes[self->dtype].name, dev,
                                self->requires_grad ? ", requires_grad=True" : "");
 fail:
     Py_XDECREF(np);
@@ -1034,6 +1204,7 @@ fail:
     Py_XDECREF(kw);
     Py_XDECREF(s);
     Py_XDECREF((PyObject *)tmp);
+    Py_XDECREF((PyObject *)host);
     return res;
 }
 
@@ -1056,7 +1227,11 @@ static PyMethodDef tensor_methods[] = {
     {"to", (PyCFunction)(void (*)(void))tensor_to, METH_VARARGS | METH_KEYWORDS,
      "to(dtype) / to(device) / to(device, dtype) / to(tensor); copy=False returns self "
      "when nothing changes"},
-    {"cpu", (PyCFunction)tensor_cpu, METH_NOARGS, "the tensor on the cpu"},
+    {"cpu", (PyCFunction)tensor_cpu, METH_NOARGS,
+     "the tensor on the cpu: self when it is there, else a copy"},
+    {"cuda", (PyCFunction)(void (*)(void))tensor_cuda, METH_VARARGS | METH_KEYWORDS,
+     "cuda(device=None): the tensor on a CUDA device (default: the current one); self when "
+     "it is there, else a copy"},
     {"item", (PyCFunction)tensor_item, METH_NOARGS, "the value of a one-element tensor"},
     {"tolist", (PyCFunction)tensor_tolist, METH_NOARGS, "nested Python lists of the values"},
     {"requires_grad_", (PyCFunction)tensor_requires_grad_, METH_VARARGS,

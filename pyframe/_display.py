@@ -41,13 +41,14 @@ def tensor_html(t):
         return "<div>%s &middot; empty</div>" % head
     import pyframe as pf
     t = t.detach()
-    if t.dtype in (pf.bfloat16, pf.float16):
-        t = t.astype(pf.float32)
     note = ""
     # at most 2-D on screen: the last two axes of the first slice
     if t.ndim > 2:
         note = "<div><small>showing [%s:, :]</small></div>" % ("0, " * (t.ndim - 2))
         t = t[(0,) * (t.ndim - 2)]
+    t = t.cpu()     # a CUDA tensor's values, copied to the host to be shown
+    if t.dtype in (pf.bfloat16, pf.float16):
+        t = t.astype(pf.float32)
     a = np.asarray(t)
     if a.ndim == 0:
         return "<div>%s</div><pre>%s</pre>" % (head, html.escape(_fmt(a[()], a.dtype.kind)))

@@ -48,7 +48,7 @@ def _device_index(device, caller):
         d = _C.device(device) if isinstance(device, str) else device
         if d.type != "cuda":
             raise ValueError(f"{caller}: expected a CUDA device; got '{d}'")
-        return d.index
+        return _C._cuda_current_device(caller) if d.index is None else d.index
     raise TypeError(f"{caller}: device must be an int, 'cuda:N', a pf.device or None; "
                     f"got {type(device).__name__}")
 

@@ -257,8 +257,11 @@ CASES = [
     # ---- keywords and devices
     case("unknown-keyword", lambda: pf.zeros(2, foo=1), TypeError,
          r"pf\.zeros: unexpected keyword argument 'foo'"),
-    case("cuda-device", lambda: pf.zeros(2, device="cuda"), RuntimeError,
-         r"pf\.zeros: device 'cuda:0' is not available"),
+    # (device="cuda" without a usable GPU: tests/test_cuda_tensors.py)
+    case("unknown-device", lambda: pf.zeros(2, device="tpu"), ValueError,
+         r"pf\.zeros: unknown device 'tpu'; expected 'cpu', 'cuda' or 'cuda:N'"),
+    case("device-type", lambda: pf.zeros(2, device=1.5), TypeError,
+         r"pf\.zeros: device must be a string"),
 ]
 
 

@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define PF_CUDA_ABI_VERSION 1
+#define PF_CUDA_ABI_VERSION 2
 #define PF_CUDA_LIBRARY_NAME "libpyframe_cuda.so"
 
 /* The cudaError_t values pyframe._C tells apart (runtime.cu checks them). */
@@ -73,10 +73,49 @@ typedef int pf_cuda_reset_peak_memory_stats_fn(int device);
 /* Returns every cached block of every device to CUDA. */
 typedef int pf_cuda_empty_cache_fn(uint64_t *released_bytes);
 
+/*
+ * Copies between host and device memory.  A device of PF_CUDA_HOST marks
+ * host memory (pageable: pyframe's own allocations).
+ *   host -> device, device -> host: queued on the stream pyframe uses, then
+ *     waited for, so the host side may be read or freed on return;
+ *   device -> device on one device: queued, ordered with later work there;
+ *   device -> device across devices: cudaMemcpyPeer, ordered with the work
+ *     on both devices.
+ * Both ranges must be contiguous; 0 bytes is a no-op.
+ */
+#define PF_CUDA_HOST (-1)
+typedef int pf_cuda_memcpy_fn(void *dst, int dst_device, const void *src, int src_device,
+                              size_t nbytes);
+
+/*
+ * The geometry of a strided copy or fill on one device: element (i_0, ...,
+ * i_{ndim-1}) of `shape` lies at dst + sum(i_k * dst_strides[k]) * itemsize
+ * (and likewise for src).  Strides count elements and may be 0 (a
+ * broadcast source) or negative.
+ */
+#define PF_CUDA_MAX_DIMS 8
+typedef struct PfCudaStrided {
+    int ndim;
+    int64_t shape[PF_CUDA_MAX_DIMS];
+    int64_t dst_strides[PF_CUDA_MAX_DIMS];
+    int64_t src_strides[PF_CUDA_MAX_DIMS];
+} PfCudaStrided;
+
+/*
+ * dst = src element by element over g->shape, on `device`, for an itemsize
+ * of 1, 2, 4 or 8 bytes (the bits are copied, so any dtype of that size);
+ * queued, not waited for.  Both pointers must be aligned to the itemsize.
+ */
+typedef int pf_cuda_copy_strided_fn(int device, void *dst, const void *src, int itemsize,
+                                    const PfCudaStrided *g);
+/* Every element of dst (g->dst_strides; src_strides unused) set to the itemsize bytes at value. */
+typedef int pf_cuda_fill_strided_fn(int device, void *dst, const void *value, int itemsize,
+                                    const PfCudaStrided *g);
+
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     X(abi_version) X(last_error) X(versions) X(device_count) X(get_device) X(set_device)     \
     X(device_properties) X(synchronize) X(mem_get_info) X(alloc) X(free) X(memory_stats)    \
-    X(reset_peak_memory_stats) X(empty_cache)
+    X(reset_peak_memory_stats) X(empty_cache) X(memcpy) X(copy_strided) X(fill_strided)
 
 #ifdef __cplusplus
 }

@@ -9,15 +9,11 @@
  * statically linked CUDA runtime, so another copy of libcudart in the
  * process (PyTorch's, say) never binds to ours or ours to it.
  */
-#include "pf_cuda.h"
-
-#include <cuda_runtime.h>
+#include "internal.cuh"
 
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-
-#define PF_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
 static_assert(PF_CUDA_SUCCESS == cudaSuccess, "status codes are cudaError_t values");
 static_assert(PF_CUDA_ERROR_INVALID_VALUE == cudaErrorInvalidValue, "cudaErrorInvalidValue");
@@ -28,46 +24,26 @@ static_assert(PF_CUDA_ERROR_INSUFFICIENT_DRIVER == cudaErrorInsufficientDriver,
 static_assert(PF_CUDA_ERROR_NO_DEVICE == cudaErrorNoDevice, "cudaErrorNoDevice");
 static_assert(PF_CUDA_ERROR_INVALID_DEVICE == cudaErrorInvalidDevice, "cudaErrorInvalidDevice");
 
-static thread_local char last_error[1024];
+/* Declared in internal.cuh: the calling thread's last failure. */
+thread_local char pfc_last_error[PFC_ERROR_SIZE];
 
-/* Records the failure of call (formatted like printf) and returns its status. */
-__attribute__((format(printf, 2, 3))) static int fail(cudaError_t err, const char *call, ...)
+int pfc_fail(cudaError_t err, const char *call, ...)
 {
     char what[256];
     va_list ap;
     va_start(ap, call);
     vsnprintf(what, sizeof(what), call, ap);
     va_end(ap);
-    snprintf(last_error, sizeof(last_error), "%s failed: %s: %s", what, cudaGetErrorName(err),
-             cudaGetErrorString(err));
+    snprintf(pfc_last_error, sizeof(pfc_last_error), "%s failed: %s: %s", what,
+             cudaGetErrorName(err), cudaGetErrorString(err));
+    /* reset the runtime's last error, so that the next call does not report this one */
+    (void)cudaGetLastError();
     return (int)err;
 }
 
-static int fail_with(int status, const char *msg)
+int pfc_fail_with(int status, const char *msg)
 {
-    snprintf(last_error, sizeof(last_error), "%s", msg);
-    return status;
-}
-
-/*
- * Runs body with device current, then makes the caller's device current
- * again, so that entry points taking a device never change the thread's
- * current device behind the caller's back.
- */
-template <typename Body> static int on_device(int device, Body body)
-{
-    int previous = 0;
-    cudaError_t err = cudaGetDevice(&previous);
-    if (err != cudaSuccess) {
-        return fail(err, "cudaGetDevice");
-    }
-    if (previous != device && (err = cudaSetDevice(device)) != cudaSuccess) {
-        return fail(err, "cudaSetDevice(%d)", device);
-    }
-    int status = body();
-    if (previous != device && (err = cudaSetDevice(previous)) != cudaSuccess && status == 0) {
-        status = fail(err, "cudaSetDevice(%d)", previous);
-    }
+    snprintf(pfc_last_error, sizeof(pfc_last_error), "%s", msg);
     return status;
 }
 
@@ -88,7 +64,7 @@ PF_CUDA_EXPORT pf_cuda_empty_cache_fn pf_cuda_empty_cache;
 
 int pf_cuda_abi_version(void) { return PF_CUDA_ABI_VERSION; }
 
-const char *pf_cuda_last_error(void) { return last_error; }
+const char *pf_cuda_last_error(void) { return pfc_last_error; }
 
 int pf_cuda_versions(int *runtime, int *driver)
 {
@@ -96,12 +72,12 @@ int pf_cuda_versions(int *runtime, int *driver)
     *driver = 0;
     cudaError_t err = cudaRuntimeGetVersion(runtime);
     if (err != cudaSuccess) {
-        return fail(err, "cudaRuntimeGetVersion");
+        return pfc_fail(err, "cudaRuntimeGetVersion");
     }
     /* succeeds with 0 when no driver is installed */
     err = cudaDriverGetVersion(driver);
     if (err != cudaSuccess) {
-        return fail(err, "cudaDriverGetVersion");
+        return pfc_fail(err, "cudaDriverGetVersion");
     }
     return 0;
 }
@@ -112,7 +88,7 @@ int pf_cuda_device_count(int *count)
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
         *count = 0;
-        return fail(err, "cudaGetDeviceCount");
+        return pfc_fail(err, "cudaGetDeviceCount");
     }
     *count = n;
     return 0;
@@ -121,13 +97,13 @@ int pf_cuda_device_count(int *count)
 int pf_cuda_get_device(int *device)
 {
     cudaError_t err = cudaGetDevice(device);
-    return err == cudaSuccess ? 0 : fail(err, "cudaGetDevice");
+    return err == cudaSuccess ? 0 : pfc_fail(err, "cudaGetDevice");
 }
 
 int pf_cuda_set_device(int device)
 {
     cudaError_t err = cudaSetDevice(device);
-    return err == cudaSuccess ? 0 : fail(err, "cudaSetDevice(%d)", device);
+    return err == cudaSuccess ? 0 : pfc_fail(err, "cudaSetDevice(%d)", device);
 }
 
 int pf_cuda_device_properties(int device, PfCudaDeviceProps *props)
@@ -135,7 +111,7 @@ int pf_cuda_device_properties(int device, PfCudaDeviceProps *props)
     cudaDeviceProp p;
     cudaError_t err = cudaGetDeviceProperties(&p, device);
     if (err != cudaSuccess) {
-        return fail(err, "cudaGetDeviceProperties(device %d)", device);
+        return pfc_fail(err, "cudaGetDeviceProperties(device %d)", device);
     }
     snprintf(props->name, sizeof(props->name), "%s", p.name);
     props->total_memory = (uint64_t)p.totalGlobalMem;
@@ -147,20 +123,20 @@ int pf_cuda_device_properties(int device, PfCudaDeviceProps *props)
 
 int pf_cuda_synchronize(int device)
 {
-    return on_device(device, [] {
+    return pfc_on_device(device, [] {
         cudaError_t err = cudaDeviceSynchronize();
-        return err == cudaSuccess ? 0 : fail(err, "cudaDeviceSynchronize");
+        return err == cudaSuccess ? 0 : pfc_fail(err, "cudaDeviceSynchronize");
     });
 }
 
 int pf_cuda_mem_get_info(int device, uint64_t *free_bytes, uint64_t *total_bytes)
 {
-    return on_device(device, [&] {
+    return pfc_on_device(device, [&] {
         size_t f = 0, t = 0;
         cudaError_t err = cudaMemGetInfo(&f, &t);
         *free_bytes = f;
         *total_bytes = t;
-        return err == cudaSuccess ? 0 : fail(err, "cudaMemGetInfo");
+        return err == cudaSuccess ? 0 : pfc_fail(err, "cudaMemGetInfo");
     });
 }
 
@@ -174,12 +150,12 @@ int pf_cuda_mem_get_info(int device, uint64_t *free_bytes, uint64_t *total_bytes
 static int raw_alloc(void *, int device, size_t size, void **ptr, char *msg, size_t msg_size)
 {
     cudaError_t err = cudaSuccess;
-    int status = on_device(device, [&] {
+    int status = pfc_on_device(device, [&] {
         err = cudaMalloc(ptr, size);
         return 0;
     });
     if (status != 0) {
-        snprintf(msg, msg_size, "%s", last_error);
+        snprintf(msg, msg_size, "%s", pfc_last_error);
         return PF_CA_ERROR;
     }
     if (err == cudaErrorMemoryAllocation) {
@@ -187,8 +163,8 @@ static int raw_alloc(void *, int device, size_t size, void **ptr, char *msg, siz
         return PF_CA_OOM;
     }
     if (err != cudaSuccess) {
-        fail(err, "cudaMalloc(%zu bytes) on device %d", size, device);
-        snprintf(msg, msg_size, "%s", last_error);
+        pfc_fail(err, "cudaMalloc(%zu bytes) on device %d", size, device);
+        snprintf(msg, msg_size, "%s", pfc_last_error);
         return PF_CA_ERROR;
     }
     return PF_CA_OK;
@@ -197,16 +173,16 @@ static int raw_alloc(void *, int device, size_t size, void **ptr, char *msg, siz
 /* A failing cudaFree (a device lost to an earlier error) leaves its message behind. */
 static void raw_free(void *, int device, void *ptr, size_t)
 {
-    on_device(device, [&] {
+    pfc_on_device(device, [&] {
         cudaError_t err = cudaFree(ptr);
-        return err == cudaSuccess ? 0 : fail(err, "cudaFree on device %d", device);
+        return err == cudaSuccess ? 0 : pfc_fail(err, "cudaFree on device %d", device);
     });
 }
 
 static PfCachingAllocator *allocator;
 static int allocator_devices;
 static int allocator_status;
-static char allocator_error[sizeof(last_error)];
+static char allocator_error[PFC_ERROR_SIZE];
 
 /*
  * The allocator serves every device cudaGetDeviceCount reports; made on first
@@ -217,19 +193,19 @@ static void make_allocator()
     int n = 0;
     allocator_status = pf_cuda_device_count(&n);
     if (allocator_status == 0 && n < 1) {
-        allocator_status = fail_with(PF_CUDA_ERROR_NO_DEVICE, "no CUDA device is visible");
+        allocator_status = pfc_fail_with(PF_CUDA_ERROR_NO_DEVICE, "no CUDA device is visible");
     }
     if (allocator_status == 0) {
         allocator = pf_ca_new(n, raw_alloc, raw_free, nullptr, "cuda");
         allocator_devices = n;
         if (allocator == nullptr) {
-            allocator_status = fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY,
+            allocator_status = pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY,
                                          "the host is out of memory for the allocator");
         }
     }
     if (allocator_status != 0) {
         allocator_devices = 0;
-        snprintf(allocator_error, sizeof(allocator_error), "%s", last_error);
+        snprintf(allocator_error, sizeof(allocator_error), "%s", pfc_last_error);
     }
 }
 
@@ -238,7 +214,7 @@ static int get_allocator(PfCachingAllocator **out)
     static const bool made = (make_allocator(), true);  /* once, thread-safe (C++11) */
     (void)made;
     *out = allocator;
-    return allocator_status == 0 ? 0 : fail_with(allocator_status, allocator_error);
+    return allocator_status == 0 ? 0 : pfc_fail_with(allocator_status, allocator_error);
 }
 
 static int check_device(int device)
@@ -247,7 +223,7 @@ static int check_device(int device)
         char msg[160];
         snprintf(msg, sizeof(msg), "device %d does not exist: %d CUDA device%s visible", device,
                  allocator_devices, allocator_devices == 1 ? " is" : "s are");
-        return fail_with(PF_CUDA_ERROR_INVALID_DEVICE, msg);
+        return pfc_fail_with(PF_CUDA_ERROR_INVALID_DEVICE, msg);
     }
     return 0;
 }
@@ -258,11 +234,11 @@ static int from_ca_status(int ca_status, const char *msg, int error_status)
     case PF_CA_OK:
         return 0;
     case PF_CA_OOM:
-        return fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY, msg);
+        return pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY, msg);
     case PF_CA_INVALID:
-        return fail_with(PF_CUDA_ERROR_INVALID_VALUE, msg);
+        return pfc_fail_with(PF_CUDA_ERROR_INVALID_VALUE, msg);
     default:
-        return fail_with(error_status, msg);
+        return pfc_fail_with(error_status, msg);
     }
 }
 

@@ -17,6 +17,7 @@ class Layer(Module):
         d["_regularized"] = []
         d["_trainable_flag"] = bool(trainable)
         d["_dtype"] = _C.float32 if dtype is None else _C.dtype(dtype)
+        d["_device"] = None     # set by to(device): where build() puts the weights
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         d["_input_shape"] = tuple(input_shape) if input_shape is not None else None
@@ -42,12 +43,19 @@ class Layer(Module):
                    trainable=True, dtype=None):
         init = initializers.get(initializer)
         value = init(tuple(int(s) for s in shape), dtype or self._dtype)
+        if self._device is not None:
+            value = value.to(self._device)
         p = Parameter(value, requires_grad=bool(trainable) and self._trainable_flag)
         setattr(self, name, p)
         reg = regularizers.get(regularizer)
         if reg is not None:
             self._regularized.append((name, reg))
         return p
+
+    def register_buffer(self, name, tensor, persistent=True):
+        if tensor is not None and self._device is not None and isinstance(tensor, _C.Tensor):
+            tensor = tensor.to(self._device)
+        super().register_buffer(name, tensor, persistent)
 
     @property
     def losses(self):

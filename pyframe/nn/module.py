@@ -399,41 +399,80 @@ class Module(Trainer):
         return self
 
     def to(self, *args, **kwargs):
-        """to(dtype) or to(device): parameters and buffers converted in place
-        (same Parameter objects, so an optimizer built before keeps working)."""
+        """to(dtype), to(device) or to(device, dtype): parameters (with their gradients) and
+        buffers moved and converted in place, as in PyTorch.  The Parameter objects stay the
+        same, so an optimizer built before keeps working; only floating-point tensors change
+        dtype.  Every new tensor is made before any is swapped in: when one fails (no CUDA,
+        out of memory) the module is left as it was."""
+        return self._move("%s.to" % self._label(), args, kwargs)
+
+    def cuda(self, device=None):
+        """to(device) onto a CUDA device: the current one when device is None."""
+        return self._move("%s.cuda" % self._label(),
+                          ("cuda" if device is None else
+                           device if isinstance(device, (str, _C.device)) else int(device),), {})
+
+    def cpu(self):
+        """to("cpu")."""
+        return self._move("%s.cpu" % self._label(), ("cpu",), {})
+
+    def _move(self, caller, args, kwargs):
+        kwargs = dict(kwargs)
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
         if kwargs:
-            raise TypeError("%s.to: unexpected arguments %s" % (self._label(), sorted(kwargs)))
+            raise TypeError("%s: unexpected arguments %s" % (caller, sorted(kwargs)))
         for a in args:
             if isinstance(a, _C.dtype):
                 dtype = a
-            elif isinstance(a, (str, _C.device)):
+            elif isinstance(a, (str, _C.device)) or (isinstance(a, int)
+                                                     and not isinstance(a, bool)):
                 try:
-                    device = _C.device(a)
+                    device = _C.device(a) if not isinstance(a, int) else a
                 except (TypeError, ValueError):
                     dtype = _C.dtype(a)
             else:
                 dtype = _C.dtype(a)
         if device is not None:
-            _C.zeros(0).to(device)     # raises clearly where the device does not exist
-        if dtype is None:
+            # "cuda" becomes one device for all the tensors; raises naming this call
+            device = _C._resolve_device(device, caller)
+        if dtype is not None:
+            dtype = _C.dtype(dtype)
+            if not dtype.is_floating_point:
+                raise TypeError("%s: modules convert to floating-point dtypes only; got %s"
+                                % (caller, dtype))
+        if device is None and dtype is None:
             return self
-        dtype = _C.dtype(dtype)
-        if not dtype.is_floating_point:
-            raise TypeError("%s.to: modules convert to floating-point dtypes only; got %s"
-                            % (self._label(), dtype))
+
+        def convert(t):
+            d = dtype if dtype is not None and t.dtype.is_floating_point else None
+            return t.to(device=device, dtype=d)
+
+        params, buffers, seen = [], [], set()
         for m in self.modules():
-            if "_dtype" in m.__dict__:
-                # Keras layers not built yet make their weights in this dtype
-                m.__dict__["_dtype"] = dtype
             for k, p in m._parameters.items():
-                if p is not None and p.dtype.is_floating_point and p.dtype != dtype:
-                    np_ = Parameter(p.detach().astype(dtype), requires_grad=p.requires_grad)
-                    m._parameters[k] = np_
+                if p is None or id(p) in seen:      # a tied weight moves once
+                    continue
+                seen.add(id(p))
+                data = convert(p.detach())
+                grad = convert(p.grad) if p.grad is not None else None
+                params.append((p, data, grad))
             for k, b in m._buffers.items():
-                if b is not None and b.dtype.is_floating_point and b.dtype != dtype:
-                    m._buffers[k] = b.astype(dtype)
+                if b is not None:
+                    buffers.append((m, k, convert(b)))
+        for p, data, grad in params:
+            p.data = data
+            if grad is not None:
+                p.grad = grad
+        for m, k, b in buffers:
+            m._buffers[k] = b
+        for m in self.modules():
+            # Keras layers not built yet make their weights in this dtype, on this device
+            if "_dtype" in m.__dict__ and dtype is not None:
+                m.__dict__["_dtype"] = dtype
+            if "_device" in m.__dict__ and device is not None:
+                m.__dict__["_device"] = device
         return self
 
     def float(self):
@@ -447,9 +486,6 @@ class Module(Trainer):
 
     def bfloat16(self):
         return self.to(_C.bfloat16)
-
-    def cpu(self):
-        return self
 
     # ------------------------------------------------------------ display
 

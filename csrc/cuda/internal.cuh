@@ -1,0 +1,60 @@
+/*
+ * internal.cuh -- what the library's .cu files share and export to nobody:
+ * the per-thread error message, the helpers that record a failure, running
+ * a body with a device made current, and the stream pyframe's work goes to.
+ * (The library is linked with hidden visibility: only the pf_cuda_* entry
+ * points declared PF_CUDA_EXPORT leave it.)
+ */
+#ifndef PF_CUDA_INTERNAL_CUH
+#define PF_CUDA_INTERNAL_CUH
+
+#include "pf_cuda.h"
+
+#include <cuda_runtime.h>
+
+#define PF_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
+#define PFC_ERROR_SIZE 1024
+
+/* The calling thread's last failure, returned by pf_cuda_last_error(). */
+extern thread_local char pfc_last_error[PFC_ERROR_SIZE];
+
+/*
+ * Records the failure of a CUDA call (its description formatted like
+ * printf: "cudaMemcpyAsync(%zu bytes)") as "<call> failed: <cudaErrorName>:
+ * <description>", resets the runtime's last error, and returns err.
+ */
+__attribute__((format(printf, 2, 3))) int pfc_fail(cudaError_t err, const char *call, ...);
+/* Records msg as the failure and returns status. */
+int pfc_fail_with(int status, const char *msg);
+
+/*
+ * The stream pyframe queues its work on: the legacy default stream, since
+ * pyframe has no streams of its own yet.  Everything goes to it in order, so
+ * a block the caching allocator hands out again after a free is only
+ * written after the work that used it before.
+ */
+static inline cudaStream_t pfc_stream() { return cudaStreamLegacy; }
+
+/*
+ * Runs body with device current, then makes the caller's device current
+ * again, so that entry points taking a device never change the thread's
+ * current device behind the caller's back.
+ */
+template <typename Body> static int pfc_on_device(int device, Body body)
+{
+    int previous = 0;
+    cudaError_t err = cudaGetDevice(&previous);
+    if (err != cudaSuccess) {
+        return pfc_fail(err, "cudaGetDevice");
+    }
+    if (previous != device && (err = cudaSetDevice(device)) != cudaSuccess) {
+        return pfc_fail(err, "cudaSetDevice(%d)", device);
+    }
+    int status = body();
+    if (previous != device && (err = cudaSetDevice(previous)) != cudaSuccess && status == 0) {
+        status = pfc_fail(err, "cudaSetDevice(%d)", previous);
+    }
+    return status;
+}
+
+#endif
