@@ -440,6 +440,20 @@ static PyObject *tensor_numpy(PfTensor *self, PyObject *Py_UNUSED(noargs))
     return pf_tensor_to_numpy(self, "Tensor.numpy");
 }
 
+/* The array interfaces' "strides": None when contiguous, else byte strides. */
+static PyObject *interface_strides(PfTensor *self)
+{
+    if (pf_tensor_is_contiguous(self)) {
+        return Py_NewRef(Py_None);
+    }
+    int64_t isz = pf_dtypes[self->dtype].itemsize;
+    int64_t b[PF_MAX_DIMS];
+    for (int i = 0; i < self->ndim; i++) {
+        b[i] = self->strides[i] * isz;
+    }
+    return pf_shape_tuple(b, self->ndim);
+}
+
 static PyObject *get_array_interface(PfTensor *self, void *Py_UNUSED(c))
 {
     if (!pf_tensor_on_cpu(self)) {
@@ -453,18 +467,7 @@ static PyObject *get_array_interface(PfTensor *self, void *Py_UNUSED(c))
                       "bfloat16 tensors have no __array_interface__ typestr; np.asarray(t) "
                       "uses __array__ (needs ml_dtypes)");
     }
-    int64_t isz = pf_dtypes[self->dtype].itemsize;
-    PyObject *strides;
-    if (pf_tensor_is_contiguous(self)) {
-        strides = Py_NewRef(Py_None);
-    }
-    else {
-        int64_t b[PF_MAX_DIMS];
-        for (int i = 0; i < self->ndim; i++) {
-            b[i] = self->strides[i] * isz;
-        }
-        strides = pf_shape_tuple(b, self->ndim);
-    }
+    PyObject *strides = interface_strides(self);
     PyObject *shape = pf_shape_tuple(self->shape, self->ndim);
     PyObject *r = NULL;
     if (shape != NULL && strides != NULL) {
@@ -499,18 +502,7 @@ static PyObject *get_cuda_array_interface(PfTensor *self, void *Py_UNUSED(c))
                       "interface; exchange it through DLPack (__dlpack__) or cast it to "
                       "float32 first");
     }
-    int64_t isz = pf_dtypes[self->dtype].itemsize;
-    PyObject *strides;
-    if (pf_tensor_is_contiguous(self)) {
-        strides = Py_NewRef(Py_None);
-    }
-    else {
-        int64_t b[PF_MAX_DIMS];
-        for (int i = 0; i < self->ndim; i++) {
-            b[i] = self->strides[i] * isz;
-        }
-        strides = pf_shape_tuple(b, self->ndim);
-    }
+    PyObject *strides = interface_strides(self);
     PyObject *shape = pf_shape_tuple(self->shape, self->ndim);
     /* an empty array's pointer is 0 (the protocol's rule) */
     void *ptr = pf_numel(self->shape, self->ndim) == 0 ? NULL : pf_tensor_data(self);

@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from .. import _C
+from ..autograd import no_grad
 from .callback import CallbackList, LazyLogs
 from . import data_adapter
 
@@ -462,6 +463,11 @@ class Trainer:
     def _thunks(self, state):
         return {name: m.result for name, m in self._trackers(state)}
 
+    def _logs(self, state, returned):
+        """What a custom train_step/test_step returned, else the compiled
+        trackers' values (computed when read)."""
+        return returned if returned is not None else LazyLogs(self._thunks(state))
+
     def get_metrics_result(self):
         """The current values of the loss and metrics, as Python floats."""
         state = self._compile_state("get_metrics_result")
@@ -589,12 +595,10 @@ class Trainer:
                     if returned is not None:
                         logs = _returned_logs(returned)
                     if batch_end:
-                        cbs.on_train_batch_end(step, logs if logs is not None
-                                               else LazyLogs(self._thunks(state)))
+                        cbs.on_train_batch_end(step, self._logs(state, logs))
                     if d["stop_training"]:
                         break
-                epoch_logs = dict(logs) if logs is not None \
-                    else dict(LazyLogs(self._thunks(state)))
+                epoch_logs = dict(self._logs(state, logs))
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self._evaluate_data(val, validation_batch_size or batch_size,
                                                    validation_steps, cbs)
@@ -616,7 +620,7 @@ class Trainer:
         batch_begin = cbs.wants("on_test_batch_begin")
         test_step = self.test_step
         logs = None
-        with _C_no_grad():
+        with no_grad():
             for step, batch in enumerate(self._epoch_batches(data, batch_size, False, steps)):
                 if batch_begin:
                     cbs.on_test_batch_begin(step)
@@ -624,11 +628,10 @@ class Trainer:
                 if returned is not None:
                     logs = _returned_logs(returned)
                 if batch_end:
-                    cbs.on_test_batch_end(step, logs if logs is not None
-                                          else LazyLogs(self._thunks(state)))
+                    cbs.on_test_batch_end(step, self._logs(state, logs))
         if not state.built:
             raise ValueError("%s.evaluate: the data gave no batches" % _label(self))
-        out = dict(logs) if logs is not None else dict(LazyLogs(self._thunks(state)))
+        out = dict(self._logs(state, logs))
         cbs.on_test_end(out)
         return out
 
@@ -672,7 +675,7 @@ class Trainer:
         cbs.on_predict_begin()
         batch_end = cbs.wants("on_predict_batch_end")
         try:
-            with _C_no_grad():
+            with no_grad():
                 for step, batch in enumerate(self._epoch_batches(data, batch_size, False,
                                                                  steps)):
                     out = self.predict_step(batch)
@@ -704,9 +707,7 @@ class Trainer:
                 logs = _returned_logs(returned) if returned is not None else None
         finally:
             self.train(was_training)
-        if logs is None:
-            logs = dict(LazyLogs(self._thunks(self.__dict__["_compiled"])))
-        return _format_results(dict(logs), return_dict)
+        return _format_results(dict(self._logs(self.__dict__["_compiled"], logs)), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         op = "%s.test_on_batch" % _label(self)
@@ -936,15 +937,5 @@ def _class_weight_fn(class_weight, data, op):
             w = w * sw.reshape(-1).astype(_C.float32)
         return w
     return apply
-
-
-class _C_no_grad:
-    __slots__ = ("prev",)
-
-    def __enter__(self):
-        self.prev = _C._set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        _C._set_grad_enabled(self.prev)
 
 
