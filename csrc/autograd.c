@@ -625,7 +625,8 @@ PyObject *pf_ag_custom_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *con
                             Py_ssize_t nargs, PyObject *kwnames)
 {
     Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-    if (pf_dispatch_devices(pf_ops[op].name, args, total) < 0) {
+    /* a row with G handles CUDA tensors in its binding */
+    if (pf_dispatch_device(pf_ops[op].name, pf_ops[op].flags & PF_F_G, args, total, NULL) < 0) {
         return NULL;
     }
     if (pf_ops[op].flags & PF_F_C) {

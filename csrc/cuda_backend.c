@@ -10,6 +10,7 @@
  * a tensor op and pf.cuda.set_device report an unusable CUDA the same way.
  */
 #include "cuda_backend.h"
+#include "ops.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 static struct {
     int probed;
+    int loaded;                 /* the library is loaded and compatible, device or not */
     int available;
     void *handle;
     char path[4096];
@@ -106,6 +108,13 @@ static void probe(void)
                     cuda.path, abi, PF_CUDA_ABI_VERSION);
         return;
     }
+    if (lib->op_count() != PF_OP_COUNT) {
+        unavailable("incompatible",
+                    "%s was built with an op table of %d rows where this pyframe._C has %d; "
+                    "rebuild pyframe", cuda.path, lib->op_count(), (int)PF_OP_COUNT);
+        return;
+    }
+    cuda.loaded = 1;
     int status = lib->versions(&lib->runtime_version, &lib->driver_version);
     if (status != 0) {
         unavailable("error", "the CUDA runtime failed: %s", lib->last_error());
@@ -152,6 +161,18 @@ const PfCudaLib *pf_cuda_lib(const char *caller)
     }
     if (!cuda.available) {
         return PF_ERR(PyExc_RuntimeError, "%s: CUDA is not available: %s", caller, cuda.reason);
+    }
+    return &cuda.lib;
+}
+
+const PfCudaLib *pf_cuda_library(const char *caller)
+{
+    if (!cuda.probed) {
+        probe();
+    }
+    if (!cuda.loaded) {
+        return PF_ERR(PyExc_RuntimeError, "%s: the CUDA library is not usable: %s", caller,
+                      cuda.reason);
     }
     return &cuda.lib;
 }
@@ -464,7 +485,50 @@ static PyObject *py_cuda_free(PyObject *Py_UNUSED(m), PyObject *args)
  * Each binding takes the name of the public call first, so that every error
  * names what the user called (pf.cuda.memory_allocated, not _cuda_memory_stats).
  */
+/* The library's numbering of dtypes is pf_dtype's. */
+_Static_assert((int)PF_CUDA_BOOL == (int)PF_BOOL && (int)PF_CUDA_INT64 == (int)PF_INT64 &&
+                   (int)PF_CUDA_FLOAT16 == (int)PF_FLOAT16 &&
+                   (int)PF_CUDA_BFLOAT16 == (int)PF_BFLOAT16 &&
+                   (int)PF_CUDA_FLOAT64 == (int)PF_FLOAT64 && (int)PF_CUDA_NDTYPES == (int)PF_NDTYPES,
+               "pf_cuda.h's dtype numbers must follow pf_dtype");
+
+/* {op name: [dtype names]} for every op the loaded library has kernels for. */
+static PyObject *py_cuda_kernel_dtypes(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs))
+{
+    const PfCudaLib *lib = pf_cuda_library("pyframe.cuda.kernel_dtypes");
+    if (lib == NULL) {
+        return NULL;
+    }
+    PyObject *d = PyDict_New();
+    for (int op = 0; d != NULL && op < PF_OP_COUNT; op++) {
+        uint32_t mask = lib->kernel_dtypes(op);
+        if (mask == 0) {
+            continue;
+        }
+        PyObject *names = PyList_New(0);
+        for (int t = 0; names != NULL && t < PF_NDTYPES; t++) {
+            if (mask & (1u << t)) {
+                PyObject *s = PyUnicode_FromString(pf_dtypes[t].name);
+                if (s == NULL || PyList_Append(names, s) < 0) {
+                    Py_XDECREF(s);
+                    Py_CLEAR(names);
+                }
+                Py_XDECREF(s);
+            }
+        }
+        if (names == NULL || PyDict_SetItemString(d, pf_ops[op].name, names) < 0) {
+            Py_XDECREF(names);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(names);
+    }
+    return d;
+}
+
 PyMethodDef pf_cuda_module_methods[] = {
+    {"_cuda_kernel_dtypes", py_cuda_kernel_dtypes, METH_NOARGS,
+     "{op: [dtypes]} the CUDA library has kernels for (loads it; needs no device)"},
     {"_cuda_status", py_cuda_status, METH_NOARGS,
      "load the CUDA backend if not yet tried; dict: available, kind, reason, library, "
      "device_count, runtime_version, driver_version"},

@@ -30,6 +30,13 @@ typedef struct PfCudaLib {
 const PfCudaLib *pf_cuda_lib(const char *caller);
 
 /*
+ * The library when it is built, loaded and compatible, whether or not a
+ * device is usable: for what needs no device (its kernel table, the host
+ * self-tests of its kernels).  Otherwise NULL with a RuntimeError.
+ */
+const PfCudaLib *pf_cuda_library(const char *caller);
+
+/*
  * Raises for a failed entry point's status: MemoryError for out of memory,
  * ValueError for a bad value, RuntimeError for the rest, each with the
  * library's message after "<caller>: ".  Returns -1.

@@ -13,6 +13,7 @@
 #define I PF_F_I
 #define D PF_F_D
 #define C PF_F_C
+#define G PF_F_G
 const pf_opinfo pf_ops[PF_OP_COUNT] = {
 #define PF_OP(E, py, K, N, F) {#py, PF_OK_##K, N, F},
 #include "ops.def"
@@ -22,6 +23,15 @@ const pf_opinfo pf_ops[PF_OP_COUNT] = {
 #undef I
 #undef D
 #undef C
+#undef G
+
+const char *const pf_op_cpu_only[PF_OP_COUNT] = {
+#define PF_OP(E, py, K, N, F)
+#define PF_CPU_ONLY(E, reason) [PF_OP_##E] = reason,
+#include "ops.def"
+#undef PF_CPU_ONLY
+#undef PF_OP
+};
 
 const pf_param_spec pf_op_params[PF_OP_COUNT] = {
     [PF_OP_LEAKY_RELU] = {1, {"negative_slope", NULL}, {0.01, 0}},
@@ -363,13 +373,17 @@ static int any_off_cpu(PyObject *const *args, Py_ssize_t n)
     return 0;
 }
 
-int pf_dispatch_devices(const char *name, PyObject *const *args, Py_ssize_t n)
+int pf_dispatch_device(const char *name, int allow_cuda, PyObject *const *args, Py_ssize_t n,
+                       pf_device *dev)
 {
+    pf_device first = {PF_DEV_CPU, 0}, other = {PF_DEV_CPU, 0};
     /* the common case, everything on the cpu, in one tight pass */
     if (!any_off_cpu(args, n)) {
+        if (dev != NULL) {
+            *dev = first;
+        }
         return 0;
     }
-    pf_device first = {PF_DEV_CPU, 0}, other = {PF_DEV_CPU, 0};
     PyObject *first_obj = NULL;
     int mixed = 0, off_cpu = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -383,10 +397,18 @@ int pf_dispatch_devices(const char *name, PyObject *const *args, Py_ssize_t n)
                        "%s: tensors on %s and %s; move them to one device with .to(...)", name,
                        pf_device_str(first, a, sizeof(a)), pf_device_str(other, b, sizeof(b)));
     }
+    if (dev != NULL) {
+        *dev = first;
+    }
     if (off_cpu) {
-        return pf_no_cuda_kernel(name, name, first);
+        return allow_cuda ? 1 : pf_no_cuda_kernel(name, name, first);
     }
     return 0;
+}
+
+int pf_dispatch_devices(const char *name, PyObject *const *args, Py_ssize_t n)
+{
+    return pf_dispatch_device(name, 0, args, n, NULL);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -396,7 +418,7 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
     return pf_elementwise_as(op, inputs, out, p, NULL);
 }
 
-/* Any operand (or out) not on the cpu: the slow path names what is wrong. */
+/* Any operand (or out) not on the cpu: the slow path names what is wrong (0: cpu, 1: cuda, -1). */
 static int ew_devices(pf_op op, PyObject *const *inputs, PfTensor *out, const char *name)
 {
     int nin = pf_ops[op].nin;
@@ -412,7 +434,8 @@ static int ew_devices(pf_op op, PyObject *const *inputs, PfTensor *out, const ch
         all[k] = inputs[k];
     }
     all[nin] = (PyObject *)out;
-    return pf_dispatch_devices(name != NULL ? name : pf_ops[op].name, all, nin + 1);
+    return pf_dispatch_device(name != NULL ? name : pf_ops[op].name, pf_ops[op].flags & PF_F_G,
+                              all, nin + 1, NULL);
 }
 
 /*

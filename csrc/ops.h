@@ -43,6 +43,10 @@ typedef enum {
 /* composite: the binding runs with the caller's grad mode and the ops it calls
    record themselves (dropout is x * mask); the row records no node of its own */
 #define PF_F_C 8
+#define PF_F_G 16   /* runs on CUDA devices (ops.def) */
+
+/* The reason an op has no CUDA kernel by design (ops.def PF_CPU_ONLY), or NULL. */
+extern const char *const pf_op_cpu_only[];
 
 typedef enum {
 #define PF_OP(E, py, K, N, F) PF_OP_##E,
@@ -87,11 +91,16 @@ int pf_ops_check_kernels(void);
 PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p);
 
 /*
- * The device check every op passes (dispatch.c): 0 when all the tensors
- * among args (and inside list/tuple args) are on the cpu; else -1 with
- * RuntimeError for tensors on two devices, NotImplementedError for tensors
- * on a CUDA device (no CUDA kernel is written yet).  Errors name `name`.
+ * The device check every op passes (dispatch.c).  Finds the one device of
+ * all the tensors among args (and inside list/tuple args) and stores it in
+ * *dev (may be NULL): 0 when it is the cpu, 1 when it is a CUDA device and
+ * allow_cuda is set (the op has a CUDA path: its row carries G).  Else -1
+ * with RuntimeError for tensors on two devices, NotImplementedError for
+ * tensors on a CUDA device the op cannot run on.  Errors name `name`.
  */
+int pf_dispatch_device(const char *name, int allow_cuda, PyObject *const *args, Py_ssize_t n,
+                       pf_device *dev);
+/* pf_dispatch_device for paths with no CUDA code: 0 (all on the cpu) or -1. */
 int pf_dispatch_devices(const char *name, PyObject *const *args, Py_ssize_t n);
 
 /* The dtype an elementwise op computes in and returns, or -1 with TypeError. */

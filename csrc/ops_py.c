@@ -609,14 +609,26 @@ static PyObject *py_op_table(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs)
         for (int k = 0; params != NULL && k < pf_op_params[i].n; k++) {
             PyTuple_SET_ITEM(params, k, PyUnicode_FromString(pf_op_params[i].names[k]));
         }
-        PyObject *row = (dts && params)
-            ? Py_BuildValue("{s:s,s:s,s:i,s:O,s:O,s:O,s:O,s:N,s:N}", "name", pf_ops[i].name, "kind",
+        /* where the op runs on CUDA: "kernel" (G), "cpu only: <reason>", or None (not yet) */
+        PyObject *cuda = (pf_ops[i].flags & PF_F_G) ? PyUnicode_FromString("kernel")
+                         : pf_op_cpu_only[i] != NULL
+                             ? PyUnicode_FromFormat("cpu only: %s", pf_op_cpu_only[i])
+                             : Py_NewRef(Py_None);
+        if (dts == NULL || params == NULL || cuda == NULL) {
+            Py_XDECREF(dts);
+            Py_XDECREF(params);
+            Py_XDECREF(cuda);
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *row = (dts && params && cuda)
+            ? Py_BuildValue("{s:s,s:s,s:i,s:O,s:O,s:O,s:O,s:N,s:N,s:N}", "name", pf_ops[i].name, "kind",
                             kind_names[pf_ops[i].kind], "nin", pf_ops[i].nin, "method",
                             (pf_ops[i].flags & PF_F_M) ? Py_True : Py_False, "inplace",
                             (pf_ops[i].flags & PF_F_I) ? Py_True : Py_False, "differentiable",
                             (pf_ops[i].flags & PF_F_D) ? Py_True : Py_False, "composite",
                             (pf_ops[i].flags & PF_F_C) ? Py_True : Py_False, "kernel_dtypes",
-                            dts, "params", params)
+                            dts, "params", params, "cuda", cuda)
             : NULL;
         if (row == NULL || PyList_Append(list, row) < 0) {
             Py_XDECREF(row);

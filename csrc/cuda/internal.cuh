@@ -57,4 +57,28 @@ template <typename Body> static int pfc_on_device(int device, Body body)
     return status;
 }
 
+/* pyframe._C's op enum, from the same table (csrc/ops.def). */
+enum pfc_op {
+#define PF_OP(E, py, K, N, F) PFC_OP_##E,
+#include "../ops.def"
+#undef PF_OP
+    PFC_OP_COUNT
+};
+
+#define PFC_DTYPE_BIT(d) (1u << (d))
+#define PFC_FLOAT_DTYPES                                                                     \
+    (PFC_DTYPE_BIT(PF_CUDA_FLOAT16) | PFC_DTYPE_BIT(PF_CUDA_BFLOAT16) |                      \
+     PFC_DTYPE_BIT(PF_CUDA_FLOAT32) | PFC_DTYPE_BIT(PF_CUDA_FLOAT64))
+
+/*
+ * The kernel table behind pf_cuda_kernel_dtypes: the dtypes each op has a
+ * kernel for.  A .cu file registers its kernels where it defines them, with
+ * a static  pfc_register r(PFC_OP_EXP, dtypes);  (the table is zero before
+ * any constructor runs, so the order of the files does not matter).
+ */
+extern uint32_t pfc_kernel_table[PFC_OP_COUNT];
+struct pfc_register {
+    pfc_register(int op, uint32_t dtypes) { pfc_kernel_table[op] |= dtypes; }
+};
+
 #endif

@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define PF_CUDA_ABI_VERSION 2
+#define PF_CUDA_ABI_VERSION 3
 #define PF_CUDA_LIBRARY_NAME "libpyframe_cuda.so"
 
 /* The cudaError_t values pyframe._C tells apart (runtime.cu checks them). */
@@ -112,10 +112,41 @@ typedef int pf_cuda_copy_strided_fn(int device, void *dst, const void *src, int 
 typedef int pf_cuda_fill_strided_fn(int device, void *dst, const void *value, int itemsize,
                                     const PfCudaStrided *g);
 
-#define PF_CUDA_ENTRY_POINTS(X)                                                              \
+/*
+ * The kernels the library has, as pyframe._C's op table numbers its ops
+ * (csrc/ops.def, included by the library too): op_count is the number of
+ * rows the library was built with (the loader refuses another), and
+ * kernel_dtypes(op) a mask with bit (1 << dtype) set for every dtype
+ * (pyframe.h's pf_dtype numbering, mirrored below) the op runs in on a
+ * device; 0 for an op without CUDA kernels.  Neither needs a device.
+ */
+enum {
+    PF_CUDA_BOOL, PF_CUDA_UINT8, PF_CUDA_INT8, PF_CUDA_INT16, PF_CUDA_INT32, PF_CUDA_INT64,
+    PF_CUDA_FLOAT16, PF_CUDA_BFLOAT16, PF_CUDA_FLOAT32, PF_CUDA_FLOAT64, PF_CUDA_NDTYPES
+};
+typedef int pf_cuda_op_count_fn(void);
+typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
+
+/*
+ * The entry points, by family: each family's list names the entry points of
+ * one .cu file, so that work on one family touches one line here.
+ */
+#define PF_CUDA_CORE_ENTRIES(X)                                                              \
     X(abi_version) X(last_error) X(versions) X(device_count) X(get_device) X(set_device)     \
     X(device_properties) X(synchronize) X(mem_get_info) X(alloc) X(free) X(memory_stats)    \
-    X(reset_peak_memory_stats) X(empty_cache) X(memcpy) X(copy_strided) X(fill_strided)
+    X(reset_peak_memory_stats) X(empty_cache) X(op_count) X(kernel_dtypes)
+#define PF_CUDA_COPY_ENTRIES(X) X(memcpy) X(copy_strided) X(fill_strided)
+#define PF_CUDA_EW_ENTRIES(X)
+#define PF_CUDA_REDUCE_ENTRIES(X)
+#define PF_CUDA_BLAS_ENTRIES(X)
+#define PF_CUDA_RNG_ENTRIES(X)
+#define PF_CUDA_OPTIM_ENTRIES(X)
+#define PF_CUDA_NN_ENTRIES(X)
+
+#define PF_CUDA_ENTRY_POINTS(X)                                                              \
+    PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_EW_ENTRIES(X)                    \
+    PF_CUDA_REDUCE_ENTRIES(X) PF_CUDA_BLAS_ENTRIES(X) PF_CUDA_RNG_ENTRIES(X)                 \
+    PF_CUDA_OPTIM_ENTRIES(X) PF_CUDA_NN_ENTRIES(X)
 
 #ifdef __cplusplus
 }

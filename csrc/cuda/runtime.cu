@@ -61,8 +61,19 @@ PF_CUDA_EXPORT pf_cuda_free_fn pf_cuda_free;
 PF_CUDA_EXPORT pf_cuda_memory_stats_fn pf_cuda_memory_stats;
 PF_CUDA_EXPORT pf_cuda_reset_peak_memory_stats_fn pf_cuda_reset_peak_memory_stats;
 PF_CUDA_EXPORT pf_cuda_empty_cache_fn pf_cuda_empty_cache;
+PF_CUDA_EXPORT pf_cuda_op_count_fn pf_cuda_op_count;
+PF_CUDA_EXPORT pf_cuda_kernel_dtypes_fn pf_cuda_kernel_dtypes;
 
 int pf_cuda_abi_version(void) { return PF_CUDA_ABI_VERSION; }
+
+uint32_t pfc_kernel_table[PFC_OP_COUNT];
+
+int pf_cuda_op_count(void) { return PFC_OP_COUNT; }
+
+uint32_t pf_cuda_kernel_dtypes(int op)
+{
+    return op >= 0 && op < PFC_OP_COUNT ? pfc_kernel_table[op] : 0;
+}
 
 const char *pf_cuda_last_error(void) { return pfc_last_error; }
 
