@@ -624,6 +624,15 @@ static PyObject *fresh_output(PyObject *o, PyObject *frozen)
 PyObject *pf_ag_custom_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (pf_autocast_on) {
+        return pf_autocast_call(op, fn, m, args, nargs, kwnames);
+    }
+    return pf_ag_custom_call_raw(op, fn, m, args, nargs, kwnames);
+}
+
+PyObject *pf_ag_custom_call_raw(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
+                                Py_ssize_t nargs, PyObject *kwnames)
+{
     Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
     /* a row with G handles CUDA tensors in its binding */
     if (pf_dispatch_device(pf_ops[op].name, pf_ops[op].flags & PF_F_G, args, total, NULL) < 0) {

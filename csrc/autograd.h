@@ -134,6 +134,18 @@ int pf_ag_ew_end(PfNode *n, PyObject *result);
 typedef PyObject *(*pf_fastcall)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
 PyObject *pf_ag_custom_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames);
+/* pf_ag_custom_call without autocast's casts (autocast.c calls it after them). */
+PyObject *pf_ag_custom_call_raw(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
+                                Py_ssize_t nargs, PyObject *kwnames);
+
+/* ------------------------------------------------------------ autocast (autocast.c) */
+
+/* Nonzero while pf.autocast is on for some device type. */
+extern int pf_autocast_on;
+/* Casts the arguments op's autocast class asks for, then pf_ag_custom_call_raw. */
+PyObject *pf_autocast_call(pf_op op, pf_fastcall fn, PyObject *m, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames);
+extern PyMethodDef pf_autocast_module_methods[];
 /* True when args (including the tensors inside list/tuple arguments) hold a tensor that requires grad. */
 int pf_ag_args_need_grad(PyObject *const *args, Py_ssize_t n);
 

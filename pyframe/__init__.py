@@ -63,7 +63,8 @@ long = int64
 # `import pyframe` costs the extension and autograd's few Python lines only.
 # pf.cuda too, and it loads the CUDA library only when one of its functions needs it.
 _LAZY_SUBMODULES = ("nn", "layers", "losses", "initializers", "activations", "regularizers",
-                    "data", "optim", "optimizers", "metrics", "saving", "callbacks", "cuda")
+                    "data", "optim", "optimizers", "metrics", "saving", "callbacks", "cuda", "amp",
+                    "mixed_precision")
 
 
 def __getattr__(name):
@@ -72,6 +73,10 @@ def __getattr__(name):
         module = importlib.import_module("." + name, __name__)
         globals()[name] = module
         return module
+    if name == "autocast":
+        from .amp import autocast
+        globals()[name] = autocast
+        return autocast
     if name == "Sequential":
         from .nn import Sequential
         globals()[name] = Sequential
@@ -88,4 +93,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "Model", "load_model"})
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | {"Sequential", "Model", "load_model", "autocast"})

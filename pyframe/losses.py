@@ -37,7 +37,8 @@ class Loss:
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = _t(y_pred)
-        if not y_pred.dtype.is_floating_point:
+        if not y_pred.dtype.is_floating_point or y_pred.dtype in (_C.float16, _C.bfloat16):
+            # a loss is a sum over the batch: float32 (mixed precision, as Keras)
             y_pred = y_pred.astype(_C.float32)
         y_true = _t(y_true, y_pred)
         if not self._sparse_targets and y_true.ndim + 1 == y_pred.ndim and y_pred.ndim >= 2 \

@@ -34,7 +34,7 @@ from .optim import schedules
 from .optim.schedules import LearningRateSchedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Nadam", "Lion",
-           "schedules", "get", "serialize", "deserialize"]
+           "schedules", "get", "serialize", "deserialize", "LossScaleOptimizer"]
 
 
 def _split(label, learning_rate, params, kwargs):
@@ -196,8 +196,11 @@ class Lion(_alg.Lion):
                          name=name)
 
 
+from .mixed_precision import LossScaleOptimizer  # noqa: E402
+
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
-            "adamax": Adamax, "nadam": Nadam, "lion": Lion}
+            "adamax": Adamax, "nadam": Nadam, "lion": Lion,
+            "lossscaleoptimizer": LossScaleOptimizer}
 
 
 def serialize(optimizer):
@@ -219,7 +222,7 @@ def deserialize(config, custom_objects=None):
 def get(identifier):
     """An optimizer from a name (``"adam"``), a config dict or an optimizer
     (returned as is), as ``keras.optimizers.get``."""
-    if isinstance(identifier, Optimizer):
+    if isinstance(identifier, (Optimizer, LossScaleOptimizer)):
         return identifier
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier.lower())

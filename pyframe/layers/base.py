@@ -16,7 +16,13 @@ class Layer(Module):
         d = self.__dict__
         d["_regularized"] = []
         d["_trainable_flag"] = bool(trainable)
-        d["_dtype"] = _C.float32 if dtype is None else _C.dtype(dtype)
+        # a dtype or a policy name ("mixed_bfloat16"): weights in the variable
+        # dtype; a mixed policy runs call() under pf.autocast (Module.__call__)
+        from ..mixed_precision import DTypePolicy, global_policy
+        policy = global_policy() if dtype is None else DTypePolicy(dtype)
+        d["_dtype_policy"] = policy
+        d["_dtype"] = _C.dtype(policy.variable_dtype)
+        d["_autocast"] = _C.dtype(policy.compute_dtype) if policy.is_mixed else None
         d["_device"] = None     # set by to(device): where build() puts the weights
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
@@ -70,6 +76,19 @@ class Layer(Module):
 
     @property
     def dtype(self):
+        """The dtype of the weights (Keras: the policy's variable dtype)."""
+        return self._dtype
+
+    @property
+    def dtype_policy(self):
+        return self._dtype_policy
+
+    @property
+    def compute_dtype(self):
+        return _C.dtype(self._dtype_policy.compute_dtype)
+
+    @property
+    def variable_dtype(self):
         return self._dtype
 
     def _check_last_dim(self, x, expected, what="last dim"):
@@ -79,7 +98,9 @@ class Layer(Module):
                                 x.shape[-1] if x.ndim else "a scalar", tuple(x.shape)))
 
     def get_config(self):
-        cfg = {"name": self.name, "trainable": self.trainable, "dtype": str(self._dtype)}
+        policy = self._dtype_policy
+        cfg = {"name": self.name, "trainable": self.trainable,
+               "dtype": policy.name if policy.is_mixed else str(self._dtype)}
         # weight penalties travel with the config (kernel -> kernel_regularizer,
         # depthwise_kernel -> depthwise_regularizer), so a reloaded model trains the same
         if self._regularized:

@@ -179,13 +179,28 @@ class Module(Trainer):
                 args = r if isinstance(r, tuple) else (r,)
         if not self.built:
             self._build_from(args)
-        out = self.forward(*args, **kwargs)
+        dt = self.__dict__.get("_autocast")
+        if dt is None:
+            out = self.forward(*args, **kwargs)
+        else:
+            out = self._forward_autocast(dt, args, kwargs)
         for hook in list(self._forward_hooks.values()):
             r = hook(self, args, out)
             if r is not None:
                 out = r
         self.__dict__["_last_output_shape"] = _shape_of(out)
         return out
+
+    def _forward_autocast(self, dtype, args, kwargs):
+        """forward under pf.autocast on its input's device type (a mixed dtype policy)."""
+        from ..amp import autocast
+        device = "cpu"
+        for a in args:
+            if isinstance(a, _C.Tensor):
+                device = a.device.type
+                break
+        with autocast(device, dtype):
+            return self.forward(*args, **kwargs)
 
     def _build_from(self, args):
         if not args:

@@ -257,6 +257,11 @@ class Trainer:
         if not hasattr(opt, "step"):
             raise TypeError("%s: optimizer must be a name or a pf.optimizers / pf.optim "
                             "optimizer; got %s" % (label, type(optimizer).__name__))
+        if auto_scale_loss and not isinstance(opt, optimizers.LossScaleOptimizer) and any(
+                getattr(m, "_dtype_policy", None) is not None and
+                m._dtype_policy.name == "mixed_float16" for m in self.modules()):
+            # float16's range needs loss scaling (Keras wraps the optimizer the same way)
+            opt = optimizers.LossScaleOptimizer(opt)
 
         def get_loss(spec):
             if spec is None:
