@@ -122,12 +122,12 @@ class LossScaleOptimizer:
                  name=None, **kwargs):
         if kwargs:
             raise TypeError(f"LossScaleOptimizer: unexpected keyword arguments {sorted(kwargs)}")
-        if not isinstance(inner_optimizer, _optimizer_base()):
-            raise TypeError(f"LossScaleOptimizer: inner_optimizer must be a pyframe optimizer "
-                            f"(pf.optimizers.Adam(...)); got {type(inner_optimizer).__name__}")
         if isinstance(inner_optimizer, LossScaleOptimizer):
             raise TypeError("LossScaleOptimizer: the inner optimizer is already a "
                             "LossScaleOptimizer")
+        if not isinstance(inner_optimizer, _optimizer_base()):
+            raise TypeError(f"LossScaleOptimizer: inner_optimizer must be a pyframe optimizer "
+                            f"(pf.optimizers.Adam(...)); got {type(inner_optimizer).__name__}")
         from .amp import GradScaler
         d = self.__dict__
         d["inner_optimizer"] = inner_optimizer

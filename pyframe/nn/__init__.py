@@ -12,7 +12,7 @@ from .loss import (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, HuberLoss, Smooth
                    BCEWithLogitsLoss)
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d
-from . import functional
+from . import functional, utils
 
 __all__ = ["Parameter", "Buffer", "Module", "RemovableHandle", "Sequential", "ModuleList",
            "ModuleDict", "Identity", "Linear", "Flatten", "Unflatten", "Embedding", "ReLU",
