@@ -350,6 +350,13 @@ class Metric:
         self._states[key] = t
         return t
 
+    def _to_device(self, device):
+        """Move the state and the constants of this metric to ``device``, keeping the
+        tensor objects (their data is swapped), so references stay valid."""
+        for t in list(vars(self).values()) + list(self._states.values()):
+            if isinstance(t, _C.Tensor) and t.device != device:
+                t.data = t.to(device)
+
     @property
     def variables(self):
         """The state tensors (updated in place, so references stay valid)."""

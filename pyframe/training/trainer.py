@@ -57,7 +57,10 @@ class _Mean:
         if len(self.values) > 1 or self.values[0].dtype != _C.float64:
             # fold what was read once (in float64), so later reads do not redo the epoch
             stacked = _C.stack([v.astype(_C.float64) for v in self.values])
-            total = (stacked * _C.tensor(self.sizes, dtype=_C.float64)).sum()
+            sizes = _C.tensor(self.sizes, dtype=_C.float64)
+            if stacked.device.type != "cpu":
+                sizes = sizes.to(stacked.device)
+            total = (stacked * sizes).sum()
             self.values, self.sizes = [total / self.count], [self.count]
         return self.values[0].astype(_C.float64)
 
@@ -209,7 +212,7 @@ def _check_positive_int(op, name, value, allow_none=True):
 
 def _to_numpy(out):
     if isinstance(out, _C.Tensor):
-        return np.asarray(out)
+        return np.asarray(out if out.device.type == "cpu" else out.cpu())
     if isinstance(out, dict):
         return {k: _to_numpy(v) for k, v in out.items()}
     if isinstance(out, (list, tuple)):
@@ -505,9 +508,19 @@ class Trainer:
         # floating inputs of another precision are cast to the model's dtype (looked
         # up once per epoch: the model is built by the first batch at the latest)
         dt = None
+        dev = None
         for x, y, sw in it:
             if dt is None:
                 dt = self._model_dtype()
+                dev = self._model_device()
+                if dev is not None:
+                    self._place_trackers(dev)
+            if class_weight is not None:
+                sw = class_weight(y, sw)
+            if dev is not None:
+                # a model on a GPU: each batch goes there (the metrics went above)
+                x, y, sw = data_adapter.map_structure(
+                    lambda t: t.to(dev) if isinstance(t, _C.Tensor) else t, (x, y, sw))
             if isinstance(x, _C.Tensor):
                 if x.dtype != dt and x.dtype.is_floating_point:
                     x = x.astype(dt)
@@ -515,9 +528,29 @@ class Trainer:
                 x = data_adapter.map_structure(
                     lambda t: t.astype(dt) if t.dtype.is_floating_point and t.dtype != dt
                     else t, x)
-            if class_weight is not None:
-                sw = class_weight(y, sw)
             yield x, y, sw
+
+    def _model_device(self):
+        """The device of the model's weights when it is not the cpu, else None.
+        A model not built yet answers with the device ``to()`` gave its layers."""
+        for p in self.parameters():
+            return p.device if p.device.type != "cpu" else None
+        for m in self.modules():
+            dev = m.__dict__.get("_device")
+            if dev is not None:
+                dev = _C.device(dev)
+                return dev if dev.type != "cpu" else None
+        return None
+
+    def _place_trackers(self, dev):
+        """The compiled metrics' state onto the model's device (once: a no-op after)."""
+        state = self.__dict__.get("_compiled")
+        if state is None:
+            return
+        for _, m in self._trackers(state):
+            to_device = getattr(m, "_to_device", None)
+            if to_device is not None:
+                to_device(dev)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
