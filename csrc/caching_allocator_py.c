@@ -20,7 +20,42 @@ typedef struct {
     uint64_t raw_bytes;         /* bytes it holds now */
     uint64_t raw_attempts;      /* raw allocation calls, failed ones included */
     int fail_with_error;
+    uint64_t events_made;       /* fake events: numbered 1, 2, ... in order of recording */
+    uint64_t events_completed;  /* events numbered up to this have completed */
+    uint64_t events_destroyed;
+    int fail_events;            /* make recording an event fail */
 } HarnessObject;
+
+/*
+ * Fake events: an event is its number, and "completes" when the test calls
+ * complete_events(), standing for a stream that has caught up.
+ */
+static int harness_event_record(void *ctx, int device, uintptr_t stream, void **event,
+                                char *msg, size_t msg_size)
+{
+    HarnessObject *h = (HarnessObject *)ctx;
+    if (h->fail_events) {
+        snprintf(msg, msg_size, "simulated failure to record an event on stream %llu of host:%d",
+                 (unsigned long long)stream, device);
+        return PF_CA_ERROR;
+    }
+    *event = (void *)(uintptr_t)++h->events_made;
+    return PF_CA_OK;
+}
+
+static int harness_event_query(void *ctx, void *event)
+{
+    HarnessObject *h = (HarnessObject *)ctx;
+    return (uint64_t)(uintptr_t)event <= h->events_completed;
+}
+
+static void harness_event_destroy(void *ctx, void *Py_UNUSED(event))
+{
+    ((HarnessObject *)ctx)->events_destroyed++;
+}
+
+static const PfCaEvents harness_events = {harness_event_record, harness_event_query,
+                                          harness_event_destroy};
 
 static int harness_raw_alloc(void *ctx, int device, size_t size, void **ptr, char *msg,
                              size_t msg_size)
@@ -52,7 +87,7 @@ static void harness_raw_free(void *ctx, int Py_UNUSED(device), void *ptr, size_t
 PyObject *pf_ca_stats_dict(const PfCaStats *s)
 {
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
         "allocated_bytes", (unsigned long long)s->allocated_bytes,
         "reserved_bytes", (unsigned long long)s->reserved_bytes,
         "cached_bytes", (unsigned long long)s->cached_bytes,
@@ -64,7 +99,8 @@ PyObject *pf_ca_stats_dict(const PfCaStats *s)
         "raw_alloc_calls", (unsigned long long)s->raw_alloc_calls,
         "raw_free_calls", (unsigned long long)s->raw_free_calls,
         "oom_retries", (unsigned long long)s->oom_retries,
-        "ooms", (unsigned long long)s->ooms);
+        "ooms", (unsigned long long)s->ooms,
+        "pending_bytes", (unsigned long long)s->pending_bytes);
 }
 
 static int parse_limit(PyObject *obj, uint64_t *limit)
@@ -104,7 +140,7 @@ static PyObject *harness_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     h->ndevices = ndevices;
     h->limit = limit;
-    h->ca = pf_ca_new(ndevices, harness_raw_alloc, harness_raw_free, h, "host");
+    h->ca = pf_ca_new(ndevices, harness_raw_alloc, harness_raw_free, &harness_events, h, "host");
     if (h->ca == NULL) {
         Py_DECREF(h);
         return PyErr_NoMemory();
@@ -130,7 +166,8 @@ static PyObject *harness_alloc(HarnessObject *h, PyObject *args)
 {
     PyObject *size_obj;
     int device = 0;
-    if (!PyArg_ParseTuple(args, "O|i:alloc", &size_obj, &device)) {
+    unsigned long long stream = 0;
+    if (!PyArg_ParseTuple(args, "O|iK:alloc", &size_obj, &device, &stream)) {
         return NULL;
     }
     unsigned long long size = PyLong_AsUnsignedLongLong(size_obj);
@@ -139,7 +176,8 @@ static PyObject *harness_alloc(HarnessObject *h, PyObject *args)
     }
     void *ptr = NULL;
     char msg[768];
-    int status = pf_ca_alloc(h->ca, device, (size_t)size, &ptr, msg, sizeof(msg));
+    int status = pf_ca_alloc(h->ca, device, (uintptr_t)stream, (size_t)size, &ptr, msg,
+                             sizeof(msg));
     if (status != PF_CA_OK) {
         raise_status(status, "alloc", msg);
         return NULL;
@@ -159,6 +197,32 @@ static PyObject *harness_free(HarnessObject *h, PyObject *addr)
         raise_status(status, "free", msg);
         return NULL;
     }
+    Py_RETURN_NONE;
+}
+
+static PyObject *harness_record_stream(HarnessObject *h, PyObject *args)
+{
+    PyObject *addr;
+    unsigned long long stream;
+    if (!PyArg_ParseTuple(args, "OK:record_stream", &addr, &stream)) {
+        return NULL;
+    }
+    void *ptr = PyLong_AsVoidPtr(addr);
+    if (ptr == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    char msg[256];
+    int status = pf_ca_record_stream(h->ca, ptr, (uintptr_t)stream, msg, sizeof(msg));
+    if (status != PF_CA_OK) {
+        raise_status(status, "record_stream", msg);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *harness_complete_events(HarnessObject *h, PyObject *Py_UNUSED(noargs))
+{
+    h->events_completed = h->events_made;
     Py_RETURN_NONE;
 }
 
@@ -246,7 +310,9 @@ static int harness_set_limit(HarnessObject *h, PyObject *value, void *Py_UNUSED(
 
 static PyObject *harness_get_counter(HarnessObject *h, void *which)
 {
-    uint64_t v = (uintptr_t)which == 0 ? h->raw_bytes : h->raw_attempts;
+    uintptr_t w = (uintptr_t)which;
+    uint64_t v = w == 0 ? h->raw_bytes : w == 1 ? h->raw_attempts
+               : w == 2 ? h->events_made : h->events_destroyed;
     return PyLong_FromUnsignedLongLong((unsigned long long)v);
 }
 
@@ -265,10 +331,29 @@ static int harness_set_fail(HarnessObject *h, PyObject *value, void *Py_UNUSED(c
     return 0;
 }
 
+static PyObject *harness_get_fail_events(HarnessObject *h, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(h->fail_events);
+}
+
+static int harness_set_fail_events(HarnessObject *h, PyObject *value, void *Py_UNUSED(c))
+{
+    int v = value == NULL ? 0 : PyObject_IsTrue(value);
+    if (v < 0) {
+        return -1;
+    }
+    h->fail_events = v;
+    return 0;
+}
+
 static PyMethodDef harness_methods[] = {
     {"alloc", (PyCFunction)harness_alloc, METH_VARARGS,
-     "alloc(size, device=0) -> address (int); MemoryError when out of memory"},
+     "alloc(size, device=0, stream=0) -> address (int); MemoryError when out of memory"},
     {"free", (PyCFunction)harness_free, METH_O, "free(address): the block goes to its free list"},
+    {"record_stream", (PyCFunction)harness_record_stream, METH_VARARGS,
+     "record_stream(address, stream): the block is also used on that stream"},
+    {"complete_events", (PyCFunction)harness_complete_events, METH_NOARGS,
+     "every event recorded so far completes (the streams have caught up)"},
     {"empty_cache", (PyCFunction)harness_empty_cache, METH_VARARGS,
      "empty_cache(device=None) -> bytes returned to malloc (every device for None)"},
     {"stats", (PyCFunction)harness_stats, METH_VARARGS, "stats(device=0) -> dict of counters"},
@@ -286,6 +371,10 @@ static PyGetSetDef harness_getset[] = {
      "raw allocation calls, failed ones included", (void *)1},
     {"fail_with_error", (getter)harness_get_fail, (setter)harness_set_fail,
      "make raw allocations fail with an error other than out-of-memory", NULL},
+    {"fail_events", (getter)harness_get_fail_events, (setter)harness_set_fail_events,
+     "make recording an event fail", NULL},
+    {"events_made", (getter)harness_get_counter, NULL, "events recorded", (void *)2},
+    {"events_destroyed", (getter)harness_get_counter, NULL, "events destroyed", (void *)3},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

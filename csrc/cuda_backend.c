@@ -485,6 +485,163 @@ static PyObject *py_cuda_free(PyObject *Py_UNUSED(m), PyObject *args)
  * Each binding takes the name of the public call first, so that every error
  * names what the user called (pf.cuda.memory_allocated, not _cuda_memory_stats).
  */
+/*
+ * _cuda_stream_op(caller, what, device, a=0, b=0): the stream and event entry
+ * points behind pf.cuda.Stream and pf.cuda.Event, by name (handles are ints):
+ *   stream_create(priority) -> handle, stream_destroy(h), stream_synchronize(h),
+ *   stream_query(h) -> bool, stream_wait_event(stream, event), set_stream(h),
+ *   get_stream() -> handle, event_create(timing) -> handle, event_destroy(h),
+ *   event_record(event, stream), event_synchronize(h), event_query(h) -> bool,
+ *   event_elapsed(start, end) -> milliseconds.
+ * Waiting calls release the GIL.
+ */
+static PyObject *py_cuda_stream_op(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *caller, *what;
+    int device;
+    unsigned long long a = 0, b = 0;
+    if (!PyArg_ParseTuple(args, "ssi|KK:_cuda_stream_op", &caller, &what, &device, &a, &b)) {
+        return NULL;
+    }
+    const PfCudaLib *lib = pf_cuda_lib(caller);
+    if (lib == NULL || pf_cuda_check_device(lib, caller, device) < 0) {
+        return NULL;
+    }
+    uintptr_t ha = (uintptr_t)a, hb = (uintptr_t)b, out = 0;
+    int status, flag = 0;
+    float ms = 0.0f;
+    enum { NONE, HANDLE, FLAG, MS } result = NONE;
+    if (strcmp(what, "stream_create") == 0) {
+        status = lib->stream_create(device, (int)(long long)a, &out);
+        result = HANDLE;
+    }
+    else if (strcmp(what, "stream_destroy") == 0) {
+        status = lib->stream_destroy(device, ha);
+    }
+    else if (strcmp(what, "stream_synchronize") == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        status = lib->stream_synchronize(device, ha);
+        Py_END_ALLOW_THREADS
+    }
+    else if (strcmp(what, "stream_query") == 0) {
+        status = lib->stream_query(device, ha, &flag);
+        result = FLAG;
+    }
+    else if (strcmp(what, "stream_wait_event") == 0) {
+        status = lib->stream_wait_event(device, ha, hb);
+    }
+    else if (strcmp(what, "set_stream") == 0) {
+        status = lib->set_stream(device, ha);
+    }
+    else if (strcmp(what, "get_stream") == 0) {
+        status = lib->get_stream(device, &out);
+        result = HANDLE;
+    }
+    else if (strcmp(what, "event_create") == 0) {
+        status = lib->event_create(device, a != 0, &out);
+        result = HANDLE;
+    }
+    else if (strcmp(what, "event_destroy") == 0) {
+        status = lib->event_destroy(device, ha);
+    }
+    else if (strcmp(what, "event_record") == 0) {
+        status = lib->event_record(device, ha, hb);
+    }
+    else if (strcmp(what, "event_synchronize") == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        status = lib->event_synchronize(ha);
+        Py_END_ALLOW_THREADS
+    }
+    else if (strcmp(what, "event_query") == 0) {
+        status = lib->event_query(ha, &flag);
+        result = FLAG;
+    }
+    else if (strcmp(what, "event_elapsed") == 0) {
+        status = lib->event_elapsed(ha, hb, &ms);
+        result = MS;
+    }
+    else {
+        return PF_ERR(PyExc_ValueError, "%s: unknown stream operation '%s'", caller, what);
+    }
+    if (status != 0) {
+        pf_cuda_raise(lib, caller, status);
+        return NULL;
+    }
+    switch (result) {
+    case HANDLE:
+        return PyLong_FromUnsignedLongLong((unsigned long long)out);
+    case FLAG:
+        return PyBool_FromLong(flag);
+    case MS:
+        return PyFloat_FromDouble((double)ms);
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+/* _cuda_record_stream(caller, tensor, stream handle): Tensor.record_stream */
+static PyObject *py_cuda_record_stream(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *caller;
+    PyObject *t;
+    unsigned long long stream;
+    if (!PyArg_ParseTuple(args, "sOK:_cuda_record_stream", &caller, &t, &stream)) {
+        return NULL;
+    }
+    if (!PfTensor_Check(t)) {
+        return PF_ERR(PyExc_TypeError, "%s: expected a tensor; got %s", caller,
+                      Py_TYPE(t)->tp_name);
+    }
+    pf_storage *st = ((PfTensor *)t)->storage;
+    if (st->device.type != PF_DEV_CUDA) {
+        char d[32];
+        return PF_ERR(PyExc_ValueError,
+                      "%s: the tensor is on %s; record_stream is for tensors on a CUDA device",
+                      caller, pf_device_str(st->device, d, sizeof(d)));
+    }
+    if (st->owner != NULL || st->release != NULL) {
+        /* memory from another library (DLPack, __cuda_array_interface__): not our block */
+        return PF_ERR(PyExc_ValueError,
+                      "%s: the tensor's memory belongs to another library (it came through "
+                      "DLPack or __cuda_array_interface__); keep the source alive instead",
+                      caller);
+    }
+    const PfCudaLib *lib = pf_cuda_lib(caller);
+    if (lib == NULL) {
+        return NULL;
+    }
+    if (st->nbytes == 0) {
+        Py_RETURN_NONE;
+    }
+    int status = lib->record_stream(st->data, (uintptr_t)stream);
+    if (status != 0) {
+        pf_cuda_raise(lib, caller, status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *pf_tensor_record_stream(PyObject *self, PyObject *stream)
+{
+    /* a pf.cuda.Stream (or any object with an integer cuda_stream, as PyTorch's streams) */
+    PyObject *h = PyLong_Check(stream) ? Py_NewRef(stream)
+                                       : PyObject_GetAttrString(stream, "cuda_stream");
+    if (h == NULL || !PyLong_Check(h)) {
+        Py_XDECREF(h);
+        PyErr_Clear();
+        return PF_ERR(PyExc_TypeError,
+                      "Tensor.record_stream: expected a pf.cuda.Stream; got %s",
+                      Py_TYPE(stream)->tp_name);
+    }
+    PyObject *args = Py_BuildValue("(sON)", "Tensor.record_stream", self, h);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *r = py_cuda_record_stream(NULL, args);
+    Py_DECREF(args);
+    return r;
+}
+
 /* The library's numbering of dtypes is pf_dtype's. */
 _Static_assert((int)PF_CUDA_BOOL == (int)PF_BOOL && (int)PF_CUDA_INT64 == (int)PF_INT64 &&
                    (int)PF_CUDA_FLOAT16 == (int)PF_FLOAT16 &&
@@ -527,6 +684,10 @@ static PyObject *py_cuda_kernel_dtypes(PyObject *Py_UNUSED(m), PyObject *Py_UNUS
 }
 
 PyMethodDef pf_cuda_module_methods[] = {
+    {"_cuda_stream_op", py_cuda_stream_op, METH_VARARGS,
+     "_cuda_stream_op(caller, what, device, a=0, b=0): streams and events (pf.cuda)"},
+    {"_cuda_record_stream", py_cuda_record_stream, METH_VARARGS,
+     "_cuda_record_stream(caller, tensor, stream): the tensor's block is used on stream"},
     {"_cuda_kernel_dtypes", py_cuda_kernel_dtypes, METH_NOARGS,
      "{op: [dtypes]} the CUDA library has kernels for (loads it; needs no device)"},
     {"_cuda_status", py_cuda_status, METH_NOARGS,

@@ -57,6 +57,9 @@ int pf_cuda_check_device(const PfCudaLib *lib, const char *caller, int device);
 /* The allocator's counters as a dict (caching_allocator_py.c). */
 PyObject *pf_ca_stats_dict(const PfCaStats *s);
 
+/* Tensor.record_stream(stream): the tensor's block is also used on that stream. */
+PyObject *pf_tensor_record_stream(PyObject *self, PyObject *stream);
+
 extern PyMethodDef pf_cuda_module_methods[];
 int pf_caching_allocator_harness_init(PyObject *module);
 

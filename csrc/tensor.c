@@ -5,6 +5,7 @@
  * create.c.
  */
 #include "autograd.h"
+#include "cuda_backend.h"
 
 extern int64_t pf_live_tensors;
 
@@ -1227,6 +1228,9 @@ static PyMethodDef tensor_methods[] = {
     {"to", (PyCFunction)(void (*)(void))tensor_to, METH_VARARGS | METH_KEYWORDS,
      "to(dtype) / to(device) / to(device, dtype) / to(tensor); copy=False returns self "
      "when nothing changes"},
+    {"record_stream", (PyCFunction)pf_tensor_record_stream, METH_O,
+     "record_stream(stream): the tensor is used by work on that CUDA stream; its memory is "
+     "reused only after that work"},
     {"cpu", (PyCFunction)tensor_cpu, METH_NOARGS,
      "the tensor on the cpu: self when it is there, else a copy"},
     {"cuda", (PyCFunction)(void (*)(void))tensor_cuda, METH_VARARGS | METH_KEYWORDS,

@@ -26,7 +26,8 @@ __all__ = [
     "get_device_name", "get_device_capability", "get_device_properties", "DeviceProperties",
     "synchronize", "mem_get_info", "memory_allocated", "memory_reserved",
     "max_memory_allocated", "max_memory_reserved", "reset_peak_memory_stats", "memory_stats",
-    "empty_cache",
+    "empty_cache", "Stream", "Event", "current_stream", "default_stream", "set_stream",
+    "stream",
 ]
 
 DeviceProperties = namedtuple(
@@ -179,3 +180,199 @@ def empty_cache():
     out of memory.
     """
     return _C._cuda_empty_cache("pf.cuda.empty_cache")
+
+
+# ------------------------------------------------------------------ streams and events
+
+class Stream:
+    """A CUDA stream: work queued on it runs in order, concurrently with other streams.
+
+    ``with pf.cuda.stream(s):`` makes it current on its device for this
+    thread; pyframe's kernels, copies and allocations there then go to it.
+    Ordering across streams is explicit: ``s.wait_stream(other)``,
+    ``s.wait_event(e)``, and ``tensor.record_stream(s)`` for a tensor made on
+    one stream and used on another (its memory is reused only after that
+    stream's work).  ``priority``: 0 is normal, negative is more urgent.
+    Streams pyframe creates do not wait for the legacy default stream.
+    """
+
+    def __init__(self, device=None, priority=0, *, _handle=None):
+        caller = "pf.cuda.Stream"
+        self.device_index = _device_index(device, caller)
+        if _handle is not None:
+            self.cuda_stream, self._owned = int(_handle), False
+        else:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError(f"{caller}: priority must be an int; got {priority!r}")
+            self.cuda_stream = _C._cuda_stream_op(caller, "stream_create", self.device_index,
+                                                  priority)
+            self._owned = True
+
+    @property
+    def device(self):
+        return _C.device("cuda:%d" % self.device_index)
+
+    def synchronize(self):
+        """Wait until everything queued on this stream has run."""
+        _C._cuda_stream_op("Stream.synchronize", "stream_synchronize", self.device_index,
+                           self.cuda_stream)
+
+    def query(self):
+        """True when everything queued on this stream has run."""
+        return _C._cuda_stream_op("Stream.query", "stream_query", self.device_index,
+                                  self.cuda_stream)
+
+    def wait_event(self, event):
+        """Later work on this stream waits for `event` (no wait on the host)."""
+        if not isinstance(event, Event):
+            raise TypeError(f"Stream.wait_event: expected a pf.cuda.Event; got "
+                            f"{type(event).__name__}")
+        _C._cuda_stream_op("Stream.wait_event", "stream_wait_event", self.device_index,
+                           self.cuda_stream, event._handle())
+
+    def wait_stream(self, stream):
+        """Later work on this stream waits for the work queued on `stream` so far."""
+        if not isinstance(stream, Stream):
+            raise TypeError(f"Stream.wait_stream: expected a pf.cuda.Stream; got "
+                            f"{type(stream).__name__}")
+        self.wait_event(stream.record_event())
+
+    def record_event(self, event=None):
+        """Record `event` (a new one when None) at this point of the stream; returns it."""
+        event = Event() if event is None else event
+        event.record(self)
+        return event
+
+    def __eq__(self, other):
+        return isinstance(other, Stream) and (other.cuda_stream, other.device_index) == (
+            self.cuda_stream, self.device_index)
+
+    def __hash__(self):
+        return hash((self.cuda_stream, self.device_index))
+
+    def __del__(self):
+        if getattr(self, "_owned", False):
+            try:
+                _C._cuda_stream_op("Stream", "stream_destroy", self.device_index,
+                                   self.cuda_stream)
+            except Exception:   # at interpreter exit the library may be gone
+                pass
+
+    def __repr__(self):
+        return "<pf.cuda.Stream device=cuda:%d cuda_stream=0x%x>" % (self.device_index,
+                                                                    self.cuda_stream)
+
+
+class Event:
+    """A marker in a stream's work: record it, wait for it, time between two.
+
+    ``enable_timing=True`` lets ``start.elapsed_time(end)`` give milliseconds.
+    The CUDA event is made on first ``record``, on the recording stream's device.
+    """
+
+    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+        if interprocess:
+            raise ValueError("pf.cuda.Event: interprocess events are not supported")
+        self.enable_timing = bool(enable_timing)
+        self.cuda_event = 0
+        self.device_index = None
+
+    def _handle(self):
+        if not self.cuda_event:
+            raise RuntimeError("pf.cuda.Event: the event was never recorded; call record() "
+                               "first")
+        return self.cuda_event
+
+    def record(self, stream=None):
+        """Mark the current point of `stream` (the current stream when None)."""
+        stream = current_stream() if stream is None else stream
+        if not isinstance(stream, Stream):
+            raise TypeError(f"Event.record: expected a pf.cuda.Stream; got "
+                            f"{type(stream).__name__}")
+        if not self.cuda_event:
+            self.device_index = stream.device_index
+            self.cuda_event = _C._cuda_stream_op("pf.cuda.Event", "event_create",
+                                                 self.device_index, int(self.enable_timing))
+        elif stream.device_index != self.device_index:
+            raise ValueError(f"Event.record: the event belongs to cuda:{self.device_index}; "
+                             f"the stream is on cuda:{stream.device_index}")
+        _C._cuda_stream_op("Event.record", "event_record", self.device_index, self.cuda_event,
+                           stream.cuda_stream)
+
+    def wait(self, stream=None):
+        """Later work on `stream` (the current stream when None) waits for this event."""
+        (current_stream() if stream is None else stream).wait_event(self)
+
+    def synchronize(self):
+        """Wait on the host until the recorded work has run."""
+        _C._cuda_stream_op("Event.synchronize", "event_synchronize", self.device_index or 0,
+                           self._handle())
+
+    def query(self):
+        """True when the recorded work has run (an event never recorded counts as done)."""
+        if not self.cuda_event:
+            return True
+        return _C._cuda_stream_op("Event.query", "event_query", self.device_index,
+                                  self.cuda_event)
+
+    def elapsed_time(self, end_event):
+        """Milliseconds from this event to `end_event` (both recorded, with timing)."""
+        if not (self.enable_timing and end_event.enable_timing):
+            raise ValueError("Event.elapsed_time: both events need enable_timing=True")
+        return _C._cuda_stream_op("Event.elapsed_time", "event_elapsed", self.device_index or 0,
+                                  self._handle(), end_event._handle())
+
+    def __del__(self):
+        if getattr(self, "cuda_event", 0):
+            try:
+                _C._cuda_stream_op("pf.cuda.Event", "event_destroy", self.device_index,
+                                   self.cuda_event)
+            except Exception:
+                pass
+
+    def __repr__(self):
+        return "<pf.cuda.Event%s>" % ("" if not self.cuda_event else
+                                      " cuda:%d 0x%x" % (self.device_index, self.cuda_event))
+
+
+def current_stream(device=None):
+    """The stream this thread queues pyframe's work on, on `device`."""
+    caller = "pf.cuda.current_stream"
+    index = _device_index(device, caller)
+    return Stream(index, _handle=_C._cuda_stream_op(caller, "get_stream", index))
+
+
+def default_stream(device=None):
+    """The device's legacy default stream (handle 0)."""
+    return Stream(_device_index(device, "pf.cuda.default_stream"), _handle=0)
+
+
+def set_stream(stream):
+    """Make `stream` current on its device for this thread."""
+    if not isinstance(stream, Stream):
+        raise TypeError(f"pf.cuda.set_stream: expected a pf.cuda.Stream; got "
+                        f"{type(stream).__name__}")
+    _C._cuda_stream_op("pf.cuda.set_stream", "set_stream", stream.device_index,
+                       stream.cuda_stream)
+
+
+class stream:
+    """``with pf.cuda.stream(s):`` runs the block's work on `s` (None: no change)."""
+
+    def __init__(self, stream):
+        if stream is not None and not isinstance(stream, Stream):
+            raise TypeError(f"pf.cuda.stream: expected a pf.cuda.Stream or None; got "
+                            f"{type(stream).__name__}")
+        self.stream = stream
+        self._saved = []
+
+    def __enter__(self):
+        if self.stream is not None:
+            self._saved.append(current_stream(self.stream.device_index))
+            set_stream(self.stream)
+        return self.stream
+
+    def __exit__(self, *exc):
+        if self.stream is not None:
+            set_stream(self._saved.pop())
+        return False

@@ -20,7 +20,12 @@ typedef struct Block {
     size_t size;            /* the rounded size: what the raw allocator gave */
     int device;
     int cls;
-    struct Block *next;     /* free-list link */
+    uintptr_t stream;       /* the stream it was allocated on: it is reused there only */
+    uintptr_t *uses;        /* other streams that used it (record_stream) */
+    int nuses;
+    void **events;          /* pending: one event per stream in uses */
+    int poisoned;           /* pending for good: an event could not be recorded */
+    struct Block *next;     /* free-list or pending-list link */
 } Block;
 
 struct PfCachingAllocator {
@@ -28,6 +33,9 @@ struct PfCachingAllocator {
     int ndevices;
     pf_ca_raw_alloc_fn raw_alloc;
     pf_ca_raw_free_fn raw_free;
+    PfCaEvents events;
+    int has_events;
+    Block *pending;         /* freed blocks waiting for other streams' events */
     void *ctx;
     char label[32];
     Block **free_lists;     /* [ndevices][PF_CA_NUM_CLASSES] */
@@ -128,6 +136,16 @@ static int table_reserve(PfCachingAllocator *ca)
     return 0;
 }
 
+/* The live block at ptr, or NULL. */
+static Block *table_find(PfCachingAllocator *ca, const void *ptr)
+{
+    size_t i = slot_of(ca, ptr);
+    while (ca->table[i] != NULL && ca->table[i]->ptr != ptr) {
+        i = (i + 1) & (ca->table_cap - 1);
+    }
+    return ca->table[i];
+}
+
 /* Removes and returns the live block at ptr, or NULL. */
 static Block *table_take(PfCachingAllocator *ca, const void *ptr)
 {
@@ -166,7 +184,8 @@ static Block *table_take(PfCachingAllocator *ca, const void *ptr)
 /* -------------------------------------------------------------- allocator */
 
 PfCachingAllocator *pf_ca_new(int ndevices, pf_ca_raw_alloc_fn raw_alloc,
-                              pf_ca_raw_free_fn raw_free, void *ctx, const char *label)
+                              pf_ca_raw_free_fn raw_free, const PfCaEvents *events, void *ctx,
+                              const char *label)
 {
     if (ndevices < 1 || raw_alloc == NULL || raw_free == NULL) {
         return NULL;
@@ -178,6 +197,10 @@ PfCachingAllocator *pf_ca_new(int ndevices, pf_ca_raw_alloc_fn raw_alloc,
     ca->ndevices = ndevices;
     ca->raw_alloc = raw_alloc;
     ca->raw_free = raw_free;
+    if (events != NULL) {
+        ca->events = *events;
+        ca->has_events = 1;
+    }
     ca->ctx = ctx;
     snprintf(ca->label, sizeof(ca->label), "%s", label != NULL ? label : "device");
     ca->free_lists = (Block **)calloc((size_t)ndevices * PF_CA_NUM_CLASSES, sizeof(Block *));
@@ -193,6 +216,55 @@ PfCachingAllocator *pf_ca_new(int ndevices, pf_ca_raw_alloc_fn raw_alloc,
         return NULL;
     }
     return ca;
+}
+
+/* A block's stream bookkeeping is dropped (its events destroyed); the lock is held. */
+static void clear_uses(PfCachingAllocator *ca, Block *b)
+{
+    if (b->events != NULL) {
+        for (int i = 0; i < b->nuses; i++) {
+            if (b->events[i] != NULL) {
+                ca->events.destroy(ca->ctx, b->events[i]);
+            }
+        }
+    }
+    free(b->events);
+    free(b->uses);
+    b->events = NULL;
+    b->uses = NULL;
+    b->nuses = 0;
+}
+
+static void push_free(PfCachingAllocator *ca, Block *b)
+{
+    Block **list = &ca->free_lists[(size_t)b->device * PF_CA_NUM_CLASSES + (size_t)b->cls];
+    b->next = *list;
+    *list = b;
+    ca->stats[b->device].cached_bytes += b->size;
+}
+
+/*
+ * Pending blocks of `device` (every device when < 0) whose events have all
+ * completed go to their free lists; the lock is held.
+ */
+static void process_pending(PfCachingAllocator *ca, int device)
+{
+    Block **link = &ca->pending;
+    while (*link != NULL) {
+        Block *b = *link;
+        int done = !b->poisoned && (device < 0 || b->device == device);
+        for (int i = 0; done && i < b->nuses; i++) {
+            done = ca->events.query(ca->ctx, b->events[i]) == 1;
+        }
+        if (!done) {
+            link = &b->next;
+            continue;
+        }
+        *link = b->next;
+        ca->stats[b->device].pending_bytes -= b->size;
+        clear_uses(ca, b);
+        push_free(ca, b);
+    }
 }
 
 /* Returns the cached blocks of one device to the raw allocator; the lock is held. */
@@ -224,9 +296,18 @@ void pf_ca_destroy(PfCachingAllocator *ca)
     for (int d = 0; d < ca->ndevices; d++) {
         release_cached(ca, d);
     }
+    /* at the end of the process: what is still live or pending goes back too */
+    while (ca->pending != NULL) {
+        Block *b = ca->pending;
+        ca->pending = b->next;
+        clear_uses(ca, b);
+        ca->raw_free(ca->ctx, b->device, b->ptr, b->size);
+        free(b);
+    }
     for (size_t i = 0; i < ca->table_cap; i++) {
         Block *b = ca->table[i];
         if (b != NULL) {
+            clear_uses(ca, b);
             ca->raw_free(ca->ctx, b->device, b->ptr, b->size);
             free(b);
         }
@@ -272,8 +353,8 @@ static int out_of_memory(PfCachingAllocator *ca, int device, size_t size, size_t
     return PF_CA_OOM;
 }
 
-int pf_ca_alloc(PfCachingAllocator *ca, int device, size_t size, void **ptr, char *msg,
-                size_t msg_size)
+int pf_ca_alloc(PfCachingAllocator *ca, int device, uintptr_t stream, size_t size, void **ptr,
+                char *msg, size_t msg_size)
 {
     *ptr = NULL;
     if (device < 0 || device >= ca->ndevices) {
@@ -296,15 +377,22 @@ int pf_ca_alloc(PfCachingAllocator *ca, int device, size_t size, void **ptr, cha
         status = PF_CA_ERROR;
         goto done;
     }
-    Block **list = &ca->free_lists[(size_t)device * PF_CA_NUM_CLASSES + (size_t)cls];
-    Block *b = *list;
+    if (ca->pending != NULL) {
+        process_pending(ca, device);
+    }
+    /* the most recently freed block of the class that belongs to this stream */
+    Block **link = &ca->free_lists[(size_t)device * PF_CA_NUM_CLASSES + (size_t)cls];
+    while (*link != NULL && (*link)->stream != stream) {
+        link = &(*link)->next;
+    }
+    Block *b = *link;
     if (b != NULL) {
-        *list = b->next;
+        *link = b->next;
         st->cache_hits++;
         st->cached_bytes -= b->size;
     }
     else {
-        b = (Block *)malloc(sizeof(Block));
+        b = (Block *)calloc(1, sizeof(Block));
         if (b == NULL) {
             snprintf(msg, msg_size, "the host is out of memory for the allocator's bookkeeping");
             status = PF_CA_ERROR;
@@ -330,6 +418,7 @@ int pf_ca_alloc(PfCachingAllocator *ca, int device, size_t size, void **ptr, cha
         b->size = rounded;
         b->device = device;
         b->cls = cls;
+        b->stream = stream;
         st->raw_alloc_calls++;
         st->reserved_bytes += rounded;
         if (st->reserved_bytes > st->peak_reserved_bytes) {
@@ -364,20 +453,79 @@ int pf_ca_free(PfCachingAllocator *ca, void *ptr, char *msg, size_t msg_size)
         return PF_CA_INVALID;
     }
     PfCaStats *st = &ca->stats[b->device];
-    Block **list = &ca->free_lists[(size_t)b->device * PF_CA_NUM_CLASSES + (size_t)b->cls];
-    b->next = *list;
-    *list = b;
     st->free_calls++;
     st->allocated_bytes -= b->size;
-    st->cached_bytes += b->size;
+    int status = PF_CA_OK;
+    if (b->nuses == 0) {
+        push_free(ca, b);
+    }
+    else {
+        /* used on other streams: reusable once their work so far has finished */
+        b->events = (void **)calloc((size_t)b->nuses, sizeof(void *));
+        if (b->events == NULL) {
+            b->poisoned = 1;
+            snprintf(msg, msg_size, "the host is out of memory for the allocator's bookkeeping");
+            status = PF_CA_ERROR;
+        }
+        for (int i = 0; b->events != NULL && i < b->nuses && !b->poisoned; i++) {
+            if (ca->events.record(ca->ctx, b->device, b->uses[i], &b->events[i], msg,
+                                  msg_size) != PF_CA_OK) {
+                /* never reused, so never raced: it goes back at the end of the process */
+                b->poisoned = 1;
+                status = PF_CA_ERROR;
+            }
+        }
+        b->next = ca->pending;
+        ca->pending = b;
+        st->pending_bytes += b->size;
+    }
     pthread_mutex_unlock(&ca->lock);
-    return PF_CA_OK;
+    return status;
+}
+
+int pf_ca_record_stream(PfCachingAllocator *ca, void *ptr, uintptr_t stream, char *msg,
+                        size_t msg_size)
+{
+    if (!ca->has_events) {
+        snprintf(msg, msg_size, "the %s allocator was made without events", ca->label);
+        return PF_CA_INVALID;
+    }
+    pthread_mutex_lock(&ca->lock);
+    int status = PF_CA_OK;
+    Block *b = table_find(ca, ptr);
+    if (b == NULL) {
+        snprintf(msg, msg_size,
+                 "pointer %p was not handed out by the %s allocator, or was already freed", ptr,
+                 ca->label);
+        status = PF_CA_INVALID;
+        goto done;
+    }
+    if (stream == b->stream) {
+        goto done;
+    }
+    for (int i = 0; i < b->nuses; i++) {
+        if (b->uses[i] == stream) {
+            goto done;
+        }
+    }
+    uintptr_t *uses = (uintptr_t *)realloc(b->uses, sizeof(uintptr_t) * (size_t)(b->nuses + 1));
+    if (uses == NULL) {
+        snprintf(msg, msg_size, "the host is out of memory for the allocator's bookkeeping");
+        status = PF_CA_ERROR;
+        goto done;
+    }
+    uses[b->nuses++] = stream;
+    b->uses = uses;
+done:
+    pthread_mutex_unlock(&ca->lock);
+    return status;
 }
 
 uint64_t pf_ca_empty_cache(PfCachingAllocator *ca, int device)
 {
     uint64_t released = 0;
     pthread_mutex_lock(&ca->lock);
+    process_pending(ca, device);
     for (int d = 0; d < ca->ndevices; d++) {
         if (device < 0 || d == device) {
             released += release_cached(ca, d);

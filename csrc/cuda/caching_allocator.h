@@ -19,9 +19,14 @@
  *   - counters per device: bytes handed out (allocated), bytes held from the
  *     raw allocator (reserved = allocated + cached) and their peaks.
  *
- * Blocks are neither split nor merged, and reuse is not ordered against
- * streams: with one stream per device, a block freed by one kernel and given
- * to the next is safe because the stream runs them in order.
+ *   - streams: a block remembers the stream it was allocated on and goes back
+ *     only to allocations on that stream, whose work runs in order after the
+ *     work that used it before.  A block used on other streams too
+ *     (pf_ca_record_stream) is not reusable when freed: an event is recorded
+ *     on each of those streams, and the block waits on a pending list until
+ *     every event has completed (checked at each allocation of its device).
+ *
+ * Blocks are neither split nor merged.
  *
  * All functions are thread-safe (one mutex per allocator) and never abort:
  * they return a status and, on failure, write a message into msg.
@@ -58,6 +63,20 @@ typedef int (*pf_ca_raw_alloc_fn)(void *ctx, int device, size_t size, void **ptr
                                   size_t msg_size);
 typedef void (*pf_ca_raw_free_fn)(void *ctx, int device, void *ptr, size_t size);
 
+/*
+ * Events, for blocks used on several streams (NULL in pf_ca_new: record_stream
+ * is refused).  record creates an event recorded on `stream` of `device`
+ * (PF_CA_OK, or PF_CA_ERROR with a message); query returns 1 when it has
+ * completed, 0 when not yet, -1 on an error (treated as not completed);
+ * destroy releases it.  Streams are opaque handles; 0 is the default stream.
+ */
+typedef struct PfCaEvents {
+    int (*record)(void *ctx, int device, uintptr_t stream, void **event, char *msg,
+                  size_t msg_size);
+    int (*query)(void *ctx, void *event);
+    void (*destroy)(void *ctx, void *event);
+} PfCaEvents;
+
 typedef struct PfCaStats {
     uint64_t allocated_bytes;       /* in blocks handed out and not freed */
     uint64_t reserved_bytes;        /* held from the raw allocator: allocated + cached */
@@ -71,6 +90,7 @@ typedef struct PfCaStats {
     uint64_t raw_free_calls;
     uint64_t oom_retries;           /* times the cache was released to retry */
     uint64_t ooms;                  /* allocations that failed for lack of memory */
+    uint64_t pending_bytes;         /* freed, waiting for other streams' events */
 } PfCaStats;
 
 typedef struct PfCachingAllocator PfCachingAllocator;
@@ -80,16 +100,28 @@ typedef struct PfCachingAllocator PfCachingAllocator;
  * messages ("cuda" gives "cuda:0").  NULL when the host is out of memory.
  */
 PfCachingAllocator *pf_ca_new(int ndevices, pf_ca_raw_alloc_fn raw_alloc,
-                              pf_ca_raw_free_fn raw_free, void *ctx, const char *label);
+                              pf_ca_raw_free_fn raw_free, const PfCaEvents *events, void *ctx,
+                              const char *label);
 /* Returns every block, cached or live, to the raw allocator and frees the allocator. */
 void pf_ca_destroy(PfCachingAllocator *ca);
 
-/* A size of 0 gives *ptr = NULL and PF_CA_OK. */
-int pf_ca_alloc(PfCachingAllocator *ca, int device, size_t size, void **ptr, char *msg,
-                size_t msg_size);
+/* A block for work on `stream` of `device`; a size of 0 gives *ptr = NULL and PF_CA_OK. */
+int pf_ca_alloc(PfCachingAllocator *ca, int device, uintptr_t stream, size_t size, void **ptr,
+                char *msg, size_t msg_size);
+/*
+ * The live block at ptr is also used by work on `stream` (a tensor handed to
+ * another stream): its free waits for that work.  Recording the stream it
+ * was allocated on is a no-op.
+ */
+int pf_ca_record_stream(PfCachingAllocator *ca, void *ptr, uintptr_t stream, char *msg,
+                        size_t msg_size);
 /* NULL is accepted; a pointer this allocator did not hand out gives PF_CA_INVALID. */
 int pf_ca_free(PfCachingAllocator *ca, void *ptr, char *msg, size_t msg_size);
-/* Releases the cached blocks of one device (all devices when device < 0); returns the bytes. */
+/*
+ * Releases the cached blocks of one device (all devices when device < 0);
+ * returns the bytes.  Pending blocks whose events have completed are cached
+ * first; those still waiting stay.
+ */
 uint64_t pf_ca_empty_cache(PfCachingAllocator *ca, int device);
 int pf_ca_stats(PfCachingAllocator *ca, int device, PfCaStats *out);
 /* Peaks start again from the current values. */

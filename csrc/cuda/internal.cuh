@@ -28,12 +28,29 @@ __attribute__((format(printf, 2, 3))) int pfc_fail(cudaError_t err, const char *
 int pfc_fail_with(int status, const char *msg);
 
 /*
- * The stream pyframe queues its work on: the legacy default stream, since
- * pyframe has no streams of its own yet.  Everything goes to it in order, so
- * a block the caching allocator hands out again after a free is only
- * written after the work that used it before.
+ * The streams pyframe queues work on: per thread and device, the stream
+ * pf.cuda.stream(...) made current (pf_cuda_set_stream), else the legacy
+ * default stream.  Handles are the cudaStream_t as an integer; 0 is the
+ * legacy default stream.  The caching allocator tags each block with the
+ * stream current at its allocation and reuses it on that stream only, so a
+ * block handed out again is written only after the work that used it.
  */
-static inline cudaStream_t pfc_stream() { return cudaStreamLegacy; }
+#define PFC_MAX_DEVICES 64
+uintptr_t pfc_current_stream_handle(int device);
+static inline cudaStream_t pfc_stream_of(uintptr_t handle)
+{
+    return handle != 0 ? (cudaStream_t)handle : cudaStreamLegacy;
+}
+/* The current stream of the calling thread's current device. */
+static inline cudaStream_t pfc_stream()
+{
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return cudaStreamLegacy;
+    }
+    return pfc_stream_of(pfc_current_stream_handle(device));
+}
 
 /*
  * Runs body with device current, then makes the caller's device current

@@ -128,6 +128,31 @@ typedef int pf_cuda_op_count_fn(void);
 typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
 
 /*
+ * Streams and events, as handles (the cudaStream_t / cudaEvent_t as an
+ * integer; stream 0 is the legacy default stream).  A stream belongs to the
+ * device it was created on.  set_stream makes a stream current for the
+ * calling thread on its device: pyframe's kernels, copies and allocations on
+ * that device then go to it.  query answers *done = 1 when all work queued so
+ * far has completed.  record_stream marks a live block as used on another
+ * stream (Tensor.record_stream): its free then waits for that stream.
+ */
+typedef int pf_cuda_stream_create_fn(int device, int priority, uintptr_t *handle);
+typedef int pf_cuda_stream_destroy_fn(int device, uintptr_t handle);
+typedef int pf_cuda_stream_synchronize_fn(int device, uintptr_t handle);
+typedef int pf_cuda_stream_query_fn(int device, uintptr_t handle, int *done);
+typedef int pf_cuda_stream_wait_event_fn(int device, uintptr_t stream, uintptr_t event);
+typedef int pf_cuda_set_stream_fn(int device, uintptr_t handle);
+typedef int pf_cuda_get_stream_fn(int device, uintptr_t *handle);
+typedef int pf_cuda_event_create_fn(int device, int timing, uintptr_t *handle);
+typedef int pf_cuda_event_destroy_fn(int device, uintptr_t handle);
+typedef int pf_cuda_event_record_fn(int device, uintptr_t event, uintptr_t stream);
+typedef int pf_cuda_event_synchronize_fn(uintptr_t event);
+typedef int pf_cuda_event_query_fn(uintptr_t event, int *done);
+/* Milliseconds between two completed events created with timing. */
+typedef int pf_cuda_event_elapsed_fn(uintptr_t start, uintptr_t end, float *ms);
+typedef int pf_cuda_record_stream_fn(void *ptr, uintptr_t stream);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -136,6 +161,10 @@ typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
     X(device_properties) X(synchronize) X(mem_get_info) X(alloc) X(free) X(memory_stats)    \
     X(reset_peak_memory_stats) X(empty_cache) X(op_count) X(kernel_dtypes)
 #define PF_CUDA_COPY_ENTRIES(X) X(memcpy) X(copy_strided) X(fill_strided)
+#define PF_CUDA_STREAM_ENTRIES(X)                                                            \
+    X(stream_create) X(stream_destroy) X(stream_synchronize) X(stream_query)                 \
+    X(stream_wait_event) X(set_stream) X(get_stream) X(event_create) X(event_destroy)        \
+    X(event_record) X(event_synchronize) X(event_query) X(event_elapsed) X(record_stream)
 #define PF_CUDA_EW_ENTRIES(X)
 #define PF_CUDA_REDUCE_ENTRIES(X)
 #define PF_CUDA_BLAS_ENTRIES(X)
@@ -144,7 +173,8 @@ typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
 #define PF_CUDA_NN_ENTRIES(X)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
-    PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_EW_ENTRIES(X)                    \
+    PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_STREAM_ENTRIES(X)                \
+    PF_CUDA_EW_ENTRIES(X)                                                                    \
     PF_CUDA_REDUCE_ENTRIES(X) PF_CUDA_BLAS_ENTRIES(X) PF_CUDA_RNG_ENTRIES(X)                 \
     PF_CUDA_OPTIM_ENTRIES(X) PF_CUDA_NN_ENTRIES(X)
 

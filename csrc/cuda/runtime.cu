@@ -58,6 +58,7 @@ PF_CUDA_EXPORT pf_cuda_synchronize_fn pf_cuda_synchronize;
 PF_CUDA_EXPORT pf_cuda_mem_get_info_fn pf_cuda_mem_get_info;
 PF_CUDA_EXPORT pf_cuda_alloc_fn pf_cuda_alloc;
 PF_CUDA_EXPORT pf_cuda_free_fn pf_cuda_free;
+PF_CUDA_EXPORT pf_cuda_record_stream_fn pf_cuda_record_stream;
 PF_CUDA_EXPORT pf_cuda_memory_stats_fn pf_cuda_memory_stats;
 PF_CUDA_EXPORT pf_cuda_reset_peak_memory_stats_fn pf_cuda_reset_peak_memory_stats;
 PF_CUDA_EXPORT pf_cuda_empty_cache_fn pf_cuda_empty_cache;
@@ -190,6 +191,43 @@ static void raw_free(void *, int device, void *ptr, size_t)
     });
 }
 
+/*
+ * The allocator's events, for blocks used on several streams: recorded on the
+ * other stream when the block is freed, polled before it is reused.
+ */
+static int event_record(void *, int device, uintptr_t stream, void **event, char *msg,
+                        size_t msg_size)
+{
+    return pfc_on_device(device, [&] {
+        cudaEvent_t e = nullptr;
+        cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+        if (err == cudaSuccess && (err = cudaEventRecord(e, pfc_stream_of(stream))) != cudaSuccess) {
+            cudaEventDestroy(e);
+        }
+        if (err != cudaSuccess) {
+            pfc_fail(err, "cudaEventRecord for a block freed while used on another stream");
+            snprintf(msg, msg_size, "%s", pfc_last_error);
+            return (int)PF_CA_ERROR;
+        }
+        *event = (void *)e;
+        return (int)PF_CA_OK;
+    });
+}
+
+static int event_query(void *, void *event)
+{
+    cudaError_t err = cudaEventQuery((cudaEvent_t)event);
+    if (err == cudaSuccess) {
+        return 1;
+    }
+    (void)cudaGetLastError();
+    return err == cudaErrorNotReady ? 0 : -1;
+}
+
+static void event_destroy(void *, void *event) { cudaEventDestroy((cudaEvent_t)event); }
+
+static const PfCaEvents allocator_events = {event_record, event_query, event_destroy};
+
 static PfCachingAllocator *allocator;
 static int allocator_devices;
 static int allocator_status;
@@ -207,7 +245,7 @@ static void make_allocator()
         allocator_status = pfc_fail_with(PF_CUDA_ERROR_NO_DEVICE, "no CUDA device is visible");
     }
     if (allocator_status == 0) {
-        allocator = pf_ca_new(n, raw_alloc, raw_free, nullptr, "cuda");
+        allocator = pf_ca_new(n, raw_alloc, raw_free, &allocator_events, nullptr, "cuda");
         allocator_devices = n;
         if (allocator == nullptr) {
             allocator_status = pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY,
@@ -262,7 +300,9 @@ int pf_cuda_alloc(size_t size, int device, void **ptr)
         return status;
     }
     char msg[768];
-    int ca_status = pf_ca_alloc(ca, device, size, ptr, msg, sizeof(msg));
+    /* tagged with the thread's current stream on that device: reused there only */
+    int ca_status = pf_ca_alloc(ca, device, pfc_current_stream_handle(device), size, ptr, msg,
+                                sizeof(msg));
     if (ca_status == PF_CA_OOM) {
         /* say how much the device itself has left: other processes may hold the rest */
         uint64_t f = 0, t = 0;
@@ -291,6 +331,18 @@ int pf_cuda_free(void *ptr)
     }
     char msg[256];
     return from_ca_status(pf_ca_free(ca, ptr, msg, sizeof(msg)), msg, cudaErrorUnknown);
+}
+
+int pf_cuda_record_stream(void *ptr, uintptr_t stream)
+{
+    PfCachingAllocator *ca;
+    int status = get_allocator(&ca);
+    if (status != 0) {
+        return status;
+    }
+    char msg[256];
+    return from_ca_status(pf_ca_record_stream(ca, ptr, stream, msg, sizeof(msg)), msg,
+                          cudaErrorUnknown);
 }
 
 /* Asking for statistics creates no CUDA context: the counters live on the host. */
