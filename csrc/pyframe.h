@@ -262,6 +262,12 @@ int pf_require_cpu(const PfTensor *t, const char *op, const char *what);
  * needs a kernel that is not written yet.  dev must be resolved.
  */
 PfTensor *pf_tensor_to_device(PfTensor *src, pf_device dev, pf_dtype dtype, const char *op);
+/* pf_tensor_to_device without waiting when src is pinned (a contiguous host->device copy). */
+PfTensor *pf_tensor_to_device_async(PfTensor *src, pf_device dev, pf_dtype dtype,
+                                    const char *op);
+/* A copy of a cpu tensor in pinned (page-locked) memory: needs a usable CUDA. */
+PfTensor *pf_tensor_pin_memory(PfTensor *t, const char *op);
+int pf_storage_is_pinned(const pf_storage *s);
 /* t itself (new reference) on the cpu, else a copy of it on the cpu. */
 PfTensor *pf_tensor_on_host(PfTensor *t, const char *op);
 /* Copy nbytes between the memory of two devices (either may be the cpu). */

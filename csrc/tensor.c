@@ -1007,14 +1007,16 @@ static PyObject *tensor_astype(PfTensor *self, PyObject *args, PyObject *kwds)
  * copy is false, else a copy that autograd follows back to self's device
  * and dtype.
  */
-static PyObject *move_to(PfTensor *self, pf_device dev, pf_dtype d, int copy, const char *op)
+static PyObject *move_to(PfTensor *self, pf_device dev, pf_dtype d, int copy, int non_blocking,
+                         const char *op)
 {
     int same_device = pf_device_eq(dev, self->storage->device);
     if (!copy && d == self->dtype && same_device) {
         return Py_NewRef(self);
     }
-    PfTensor *out = same_device ? pf_tensor_copy_as(self, d, op)
-                                : pf_tensor_to_device(self, dev, d, op);
+    PfTensor *out = same_device    ? pf_tensor_copy_as(self, d, op)
+                    : non_blocking ? pf_tensor_to_device_async(self, dev, d, op)
+                                   : pf_tensor_to_device(self, dev, d, op);
     return pf_ag_record_unary(PF_NODE_IDENTITY, self, (PyObject *)out, NULL, 0);
 }
 
@@ -1068,13 +1070,23 @@ static PyObject *tensor_to(PfTensor *self, PyObject *args, PyObject *kwds)
     if (!pf_device_eq(dev, self->storage->device) && pf_device_resolve(&dev, op) < 0) {
         return NULL;
     }
-    return move_to(self, dev, d, copy, op);
+    return move_to(self, dev, d, copy, non_blocking, op);
+}
+
+static PyObject *tensor_pin_memory(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return (PyObject *)pf_tensor_pin_memory(self, "Tensor.pin_memory");
+}
+
+static PyObject *tensor_is_pinned(PfTensor *self, PyObject *Py_UNUSED(noargs))
+{
+    return PyBool_FromLong(pf_storage_is_pinned(self->storage));
 }
 
 static PyObject *tensor_cpu(PfTensor *self, PyObject *Py_UNUSED(noargs))
 {
     pf_device cpu = {PF_DEV_CPU, 0};
-    return move_to(self, cpu, self->dtype, 0, "Tensor.cpu");
+    return move_to(self, cpu, self->dtype, 0, 0, "Tensor.cpu");
 }
 
 /* cuda(device=None, non_blocking=False): device None is the current CUDA device. */
@@ -1098,7 +1110,7 @@ static PyObject *tensor_cuda(PfTensor *self, PyObject *args, PyObject *kwds)
     if (pf_device_resolve(&dev, op) < 0) {
         return NULL;
     }
-    return move_to(self, dev, self->dtype, 0, op);
+    return move_to(self, dev, self->dtype, 0, non_blocking, op);
 }
 
 static PyObject *tensor_requires_grad_(PfTensor *self, PyObject *args)
@@ -1228,6 +1240,11 @@ static PyMethodDef tensor_methods[] = {
     {"to", (PyCFunction)(void (*)(void))tensor_to, METH_VARARGS | METH_KEYWORDS,
      "to(dtype) / to(device) / to(device, dtype) / to(tensor); copy=False returns self "
      "when nothing changes"},
+    {"pin_memory", (PyCFunction)tensor_pin_memory, METH_NOARGS,
+     "pin_memory(): a copy in page-locked host memory (itself when already pinned), which "
+     ".to('cuda', non_blocking=True) copies without waiting"},
+    {"is_pinned", (PyCFunction)tensor_is_pinned, METH_NOARGS,
+     "is_pinned(): True when the tensor lies in page-locked host memory"},
     {"record_stream", (PyCFunction)pf_tensor_record_stream, METH_O,
      "record_stream(stream): the tensor is used by work on that CUDA stream; its memory is "
      "reused only after that work"},

@@ -247,6 +247,95 @@ PfTensor *pf_tensor_to_device(PfTensor *src, pf_device dev, pf_dtype dtype, cons
     return out;
 }
 
+/* ------------------------------------------------------- pinned host memory */
+
+/* A pinned storage goes back to the library's pinned allocator (it is only made once CUDA works). */
+static void pinned_release(pf_storage *s)
+{
+    const PfCudaLib *lib = pf_cuda_loaded();
+    if (lib != NULL) {
+        lib->host_free(s->data);
+    }
+}
+
+int pf_storage_is_pinned(const pf_storage *s) { return s->release == pinned_release; }
+
+PfTensor *pf_tensor_pin_memory(PfTensor *t, const char *op)
+{
+    if (!pf_tensor_on_cpu(t)) {
+        char d[32];
+        return PF_ERR(PyExc_ValueError,
+                      "%s: only tensors on the cpu can be pinned; this one is on %s", op,
+                      pf_device_str(t->storage->device, d, sizeof(d)));
+    }
+    if (pf_storage_is_pinned(t->storage)) {
+        return (PfTensor *)Py_NewRef(t);
+    }
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return NULL;
+    }
+    PfTensor *c = contiguous_here(t, op);
+    if (c == NULL) {
+        return NULL;
+    }
+    size_t nbytes = (size_t)pf_numel(c->shape, c->ndim) * (size_t)pf_dtypes[c->dtype].itemsize;
+    void *p = NULL;
+    int status = lib->host_alloc(nbytes, &p);
+    if (status != 0) {
+        Py_DECREF(c);
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    pf_device cpu = {PF_DEV_CPU, 0};
+    pf_storage *st = pf_storage_foreign_on((char *)p, nbytes, NULL, 0, cpu);
+    if (st == NULL) {
+        lib->host_free(p);
+        Py_DECREF(c);
+        return NULL;
+    }
+    st->release = pinned_release;
+    int64_t strides[PF_MAX_DIMS];
+    pf_contiguous_strides(c->shape, c->ndim, strides);
+    PfTensor *out = pf_tensor_wrap(st, c->dtype, c->ndim, c->shape, strides, 0);
+    pf_storage_decref(st);
+    if (out != NULL && nbytes > 0) {
+        memcpy(st->data, c->storage->data + (size_t)c->offset * pf_dtypes[c->dtype].itemsize,
+               nbytes);
+    }
+    Py_DECREF(c);
+    return out;
+}
+
+PfTensor *pf_tensor_to_device_async(PfTensor *src, pf_device dev, pf_dtype dtype,
+                                    const char *op)
+{
+    /* only a pinned, contiguous source of the same dtype can be copied without waiting */
+    if (!(pf_tensor_on_cpu(src) && dev.type == PF_DEV_CUDA && src->dtype == dtype &&
+          pf_storage_is_pinned(src->storage) && pf_tensor_is_contiguous(src))) {
+        return pf_tensor_to_device(src, dev, dtype, op);
+    }
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return NULL;
+    }
+    PfTensor *out = pf_tensor_empty(src->ndim, src->shape, src->dtype, dev, op);
+    if (out == NULL) {
+        return NULL;
+    }
+    int isz = pf_dtypes[src->dtype].itemsize;
+    size_t nbytes = (size_t)pf_numel(src->shape, src->ndim) * (size_t)isz;
+    int status = lib->memcpy_h2d_async(out->storage->data, dev.index,
+                                       src->storage->data + (size_t)src->offset * (size_t)isz,
+                                       src->storage->data, nbytes);
+    if (status != 0) {
+        Py_DECREF(out);
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    return out;
+}
+
 PfTensor *pf_tensor_on_host(PfTensor *t, const char *op)
 {
     if (pf_tensor_on_cpu(t)) {

@@ -201,3 +201,59 @@ def test_allocation_follows_the_current_stream():
     assert pf.cuda.memory_stats()["cache_hits"] == hits
     del u
     s.synchronize()
+
+
+# ------------------------------------------------------------------ pinned memory
+
+def test_pinning_needs_cuda_or_a_cpu_tensor():
+    t = pf.arange(6).reshape(2, 3)
+    assert not t.is_pinned()
+    if not CUDA:
+        with pytest.raises(RuntimeError, match="^Tensor.pin_memory: CUDA is not available"):
+            t.pin_memory()
+        # non_blocking from ordinary memory is an ordinary (refused here) copy
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            t.to("cuda", non_blocking=True)
+    fake = _C._fake_cuda_tensor((2,), "float32", 0) if not CUDA else pf.ones(2, device="cuda")
+    with pytest.raises(ValueError, match=r"^Tensor.pin_memory: only tensors on the cpu can be "
+                                         r"pinned; this one is on cuda:0"):
+        fake.pin_memory()
+
+
+@no_gpu
+def test_dataloader_pin_memory_without_cuda_warns_and_goes_on():
+    ds = pf.data.TensorDataset(pf.arange(10, dtype=pf.float32), pf.arange(10))
+    with pytest.warns(UserWarning, match="DataLoader: pin_memory=True, but CUDA is not "
+                                         "available"):
+        dl = pf.data.DataLoader(ds, batch_size=4, pin_memory=True)
+    batches = list(dl)
+    assert len(batches) == 3 and not batches[0][0].is_pinned()
+    np.testing.assert_array_equal(np.asarray(batches[2][1]), [8, 9])
+
+
+@gpu
+def test_pinned_round_trip_and_async_copy():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 257)).astype(np.float32)
+    t = pf.tensor(a)
+    p = t.pin_memory()
+    assert p.is_pinned() and p.pin_memory() is p and not t.is_pinned()
+    np.testing.assert_array_equal(np.asarray(p), a)
+    outs = []
+    for k in range(20):
+        src = pf.tensor(a + k).pin_memory()
+        outs.append(src.to("cuda", non_blocking=True))
+        del src                         # freed while the copy may still run: reuse waits
+    for k, o in enumerate(outs):
+        np.testing.assert_array_equal(o.cpu().numpy(), a + k)
+    # a non-contiguous or converted pinned source takes the ordinary path
+    np.testing.assert_array_equal(p.T.to("cuda", non_blocking=True).cpu().numpy(), a.T)
+
+
+@gpu
+def test_dataloader_pins_batches():
+    ds = pf.data.TensorDataset(pf.arange(64, dtype=pf.float32).reshape(32, 2), pf.arange(32))
+    for workers in (0, 2):
+        dl = pf.data.DataLoader(ds, batch_size=8, pin_memory=True, num_workers=workers)
+        for x, y in dl:
+            assert x.is_pinned() and y.is_pinned()

@@ -153,6 +153,17 @@ typedef int pf_cuda_event_elapsed_fn(uintptr_t start, uintptr_t end, float *ms);
 typedef int pf_cuda_record_stream_fn(void *ptr, uintptr_t stream);
 
 /*
+ * Pinned (page-locked) host memory, from a caching allocator of its own, and
+ * the asynchronous host-to-device copy out of it: queued on the current
+ * stream of `device`, not waited for; src lies in the pinned block
+ * src_block, which is not reused until the copy has read it.
+ */
+typedef int pf_cuda_host_alloc_fn(size_t size, void **ptr);
+typedef int pf_cuda_host_free_fn(void *ptr);
+typedef int pf_cuda_memcpy_h2d_async_fn(void *dst, int device, const void *src, void *src_block,
+                                        size_t nbytes);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -164,7 +175,8 @@ typedef int pf_cuda_record_stream_fn(void *ptr, uintptr_t stream);
 #define PF_CUDA_STREAM_ENTRIES(X)                                                            \
     X(stream_create) X(stream_destroy) X(stream_synchronize) X(stream_query)                 \
     X(stream_wait_event) X(set_stream) X(get_stream) X(event_create) X(event_destroy)        \
-    X(event_record) X(event_synchronize) X(event_query) X(event_elapsed) X(record_stream)
+    X(event_record) X(event_synchronize) X(event_query) X(event_elapsed) X(record_stream)     \
+    X(host_alloc) X(host_free) X(memcpy_h2d_async)
 #define PF_CUDA_EW_ENTRIES(X)
 #define PF_CUDA_REDUCE_ENTRIES(X)
 #define PF_CUDA_BLAS_ENTRIES(X)

@@ -194,3 +194,149 @@ int pf_cuda_event_elapsed(uintptr_t start, uintptr_t end, float *ms)
     cudaError_t err = cudaEventElapsedTime(ms, (cudaEvent_t)start, (cudaEvent_t)end);
     return err == cudaSuccess ? 0 : pfc_fail(err, "cudaEventElapsedTime");
 }
+
+/* ------------------------------------------------------------ pinned host memory */
+
+/*
+ * Page-locked host memory for asynchronous host-to-device copies, from a
+ * caching allocator of its own (cudaHostAlloc is slow: it maps the pages for
+ * the device).  A block read by an asynchronous copy is recorded on the
+ * copy's stream, so freeing it while the copy runs only delays its reuse.
+ * That allocator serves one "device" (the host); the streams it records are
+ * tagged with their device in the top bits, for the event callback.
+ */
+PF_CUDA_EXPORT pf_cuda_host_alloc_fn pf_cuda_host_alloc;
+PF_CUDA_EXPORT pf_cuda_host_free_fn pf_cuda_host_free;
+PF_CUDA_EXPORT pf_cuda_memcpy_h2d_async_fn pf_cuda_memcpy_h2d_async;
+
+static const int TAG_SHIFT = 48;
+
+static uintptr_t stream_tag(int device, uintptr_t handle)
+{
+    return handle | ((uintptr_t)(device + 1) << TAG_SHIFT);
+}
+
+static int pinned_raw_alloc(void *, int, size_t size, void **ptr, char *msg, size_t msg_size)
+{
+    cudaError_t err = cudaHostAlloc(ptr, size, cudaHostAllocDefault);
+    if (err == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();
+        return PF_CA_OOM;
+    }
+    if (err != cudaSuccess) {
+        pfc_fail(err, "cudaHostAlloc(%zu bytes)", size);
+        snprintf(msg, msg_size, "%s", pfc_last_error);
+        return PF_CA_ERROR;
+    }
+    return PF_CA_OK;
+}
+
+static void pinned_raw_free(void *, int, void *ptr, size_t)
+{
+    cudaError_t err = cudaFreeHost(ptr);
+    if (err != cudaSuccess) {
+        pfc_fail(err, "cudaFreeHost");
+    }
+}
+
+static int pinned_event_record(void *, int, uintptr_t tag, void **event, char *msg,
+                               size_t msg_size)
+{
+    int device = (int)(tag >> TAG_SHIFT) - 1;
+    uintptr_t handle = tag & (((uintptr_t)1 << TAG_SHIFT) - 1);
+    return pfc_on_device(device, [&] {
+        cudaEvent_t e = nullptr;
+        cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+        if (err == cudaSuccess && (err = cudaEventRecord(e, pfc_stream_of(handle))) != cudaSuccess) {
+            cudaEventDestroy(e);
+        }
+        if (err != cudaSuccess) {
+            pfc_fail(err, "cudaEventRecord after a copy from pinned memory on cuda:%d", device);
+            snprintf(msg, msg_size, "%s", pfc_last_error);
+            return (int)PF_CA_ERROR;
+        }
+        *event = (void *)e;
+        return (int)PF_CA_OK;
+    });
+}
+
+static int pinned_event_query(void *, void *event)
+{
+    cudaError_t err = cudaEventQuery((cudaEvent_t)event);
+    if (err == cudaSuccess) {
+        return 1;
+    }
+    (void)cudaGetLastError();
+    return err == cudaErrorNotReady ? 0 : -1;
+}
+
+static void pinned_event_destroy(void *, void *event) { cudaEventDestroy((cudaEvent_t)event); }
+
+static const PfCaEvents pinned_events = {pinned_event_record, pinned_event_query,
+                                         pinned_event_destroy};
+
+static PfCachingAllocator *pinned_allocator()
+{
+    static PfCachingAllocator *const ca =
+        pf_ca_new(1, pinned_raw_alloc, pinned_raw_free, &pinned_events, nullptr, "pinned");
+    return ca;
+}
+
+static int from_pinned_status(int ca_status, const char *msg)
+{
+    return ca_status == PF_CA_OK        ? 0
+           : ca_status == PF_CA_OOM     ? pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY, msg)
+           : ca_status == PF_CA_INVALID ? pfc_fail_with(PF_CUDA_ERROR_INVALID_VALUE, msg)
+                                        : pfc_fail_with((int)cudaErrorUnknown, msg);
+}
+
+int pf_cuda_host_alloc(size_t size, void **ptr)
+{
+    *ptr = nullptr;
+    PfCachingAllocator *ca = pinned_allocator();
+    if (ca == nullptr) {
+        return pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY,
+                             "the host is out of memory for the pinned allocator");
+    }
+    char msg[768];
+    return from_pinned_status(pf_ca_alloc(ca, 0, 0, size, ptr, msg, sizeof(msg)), msg);
+}
+
+int pf_cuda_host_free(void *ptr)
+{
+    if (ptr == nullptr) {
+        return 0;
+    }
+    PfCachingAllocator *ca = pinned_allocator();
+    if (ca == nullptr) {
+        return pfc_fail_with(PF_CUDA_ERROR_INVALID_VALUE, "the pinned allocator does not exist");
+    }
+    char msg[256];
+    return from_pinned_status(pf_ca_free(ca, ptr, msg, sizeof(msg)), msg);
+}
+
+int pf_cuda_memcpy_h2d_async(void *dst, int device, const void *src, void *src_block,
+                             size_t nbytes)
+{
+    if (nbytes == 0) {
+        return 0;
+    }
+    PfCachingAllocator *ca = pinned_allocator();
+    if (ca == nullptr) {
+        return pfc_fail_with(PF_CUDA_ERROR_INVALID_VALUE, "the pinned allocator does not exist");
+    }
+    return pfc_on_device(device, [&] {
+        uintptr_t handle = pfc_current_stream_handle(device);
+        cudaError_t err = cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice,
+                                          pfc_stream_of(handle));
+        if (err != cudaSuccess) {
+            return pfc_fail(err, "cudaMemcpyAsync(%zu bytes, pinned host to device, cuda:%d)",
+                            nbytes, device);
+        }
+        /* the source block stays out of reuse until the copy has read it */
+        char msg[256];
+        return from_pinned_status(
+            pf_ca_record_stream(ca, src_block, stream_tag(device, handle), msg, sizeof(msg)),
+            msg);
+    });
+}

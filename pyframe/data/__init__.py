@@ -103,15 +103,30 @@ def default_collate(samples):
         _C.stack([_C.asarray(s) for s in samples], axis=0)
 
 
+def _pinned(batch):
+    """The batch with every tensor in it copied to pinned memory (structure kept)."""
+    if isinstance(batch, _C.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_pinned(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _pinned(v) for k, v in batch.items()}
+    return batch
+
+
 class DataLoader:
     """Batches of a dataset.
 
     batch_size, shuffle (a new order each epoch, from pyframe's generator),
     drop_last, collate_fn, and num_workers background threads that prefetch
-    ``prefetch_factor`` batches each, in order."""
+    ``prefetch_factor`` batches each, in order.  ``pin_memory=True`` puts each
+    batch's tensors in page-locked memory (in the worker threads), so that
+    ``.to("cuda", non_blocking=True)`` -- what ``fit`` does for a model on a
+    GPU -- copies them without waiting; without a usable GPU it warns once
+    and does nothing, as PyTorch does."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
-                 num_workers=0, prefetch_factor=2):
+                 num_workers=0, prefetch_factor=2, pin_memory=False):
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError("DataLoader: batch_size must be a positive integer; got %r"
                              % (batch_size,))
@@ -124,6 +139,14 @@ class DataLoader:
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, bool(shuffle)
         self.drop_last, self.collate_fn = bool(drop_last), collate_fn
         self.num_workers, self.prefetch_factor = num_workers, max(1, int(prefetch_factor))
+        self.pin_memory = bool(pin_memory)
+        if self.pin_memory:
+            from .. import cuda
+            if not cuda.is_available():
+                import warnings
+                warnings.warn("DataLoader: pin_memory=True, but CUDA is not available (%s); "
+                              "batches stay in ordinary memory" % cuda.status(), stacklevel=2)
+                self.pin_memory = False
 
     def __len__(self):
         n = len(self.dataset)
@@ -144,11 +167,15 @@ class DataLoader:
         samples = [ds[i] for i in idx]
         return (self.collate_fn or default_collate)(samples)
 
+    def _load(self, idx):
+        batch = self._fetch(idx)
+        return _pinned(batch) if self.pin_memory else batch
+
     def __iter__(self):
         batches = self._batches_of_indices()
         if self.num_workers == 0:
             for idx in batches:
-                yield self._fetch(idx)
+                yield self._load(idx)
             return
         # imported here: concurrent.futures costs `import pyframe` a few milliseconds
         from concurrent.futures import ThreadPoolExecutor
@@ -157,14 +184,14 @@ class DataLoader:
             pending = collections.deque()
             it = iter(batches)
             for idx in it:
-                pending.append(pool.submit(self._fetch, idx))
+                pending.append(pool.submit(self._load, idx))
                 if len(pending) >= window:
                     break
             while pending:
                 fut = pending.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append(pool.submit(self._fetch, nxt))
+                    pending.append(pool.submit(self._load, nxt))
                 try:
                     yield fut.result()
                 except BaseException:

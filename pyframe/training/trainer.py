@@ -520,7 +520,8 @@ class Trainer:
             if dev is not None:
                 # a model on a GPU: each batch goes there (the metrics went above)
                 x, y, sw = data_adapter.map_structure(
-                    lambda t: t.to(dev) if isinstance(t, _C.Tensor) else t, (x, y, sw))
+                    lambda t: t.to(dev, non_blocking=True) if isinstance(t, _C.Tensor) else t,
+                    (x, y, sw))
             if isinstance(x, _C.Tensor):
                 if x.dtype != dt and x.dtype.is_floating_point:
                     x = x.astype(dt)
