@@ -45,6 +45,8 @@ def _parse_args(known_only=False):
     p.add_argument("--json-only", action="store_true", help="print only the BENCH_JSON lines")
     p.add_argument("--rounds", type=int, default=None, help="measured rounds (default 40, 5 with --quick)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every library (default: all cores)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where benchmarks that support it run (default: cpu)")
+    p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision for the training benchmarks: autocast to this dtype (default: none)")
     return p.parse_known_args()[0] if known_only else p.parse_args()
 
 

@@ -10,8 +10,14 @@ batches.  One step = forward + loss + backward + optimizer update (Adam).
 The "peak" reference is pyframe's own 2048^3 float32 matmul (OpenBLAS SGEMM
 runs within a few per cent of the cores' FMA peak); it is printed with the
 GFLOP/s each MLP step reaches.
-Run: python bench/train.py [--quick] [--filter S] [--threads N]
+
+--device cuda runs both libraries on the GPU (each step ends with a device
+synchronisation, so a step is timed to its end).  --amp bf16|fp16 runs the
+forward pass and the loss under each library's autocast (pf.autocast /
+torch.autocast), with a gradient scaler for fp16; weights stay float32.
+Run: python bench/train.py [--quick] [--filter S] [--threads N] [--device cuda] [--amp bf16]
 """
+import contextlib
 import os
 import sys
 import time
@@ -66,47 +72,96 @@ def main():
     bench = Bench("train")
     np, torch, pf = bench.numpy, bench.torch, bench.pyframe
     rng = np.random.default_rng(0)
+    dev, amp = bench.args.device, bench.args.amp
+    if dev == "cuda":
+        if not pf.cuda.is_available():
+            print("   --device cuda: pyframe cannot use CUDA here: %s" % pf.cuda.status())
+            return
+        if torch is not None and not torch.cuda.is_available():
+            print("   --device cuda: this PyTorch has no CUDA; pyframe runs alone")
+            torch = None
+    print("   device %s, mixed precision %s" % (dev, amp))
+
+    def pf_ctx():
+        if amp == "none":
+            return contextlib.nullcontext()
+        return pf.autocast(dev, dtype=pf.bfloat16 if amp == "bf16" else pf.float16)
+
+    def t_ctx():
+        if amp == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(dev, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+    pf_scaler = pf.amp.GradScaler(dev, enabled=amp == "fp16")
+    t_scaler = torch.amp.GradScaler(dev, enabled=amp == "fp16") if torch is not None else None
+
+    def pf_sync():
+        if dev == "cuda":
+            pf.cuda.synchronize()
+
+    def t_sync():
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    def pf_update(opt, loss):
+        pf_scaler.scale(loss).backward()
+        pf_scaler.step(opt)
+        pf_scaler.update()
+        pf_sync()
+
+    def t_update(opt, loss):
+        t_scaler.scale(loss).backward()
+        t_scaler.step(opt)
+        t_scaler.update()
+        t_sync()
 
     def pair(kind, x_shape, classes=10):
         pm = build(pf, kind)
         tm = build(torch, kind) if torch else None
         if tm is not None:
             tm.load_state_dict({k: torch.tensor(np.array(v)) for k, v in pm.state_dict().items()})
+            tm.to(dev)
+        pm.to(dev)
         x = rng.standard_normal(x_shape).astype(np.float32)
         y = rng.integers(0, classes, x_shape[0])
         return pm, tm, x, y
 
     def steps(pm, tm, x, y):
-        px, py = pf.tensor(x), pf.tensor(y)
+        px, py = pf.tensor(x, device=dev), pf.tensor(y, device=dev)
         popt = pf.optim.Adam(pm.parameters(), lr=1e-3)
         ploss = pf.nn.CrossEntropyLoss()
 
         def pf_step():
             popt.zero_grad()
-            ploss(pm(px), py).backward()
-            popt.step()
+            with pf_ctx():
+                loss = ploss(pm(px), py)
+            pf_update(popt, loss)
 
         t_step = None
         if tm is not None:
-            tx, ty = torch.tensor(x), torch.tensor(y)
+            tx, ty = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
             topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
             tloss = torch.nn.CrossEntropyLoss()
 
             def t_step():
                 topt.zero_grad()
-                tloss(tm(tx), ty).backward()
-                topt.step()
+                with t_ctx():
+                    loss = tloss(tm(tx), ty)
+                t_update(topt, loss)
         return pf_step, t_step
 
-    # the peak reference
-    a = pf.randn(2048, 2048)
+    # the peak reference: a matmul in the precision the steps' products use
+    ref_dt = {"none": pf.float32, "bf16": pf.bfloat16, "fp16": pf.float16}[amp]
+    a = pf.randn(2048, 2048, device=dev).astype(ref_dt)
     a @ a
+    pf_sync()
     t0 = time.perf_counter()
     for _ in range(3):
         a @ a
+    pf_sync()
     peak = 3 * 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9
-    print("   reference: pyframe matmul 2048^3 float32 = %.0f GFLOP/s on %d threads"
-          % (peak, bench.threads))
+    print("   reference: pyframe matmul 2048^3 %s = %.0f GFLOP/s on %s (%d threads)"
+          % (ref_dt, peak, dev, bench.threads))
 
     for kind, shape, name in (("mlp_small", (64, 784), "(a) MLP 784-128-10, batch 64"),
                               ("mlp_large", (256, 784), "(b) MLP 784-1024-1024-10, batch 256"),
@@ -130,24 +185,28 @@ def main():
             tm = torch.nn.TransformerEncoderLayer(256, 4, 1024, dropout=0.0, batch_first=True)
             tm.load_state_dict({k: torch.tensor(np.array(v))
                                 for k, v in pm.state_dict().items()})
+            tm.to(dev)
+        pm.to(dev)
         x = rng.standard_normal((16, 128, 256)).astype(np.float32)
-        px = pf.tensor(x)
+        px = pf.tensor(x, device=dev)
         popt = pf.optim.Adam(pm.parameters(), lr=1e-4)
 
         def pf_step():
             popt.zero_grad()
-            (pm(px) ** 2).mean().backward()
-            popt.step()
+            with pf_ctx():
+                loss = (pm(px).astype(pf.float32) ** 2).mean()
+            pf_update(popt, loss)
 
         t_step = None
         if tm is not None:
-            tx = torch.tensor(x)
+            tx = torch.tensor(x, device=dev)
             topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
 
             def t_step():
                 topt.zero_grad()
-                (tm(tx) ** 2).mean().backward()
-                topt.step()
+                with t_ctx():
+                    loss = (tm(tx).float() ** 2).mean()
+                t_update(topt, loss)
         bench.case(name, pyframe=pf_step, torch=t_step)
 
 
