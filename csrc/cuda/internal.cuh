@@ -41,6 +41,12 @@ static inline cudaStream_t pfc_stream_of(uintptr_t handle)
 {
     return handle != 0 ? (cudaStream_t)handle : cudaStreamLegacy;
 }
+/* The caching allocators' event callbacks (PfCaEvents), in stream.cu. */
+int pfc_event_record_for(int device, uintptr_t handle, void **event, char *msg,
+                         size_t msg_size);
+int pfc_event_done(void *ctx, void *event);
+void pfc_event_release(void *ctx, void *event);
+
 /* The current stream of the calling thread's current device. */
 static inline cudaStream_t pfc_stream()
 {

@@ -198,35 +198,10 @@ static void raw_free(void *, int device, void *ptr, size_t)
 static int event_record(void *, int device, uintptr_t stream, void **event, char *msg,
                         size_t msg_size)
 {
-    return pfc_on_device(device, [&] {
-        cudaEvent_t e = nullptr;
-        cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
-        if (err == cudaSuccess && (err = cudaEventRecord(e, pfc_stream_of(stream))) != cudaSuccess) {
-            cudaEventDestroy(e);
-        }
-        if (err != cudaSuccess) {
-            pfc_fail(err, "cudaEventRecord for a block freed while used on another stream");
-            snprintf(msg, msg_size, "%s", pfc_last_error);
-            return (int)PF_CA_ERROR;
-        }
-        *event = (void *)e;
-        return (int)PF_CA_OK;
-    });
+    return pfc_event_record_for(device, stream, event, msg, msg_size);
 }
 
-static int event_query(void *, void *event)
-{
-    cudaError_t err = cudaEventQuery((cudaEvent_t)event);
-    if (err == cudaSuccess) {
-        return 1;
-    }
-    (void)cudaGetLastError();
-    return err == cudaErrorNotReady ? 0 : -1;
-}
-
-static void event_destroy(void *, void *event) { cudaEventDestroy((cudaEvent_t)event); }
-
-static const PfCaEvents allocator_events = {event_record, event_query, event_destroy};
+static const PfCaEvents allocator_events = {event_record, pfc_event_done, pfc_event_release};
 
 static PfCachingAllocator *allocator;
 static int allocator_devices;

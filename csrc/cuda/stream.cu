@@ -239,11 +239,13 @@ static void pinned_raw_free(void *, int, void *ptr, size_t)
     }
 }
 
-static int pinned_event_record(void *, int, uintptr_t tag, void **event, char *msg,
-                               size_t msg_size)
+/*
+ * The caching allocators' event callbacks (the device allocator's too,
+ * runtime.cu): an event recorded on `handle`'s stream of `device`, polled,
+ * destroyed.
+ */
+int pfc_event_record_for(int device, uintptr_t handle, void **event, char *msg, size_t msg_size)
 {
-    int device = (int)(tag >> TAG_SHIFT) - 1;
-    uintptr_t handle = tag & (((uintptr_t)1 << TAG_SHIFT) - 1);
     return pfc_on_device(device, [&] {
         cudaEvent_t e = nullptr;
         cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
@@ -251,7 +253,7 @@ static int pinned_event_record(void *, int, uintptr_t tag, void **event, char *m
             cudaEventDestroy(e);
         }
         if (err != cudaSuccess) {
-            pfc_fail(err, "cudaEventRecord after a copy from pinned memory on cuda:%d", device);
+            pfc_fail(err, "cudaEventRecord for a block still used on a stream of cuda:%d", device);
             snprintf(msg, msg_size, "%s", pfc_last_error);
             return (int)PF_CA_ERROR;
         }
@@ -260,7 +262,7 @@ static int pinned_event_record(void *, int, uintptr_t tag, void **event, char *m
     });
 }
 
-static int pinned_event_query(void *, void *event)
+int pfc_event_done(void *, void *event)
 {
     cudaError_t err = cudaEventQuery((cudaEvent_t)event);
     if (err == cudaSuccess) {
@@ -270,10 +272,18 @@ static int pinned_event_query(void *, void *event)
     return err == cudaErrorNotReady ? 0 : -1;
 }
 
-static void pinned_event_destroy(void *, void *event) { cudaEventDestroy((cudaEvent_t)event); }
+void pfc_event_release(void *, void *event) { cudaEventDestroy((cudaEvent_t)event); }
 
-static const PfCaEvents pinned_events = {pinned_event_record, pinned_event_query,
-                                         pinned_event_destroy};
+/* pinned blocks: the device of the stream is in the tag's top bits */
+static int pinned_event_record(void *, int, uintptr_t tag, void **event, char *msg,
+                               size_t msg_size)
+{
+    return pfc_event_record_for((int)(tag >> TAG_SHIFT) - 1,
+                                tag & (((uintptr_t)1 << TAG_SHIFT) - 1), event, msg, msg_size);
+}
+
+static const PfCaEvents pinned_events = {pinned_event_record, pfc_event_done,
+                                         pfc_event_release};
 
 static PfCachingAllocator *pinned_allocator()
 {
