@@ -1095,8 +1095,17 @@ PyObject *pf_op_dropout(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
         res = Py_NewRef(x);
         goto done;
     }
-    pf_dtype comp = pf_nn_comp(x->dtype);
     int64_t n = pf_numel(x->shape, x->ndim);
+    if (!pf_tensor_on_cpu(x)) {
+        /* the mask drawn on the device (the cpu's numbers: kernels/philox.h), in x's dtype */
+        if ((mask = pf_dropout_mask_cuda(x, p, op)) == NULL) {
+            goto done;
+        }
+        PyObject *in[2] = {(PyObject *)x, (PyObject *)mask};
+        res = pf_elementwise_as(PF_OP_MUL, in, NULL, NULL, op);
+        goto done;
+    }
+    pf_dtype comp = pf_nn_comp(x->dtype);
     if ((mask = pf_tensor_empty(x->ndim, x->shape, comp, CPU, op)) == NULL) {
         goto done;
     }

@@ -324,6 +324,12 @@ uint64_t pf_random_seed(void);
 /* The two uniforms in [0, 1) of Philox block `block` under `seed`: the values pf.rand
    gives elements 2j and 2j + 1 of a draw at offset o, for block = o + j. */
 void pf_random_uniform_pair(uint64_t seed, uint64_t block, double out[2]);
+/*
+ * The mask of dropout(x, p) for x on a CUDA device, drawn there from the
+ * generator (advancing it as the cpu's mask does), in x's dtype: the
+ * values of the cpu's mask for the same state.  New reference, or NULL.
+ */
+PfTensor *pf_dropout_mask_cuda(const PfTensor *x, double p, const char *op);
 int pf_get_num_threads(void);
 
 /*

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "caching_allocator.h"
+#include "../kernels/philox.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -139,7 +140,24 @@ typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
 #define PF_CUDA_EW_ENTRIES(X)
 #define PF_CUDA_REDUCE_ENTRIES(X)
 #define PF_CUDA_BLAS_ENTRIES(X)
-#define PF_CUDA_RNG_ENTRIES(X)
+/*
+ * Random draws (random.cu), the same numbers as the cpu's for the same state
+ * (the transforms of kernels/philox.h, shared with random.c).  rng_fill
+ * writes n elements of `dtype` (a pf_dtype number) contiguously at out: the
+ * draw described by d (uniform and normal: float dtypes; int: any dtype the
+ * range fits).  dropout_mask writes the mask of dropout(p) for p in [0, 1):
+ * 1 / (1 - p) where rand's uniform is >= p, else 0, in a float dtype.
+ * Queued, not waited for.  The _host twins run the same per-element code on
+ * the calling thread over host memory (device ignored; no GPU needed): the
+ * host self-test of the kernels.
+ */
+typedef int pf_cuda_rng_fill_fn(int device, void *out, int dtype, int64_t n,
+                                const pf_rng_dist *d);
+typedef int pf_cuda_dropout_mask_fn(int device, void *out, int dtype, int64_t n, double p,
+                                    uint64_t seed, uint64_t offset);
+typedef pf_cuda_rng_fill_fn pf_cuda_rng_fill_host_fn;
+typedef pf_cuda_dropout_mask_fn pf_cuda_dropout_mask_host_fn;
+#define PF_CUDA_RNG_ENTRIES(X) X(rng_fill) X(rng_fill_host) X(dropout_mask) X(dropout_mask_host)
 #define PF_CUDA_OPTIM_ENTRIES(X)
 #define PF_CUDA_NN_ENTRIES(X)
 
