@@ -39,6 +39,9 @@ CUDA_LIBRARY = "pyframe.libpyframe_cuda"
 CUDA_ARCH_FLAGS = ["-gencode", "arch=compute_80,code=sm_80",
                    "-gencode", "arch=compute_90,code=sm_90",
                    "-gencode", "arch=compute_90,code=compute_90"]
+# Per-file nvcc flags.  optim.cu runs the cpu's optimizer loops (csrc/kernels/optim_loops.h)
+# on the device: with no a * b + c fused into an fma it rounds as the cpu does, bit for bit.
+CUDA_FILE_FLAGS = {"optim.cu": ["-fmad=false"]}
 
 
 def _version():
@@ -177,6 +180,7 @@ class build_ext(_build_ext):
             obj = os.path.join(tmp, os.path.basename(src) + ".o")
             if src.endswith(".cu"):
                 cmd = [ext.nvcc, "-c", src, "-o", obj, "-std=c++17", *opt, *CUDA_ARCH_FLAGS,
+                       *CUDA_FILE_FLAGS.get(os.path.basename(src), []),
                        "-Xcompiler", ",".join(host), *nv_werror]
             else:
                 # plain C, compiled by nvcc's host compiler

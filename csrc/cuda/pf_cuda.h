@@ -23,6 +23,7 @@
 
 #include "caching_allocator.h"
 #include "../kernels/philox.h"
+#include "../kernels/optim_kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -158,7 +159,22 @@ typedef int pf_cuda_dropout_mask_fn(int device, void *out, int dtype, int64_t n,
 typedef pf_cuda_rng_fill_fn pf_cuda_rng_fill_host_fn;
 typedef pf_cuda_dropout_mask_fn pf_cuda_dropout_mask_host_fn;
 #define PF_CUDA_RNG_ENTRIES(X) X(rng_fill) X(rng_fill_host) X(dropout_mask) X(dropout_mask_host)
-#define PF_CUDA_OPTIM_ENTRIES(X)
+/*
+ * Optimizer updates (optim.cu): optim_update runs the cpu's update loop of
+ * `algo` (a pf_optim_algo) on one parameter of n float32 (is_double 0) or
+ * float64 elements at p, with its gradient g and state arrays s[0..2] (NULL
+ * where the algorithm's variant uses none), all contiguous on `device`, and
+ * the per-step constants c (optim.c); queued.  optim_update_host does the
+ * same per-element work on host memory (device ignored): the host
+ * self-test.  optim_sumsq sums the squares of x (n elements) in double into
+ * *out, waiting for the result (clipnorm, global_clipnorm).
+ */
+typedef int pf_cuda_optim_update_fn(int device, int algo, int is_double, void *p, const void *g,
+                                    void *const *s, int64_t n, const pf_optim_coef *c);
+typedef pf_cuda_optim_update_fn pf_cuda_optim_update_host_fn;
+typedef int pf_cuda_optim_sumsq_fn(int device, const void *x, int64_t n, int is_double,
+                                   double *out);
+#define PF_CUDA_OPTIM_ENTRIES(X) X(optim_update) X(optim_update_host) X(optim_sumsq)
 #define PF_CUDA_NN_ENTRIES(X)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \

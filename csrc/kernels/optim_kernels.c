@@ -18,6 +18,9 @@
 #define PF_CLONES
 #endif
 
+/* the loops are host-only here; cuda/optim.cu compiles them for both sides */
+#define PF_HD
+
 #define T float
 #define S f32
 #define SQRT sqrtf
