@@ -12,6 +12,13 @@
  * samples) is kernels/philox.h, which the CUDA library compiles too: a draw
  * with device="cuda" runs there (cuda/random.cu) and gives the same bits.
  */
+/*
+ * No a * b + c fused into one fma here, even where the target has FMA: the
+ * transforms of kernels/philox.h must round as on the GPU (where they use
+ * the never-fused _rn intrinsics).  Before any include, so that the
+ * header's inline functions compile under it.
+ */
+#pragma GCC optimize("fp-contract=off")
 #include "kernels/kernels.h"
 #include "kernels/philox.h"
 #include "cuda_backend.h"

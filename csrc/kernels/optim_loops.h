@@ -11,8 +11,8 @@
  * PF_OPTIM_DEVICE_LOOPS defined and PF_HD = __host__ __device__): its kernel
  * calls these same loops with n = 1 at each element, so a device update is
  * the cpu's formula, written once.  That file is built with -fmad=false and
- * the cpu with -ffp-contract=off: neither fuses a * b + c, so both round
- * alike (IEEE + - * / sqrt) and the updates agree bit for bit.
+ * optim_kernels.c with fp-contract off: neither fuses a * b + c, so both
+ * round alike (IEEE + - * / sqrt) and the updates agree bit for bit.
  */
 #ifndef T
 #error "optim_loops.h is included by optim_kernels.c with T and S defined"

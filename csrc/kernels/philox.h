@@ -12,9 +12,10 @@
  *     uses its own log and sin/cos, built from + - * / only;
  *   - no contraction: nvcc fuses a * b + c into one fma by default, which
  *     rounds once where the cpu rounds twice.  On the device every operation
- *     goes through the _rn intrinsics (never fused); on the host the build
- *     passes -ffp-contract=off (setup.py), and IEEE + - * / sqrt are
- *     correctly rounded on both;
+ *     goes through the _rn intrinsics (never fused); on the host the files
+ *     that include this one say #pragma GCC optimize("fp-contract=off")
+ *     (and the CUDA library's host code is built with -ffp-contract=off),
+ *     and IEEE + - * / sqrt are correctly rounded on both;
  *   - the 64x64 -> high 64 product of randint is exact on both
  *     (unsigned __int128 on the host, __umul64hi on the device).
  *
