@@ -299,6 +299,8 @@ extern PyGetSetDef pf_view_getset[];
 int pf_tensor_type_init(PyObject *module);
 extern PyMethodDef pf_create_module_methods[];
 extern PyMethodDef pf_random_module_methods[];
+/* _cuda_host_softmax (reduce.c): the CUDA softmax kernel run on the host, for tests */
+extern PyMethodDef pf_softmax_cuda_host_methods[];
 extern PyMethodDef pf_bench_methods[];
 extern PyMappingMethods pf_tensor_as_mapping;
 PyObject *pf_tensor_getitem(PyObject *self, PyObject *key);

@@ -175,7 +175,16 @@ typedef pf_cuda_optim_update_fn pf_cuda_optim_update_host_fn;
 typedef int pf_cuda_optim_sumsq_fn(int device, const void *x, int64_t n, int is_double,
                                    double *out);
 #define PF_CUDA_OPTIM_ENTRIES(X) X(optim_update) X(optim_update_host) X(optim_sumsq)
-#define PF_CUDA_NN_ENTRIES(X)
+/*
+ * softmax / log_softmax (softmax.cu) of x, a contiguous (pre, n, post) block
+ * of float32 (is_double 0) or float64 on `device`, along its n axis, into y
+ * (the same shape; may be x); queued.  softmax_host runs the kernel's
+ * per-lane code on host memory (device ignored): the host self-test.
+ */
+typedef int pf_cuda_softmax_fn(int device, const void *x, void *y, int64_t pre, int64_t n,
+                               int64_t post, int is_double, int is_log);
+typedef pf_cuda_softmax_fn pf_cuda_softmax_host_fn;
+#define PF_CUDA_NN_ENTRIES(X) X(softmax) X(softmax_host)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_EW_ENTRIES(X)                    \
