@@ -184,7 +184,23 @@ typedef int pf_cuda_optim_sumsq_fn(int device, const void *x, int64_t n, int is_
 typedef int pf_cuda_softmax_fn(int device, const void *x, void *y, int64_t pre, int64_t n,
                                int64_t post, int is_double, int is_log);
 typedef pf_cuda_softmax_fn pf_cuda_softmax_host_fn;
-#define PF_CUDA_NN_ENTRIES(X) X(softmax) X(softmax_host)
+/*
+ * layer_norm (layer_norm.cu): x, y (rows, n) contiguous float32 (is_double
+ * 0) or float64 on `device`, w and b (n) or NULL; y = (x - mean) rstd w + b
+ * per row.  layer_norm_bwd: from g and x (rows, n) and w (n) or NULL, dx
+ * (rows, n), dw and db (n), each NULL when not wanted.  Queued.  The _host
+ * twins run the kernels' code on host memory (device ignored).
+ */
+typedef int pf_cuda_layer_norm_fn(int device, const void *x, const void *w, const void *b,
+                                  void *y, int64_t rows, int64_t n, double eps, int is_double);
+typedef pf_cuda_layer_norm_fn pf_cuda_layer_norm_host_fn;
+typedef int pf_cuda_layer_norm_bwd_fn(int device, const void *g, const void *x, const void *w,
+                                      void *dx, void *dw, void *db, int64_t rows, int64_t n,
+                                      double eps, int is_double);
+typedef pf_cuda_layer_norm_bwd_fn pf_cuda_layer_norm_bwd_host_fn;
+#define PF_CUDA_NN_ENTRIES(X)                                                                \
+    X(softmax) X(softmax_host) X(layer_norm) X(layer_norm_host) X(layer_norm_bwd)            \
+    X(layer_norm_bwd_host)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_EW_ENTRIES(X)                    \
