@@ -181,3 +181,30 @@ def test_device_step_refuses_mixed_devices():
     with pytest.raises(RuntimeError, match=r"^SGD: tensors on cuda:0 and cpu; move them to one "
                                            r"device"):
         pf.optim.SGD([p], lr=0.1).step()
+
+
+@gpu
+def test_device_state_dict_round_trip():
+    """Loaded states land on their parameters' device; steps stay on the host."""
+    x0, grads = _data("float32")
+    made = []
+    for _ in range(2):
+        params = [pf.tensor(x, device="cuda").requires_grad_() for x in x0]
+        made.append((params, pf.optim.Adam(params, lr=0.01, amsgrad=True)))
+    (pa, oa), (pb, ob) = made
+    for p, g in zip(pa, grads[0]):
+        p.grad = pf.tensor(g, device="cuda")
+    oa.step()
+    for p, q in zip(pa, pb):
+        q.data = p.detach().clone()
+    ob.load_state_dict(oa.state_dict())
+    for p in pb:
+        for k, v in ob.state[p].items():
+            assert v.device == ("cpu" if k == "step" else "cuda:0"), k
+    for params, opt in made:
+        for p, g in zip(params, grads[1]):
+            p.grad = pf.tensor(g, device="cuda")
+        opt.step()
+    for a, b in zip(_arrays(pa), _arrays(pb)):
+        assert a.tobytes() == b.tobytes()
+
