@@ -39,6 +39,9 @@ CUDA_LIBRARY = "pyframe.libpyframe_cuda"
 CUDA_ARCH_FLAGS = ["-gencode", "arch=compute_80,code=sm_80",
                    "-gencode", "arch=compute_90,code=sm_90",
                    "-gencode", "arch=compute_90,code=compute_90"]
+# Per-file nvcc flags.  optim.cu runs the cpu's optimizer loops (csrc/kernels/optim_loops.h)
+# on the device: with no a * b + c fused into an fma it rounds as the cpu does, bit for bit.
+CUDA_FILE_FLAGS = {"optim.cu": ["-fmad=false"]}
 
 
 def _version():
@@ -165,7 +168,9 @@ class build_ext(_build_ext):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         werror = os.environ.get("PYFRAME_WERROR") == "1"
         opt = ["-O0", "-g"] if os.environ.get("PYFRAME_DEBUG") == "1" else ["-O3"]
-        host = ["-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra"]
+        # -ffp-contract=off: the host self-tests of the kernels (random.cu, optim.cu) round
+        # as the cpu backend's files that share their code (random.c, optim_kernels.c)
+        host = ["-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra", "-ffp-contract=off"]
         host += ["-Werror"] if werror else []
         nv_werror = ["-Werror", "all-warnings"] if werror else []
         objects = []
@@ -173,6 +178,7 @@ class build_ext(_build_ext):
             obj = os.path.join(tmp, os.path.basename(src) + ".o")
             if src.endswith(".cu"):
                 cmd = [ext.nvcc, "-c", src, "-o", obj, "-std=c++17", *opt, *CUDA_ARCH_FLAGS,
+                       *CUDA_FILE_FLAGS.get(os.path.basename(src), []),
                        "-Xcompiler", ",".join(host), *nv_werror]
             else:
                 # plain C, compiled by nvcc's host compiler

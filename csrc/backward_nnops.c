@@ -189,27 +189,47 @@ static int bw_rownorm(PfNode *n, PyObject **gout, PyObject **gin, norm_kind kind
         if (gc == NULL || xc == NULL || (w != NULL && wc == NULL)) {
             goto done;
         }
-        PfTensor *dxt = wx ? (PfTensor *)A_t(A, pf_tensor_empty(x->ndim, x->shape, comp, CPU,
-                                                                  op)) : NULL;
-        buf = PyMem_Malloc(sizeof(double) * (size_t)(2 * (wlen > 0 ? wlen : 1)));
-        if ((wx && dxt == NULL) || buf == NULL) {
-            if (buf == NULL) {
-                PyErr_NoMemory();
+        if (!pf_tensor_on_cpu(x)) {
+            /* layer_norm on a device (its row has G): the library's fused backward */
+            pf_device dev = x->storage->device;
+            PfTensor *b = ib >= 0 && wb ? (PfTensor *)v[ib] : NULL;
+            PfTensor *dxd = wx ? (PfTensor *)A_t(A, pf_tensor_empty(x->ndim, x->shape, comp,
+                                                                      dev, op)) : NULL;
+            PfTensor *dwd = ww ? (PfTensor *)A_t(A, pf_tensor_empty(w->ndim, w->shape, comp,
+                                                                      dev, op)) : NULL;
+            PfTensor *dbd = wb ? (PfTensor *)A_t(A, pf_tensor_empty(b->ndim, b->shape, comp,
+                                                                      dev, op)) : NULL;
+            if ((wx && dxd == NULL) || (ww && dwd == NULL) || (wb && dbd == NULL) ||
+                pf_layer_norm_bwd_cuda(gc, xc, wc, dxd, dwd, dbd, P.rows, P.n, P.eps, op) < 0) {
+                goto done;
             }
-            goto done;
+            dx = (PyObject *)dxd;
+            dw = (PyObject *)dwd;
+            db = (PyObject *)dbd;
         }
-        if (pf_rownorm_bwd(&P, comp, pf_tensor_data(gc), pf_tensor_data(xc),
-                           wc ? pf_tensor_data(wc) : NULL, dxt ? pf_tensor_data(dxt) : NULL,
-                           ww ? buf : NULL, wb ? buf + wlen : NULL) < 0) {
-            goto done;
-        }
-        dx = (PyObject *)dxt;
-        if (ww) {
-            dw = A_t(A, pf_nn_from_doubles(buf, w->ndim, w->shape, comp, op));
-        }
-        if (wb) {
-            PfTensor *b = (PfTensor *)v[ib];
-            db = A_t(A, pf_nn_from_doubles(buf + wlen, b->ndim, b->shape, comp, op));
+        else {
+            PfTensor *dxt = wx ? (PfTensor *)A_t(A, pf_tensor_empty(x->ndim, x->shape, comp, CPU,
+                                                                      op)) : NULL;
+            buf = PyMem_Malloc(sizeof(double) * (size_t)(2 * (wlen > 0 ? wlen : 1)));
+            if ((wx && dxt == NULL) || buf == NULL) {
+                if (buf == NULL) {
+                    PyErr_NoMemory();
+                }
+                goto done;
+            }
+            if (pf_rownorm_bwd(&P, comp, pf_tensor_data(gc), pf_tensor_data(xc),
+                               wc ? pf_tensor_data(wc) : NULL, dxt ? pf_tensor_data(dxt) : NULL,
+                               ww ? buf : NULL, wb ? buf + wlen : NULL) < 0) {
+                goto done;
+            }
+            dx = (PyObject *)dxt;
+            if (ww) {
+                dw = A_t(A, pf_nn_from_doubles(buf, w->ndim, w->shape, comp, op));
+            }
+            if (wb) {
+                PfTensor *b = (PfTensor *)v[ib];
+                db = A_t(A, pf_nn_from_doubles(buf + wlen, b->ndim, b->shape, comp, op));
+            }
         }
     }
     else if (kind != NORM_GROUP) {

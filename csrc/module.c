@@ -157,6 +157,8 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_create_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_transfer_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_random_module_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_softmax_cuda_host_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_layer_norm_cuda_host_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bridge_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bench_methods) < 0 ||
         PyModule_AddFunctions(m, pf_optim_module_methods) < 0 ||

@@ -20,6 +20,7 @@
  * state, from which its rule regenerates the mask.
  */
 #include "nn_ops.h"
+#include "cuda_backend.h"
 #include <float.h>
 #include <math.h>
 
@@ -354,6 +355,36 @@ int pf_nn_batch_norm_geom(const PfTensor *x, PyObject *axis, const char *op, pf_
 
 typedef enum { NORM_LAYER, NORM_RMS, NORM_GROUP } norm_kind;
 
+int pf_layer_norm_cuda(PfTensor *x, PfTensor *w, PfTensor *b, PfTensor *y, int64_t rows,
+                       int64_t n, double eps, const char *op)
+{
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return -1;
+    }
+    int status = lib->layer_norm(x->storage->device.index, pf_tensor_data(x),
+                                 w != NULL ? pf_tensor_data(w) : NULL,
+                                 b != NULL ? pf_tensor_data(b) : NULL, pf_tensor_data(y), rows, n,
+                                 eps, x->dtype == PF_FLOAT64);
+    return status == 0 ? 0 : pf_cuda_raise(lib, op, status);
+}
+
+int pf_layer_norm_bwd_cuda(PfTensor *g, PfTensor *x, PfTensor *w, PfTensor *dx, PfTensor *dw,
+                           PfTensor *db, int64_t rows, int64_t n, double eps, const char *op)
+{
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return -1;
+    }
+    int status = lib->layer_norm_bwd(x->storage->device.index, pf_tensor_data(g),
+                                     pf_tensor_data(x), w != NULL ? pf_tensor_data(w) : NULL,
+                                     dx != NULL ? pf_tensor_data(dx) : NULL,
+                                     dw != NULL ? pf_tensor_data(dw) : NULL,
+                                     db != NULL ? pf_tensor_data(db) : NULL, rows, n, eps,
+                                     x->dtype == PF_FLOAT64);
+    return status == 0 ? 0 : pf_cuda_raise(lib, op, status);
+}
+
 /*
  * layer_norm, rms_norm and group_norm: one row kernel (kernels/nn_kernels.c)
  * with the row and affine geometry of each.
@@ -406,7 +437,16 @@ static PyObject *rownorm_entry(const char *op, norm_kind kind, PyObject *xo, PyO
     if ((xc = pf_nn_contig(x, comp, op)) == NULL ||
         (w != NULL && (wc = pf_nn_contig(w, comp, op)) == NULL) ||
         (b != NULL && (bc = pf_nn_contig(b, comp, op)) == NULL) ||
-        (y = pf_tensor_empty(x->ndim, x->shape, comp, CPU, op)) == NULL) {
+        (y = pf_tensor_empty(x->ndim, x->shape, comp, x->storage->device, op)) == NULL) {
+        goto done;
+    }
+    if (!pf_tensor_on_cpu(x)) {
+        /* layer_norm (the one row of the three with G): the library's kernel */
+        if (pf_layer_norm_cuda(xc, wc, bc, y, P.rows, P.n, P.eps, op) < 0) {
+            goto done;
+        }
+        res = as_result(y, x->dtype, op);
+        y = NULL;
         goto done;
     }
     pf_rownorm_fwd(&P, comp, pf_tensor_data(xc), wc ? pf_tensor_data(wc) : NULL,
@@ -1095,8 +1135,17 @@ PyObject *pf_op_dropout(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
         res = Py_NewRef(x);
         goto done;
     }
-    pf_dtype comp = pf_nn_comp(x->dtype);
     int64_t n = pf_numel(x->shape, x->ndim);
+    if (!pf_tensor_on_cpu(x)) {
+        /* the mask drawn on the device (the cpu's numbers: kernels/philox.h), in x's dtype */
+        if ((mask = pf_dropout_mask_cuda(x, p, op)) == NULL) {
+            goto done;
+        }
+        PyObject *in[2] = {(PyObject *)x, (PyObject *)mask};
+        res = pf_elementwise_as(PF_OP_MUL, in, NULL, NULL, op);
+        goto done;
+    }
+    pf_dtype comp = pf_nn_comp(x->dtype);
     if ((mask = pf_tensor_empty(x->ndim, x->shape, comp, CPU, op)) == NULL) {
         goto done;
     }
@@ -1409,3 +1458,123 @@ PyObject *pf_op_scaled_dot_product_attention(PyObject *Py_UNUSED(m), PyObject *c
     }
     return res;
 }
+
+/* ------------------------------------------------ CUDA kernels on the host */
+
+/* t as a contiguous cpu tensor of dtype dt with last dimension n (None: NULL), or -1 */
+static int host_arg(PyObject *o, const char *op, const char *what, pf_dtype dt, int64_t numel,
+                    PfTensor **out)
+{
+    *out = NULL;
+    if (o == Py_None) {
+        return 0;
+    }
+    PfTensor *t = (PfTensor *)o;
+    if (!PfTensor_Check(o) || !pf_tensor_on_cpu(t) || !pf_tensor_is_contiguous(t) ||
+        t->dtype != dt || pf_numel(t->shape, t->ndim) != numel) {
+        return PF_ERRI(PyExc_TypeError, "%s: %s must be a contiguous cpu %s tensor of %lld "
+                       "elements (or None)", op, what, pf_dtypes[dt].name, (long long)numel);
+    }
+    *out = t;
+    return 0;
+}
+
+/*
+ * _cuda_host_layer_norm(y, x, w, b, eps) and _cuda_host_layer_norm_bwd(dx, dw,
+ * db, g, x, w, eps): the CUDA layer_norm kernels' code run on the host over
+ * contiguous cpu float32/float64 tensors, normalising over x's last
+ * dimension (w, b, dw, db of that length; any of them None).  For the
+ * tests that check the kernels without a GPU.
+ */
+static PyObject *py_cuda_host_layer_norm(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *op = "_cuda_host_layer_norm";
+    PyObject *yo, *xo, *wo, *bo;
+    double eps;
+    PfTensor *y, *x, *w, *b;
+    if (!PyArg_ParseTuple(args, "OOOOd:_cuda_host_layer_norm", &yo, &xo, &wo, &bo, &eps)) {
+        return NULL;
+    }
+    if (!PfTensor_Check(xo) || ((PfTensor *)xo)->ndim < 1 ||
+        (((PfTensor *)xo)->dtype != PF_FLOAT32 && ((PfTensor *)xo)->dtype != PF_FLOAT64)) {
+        return PF_ERR(PyExc_TypeError, "%s: x must be a float32 or float64 tensor of at least "
+                      "one dimension", op);
+    }
+    PfTensor *xt = (PfTensor *)xo;
+    int64_t numel = pf_numel(xt->shape, xt->ndim), n = xt->shape[xt->ndim - 1];
+    if (host_arg(xo, op, "x", xt->dtype, numel, &x) < 0 ||
+        host_arg(yo, op, "y", xt->dtype, numel, &y) < 0 ||
+        host_arg(wo, op, "w", xt->dtype, n, &w) < 0 ||
+        host_arg(bo, op, "b", xt->dtype, n, &b) < 0) {
+        return NULL;
+    }
+    if (y == NULL) {
+        return PF_ERR(PyExc_TypeError, "%s: y is required", op);
+    }
+    const PfCudaLib *lib = pf_cuda_library(op);
+    if (lib == NULL) {
+        return NULL;
+    }
+    int status = lib->layer_norm_host(0, pf_tensor_data(x), w ? pf_tensor_data(w) : NULL,
+                                      b ? pf_tensor_data(b) : NULL, pf_tensor_data(y),
+                                      n > 0 ? numel / n : 0, n, eps, x->dtype == PF_FLOAT64);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_cuda_host_layer_norm_bwd(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *op = "_cuda_host_layer_norm_bwd";
+    PyObject *dxo, *dwo, *dbo, *go, *xo, *wo;
+    double eps;
+    PfTensor *dx, *dw, *db, *g, *x, *w;
+    if (!PyArg_ParseTuple(args, "OOOOOOd:_cuda_host_layer_norm_bwd", &dxo, &dwo, &dbo, &go, &xo,
+                          &wo, &eps)) {
+        return NULL;
+    }
+    if (!PfTensor_Check(xo) || ((PfTensor *)xo)->ndim < 1 ||
+        (((PfTensor *)xo)->dtype != PF_FLOAT32 && ((PfTensor *)xo)->dtype != PF_FLOAT64)) {
+        return PF_ERR(PyExc_TypeError, "%s: x must be a float32 or float64 tensor of at least "
+                      "one dimension", op);
+    }
+    PfTensor *xt = (PfTensor *)xo;
+    int64_t numel = pf_numel(xt->shape, xt->ndim), n = xt->shape[xt->ndim - 1];
+    pf_dtype dt = xt->dtype;
+    if (host_arg(xo, op, "x", dt, numel, &x) < 0 || host_arg(go, op, "g", dt, numel, &g) < 0 ||
+        host_arg(dxo, op, "dx", dt, numel, &dx) < 0 || host_arg(wo, op, "w", dt, n, &w) < 0 ||
+        host_arg(dwo, op, "dw", dt, n, &dw) < 0 || host_arg(dbo, op, "db", dt, n, &db) < 0) {
+        return NULL;
+    }
+    if (g == NULL) {
+        return PF_ERR(PyExc_TypeError, "%s: g is required", op);
+    }
+    const PfCudaLib *lib = pf_cuda_library(op);
+    if (lib == NULL) {
+        return NULL;
+    }
+    int status = lib->layer_norm_bwd_host(0, pf_tensor_data(g), pf_tensor_data(x),
+                                          w ? pf_tensor_data(w) : NULL,
+                                          dx ? pf_tensor_data(dx) : NULL,
+                                          dw ? pf_tensor_data(dw) : NULL,
+                                          db ? pf_tensor_data(db) : NULL, n > 0 ? numel / n : 0,
+                                          n, eps, dt == PF_FLOAT64);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyMethodDef pf_layer_norm_cuda_host_methods[] = {
+    {"_cuda_host_layer_norm", py_cuda_host_layer_norm, METH_VARARGS,
+     "_cuda_host_layer_norm(y, x, w, b, eps): the CUDA layer_norm kernel's code on the host "
+     "(tests)"},
+    {"_cuda_host_layer_norm_bwd", py_cuda_host_layer_norm_bwd, METH_VARARGS,
+     "_cuda_host_layer_norm_bwd(dx, dw, db, g, x, w, eps): the CUDA layer_norm backward "
+     "kernels' code on the host (tests)"},
+    {NULL, NULL, 0, NULL},
+};
+

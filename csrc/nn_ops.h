@@ -19,6 +19,17 @@ static inline pf_dtype pf_nn_comp(pf_dtype d)
     return d == PF_FLOAT64 ? PF_FLOAT64 : PF_FLOAT32;
 }
 
+/*
+ * layer_norm on a CUDA device (nn_ops.c, over libpyframe_cuda.so): x, y
+ * (rows, n) and w, b (n) or NULL contiguous of one float dtype on x's
+ * device; the backward writes dx (rows, n), dw, db (n), any of them NULL.
+ * 0, or -1 with the exception set.
+ */
+int pf_layer_norm_cuda(PfTensor *x, PfTensor *w, PfTensor *b, PfTensor *y, int64_t rows,
+                       int64_t n, double eps, const char *op);
+int pf_layer_norm_bwd_cuda(PfTensor *g, PfTensor *x, PfTensor *w, PfTensor *dx, PfTensor *dw,
+                           PfTensor *db, int64_t rows, int64_t n, double eps, const char *op);
+
 /* t as a contiguous tensor of dtype dt: t itself (a new reference) when it is one, else a copy */
 PfTensor *pf_nn_contig(PfTensor *t, pf_dtype dt, const char *op);
 /* A tensor argument (tensor, array, list, scalar) as a new reference. */

@@ -30,6 +30,7 @@
 #include "kernels/kernels.h"
 #include "ops.h"
 #include "kernels/optim_kernels.h"
+#include "cuda_backend.h"
 #include <float.h>
 #include <math.h>
 
@@ -260,6 +261,13 @@ static int check_scalar_state(PyObject *o, Py_ssize_t i, const char *what, const
                        "%s: %s of parameter %zd must be a 1-element float32, float64 or integer "
                        "tensor; got shape %s, dtype %s", label, what, i, shape_str(t, b),
                        pf_dtypes[t->dtype].name);
+    }
+    if (!pf_tensor_on_cpu(t)) {
+        char d[32];
+        return PF_ERRI(PyExc_ValueError,
+                       "%s: %s of parameter %zd is on %s; it must be a cpu tensor (the "
+                       "optimizer keeps its step counters on the host for every device)", label,
+                       what, i, pf_device_str(t->storage->device, d, sizeof(d)));
     }
     return pf_tensor_check_writable(t, label);
 }
@@ -683,8 +691,13 @@ static PyObject *list_arg(PyObject *o, Py_ssize_t n, const char *label, const ch
     return o;
 }
 
-static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs,
-                               PyObject *kwnames)
+/*
+ * One call of _optim_step.  host_kernels (the _cuda_host_optim_step twin,
+ * for tests): cpu tensors updated by the CUDA library's per-element code
+ * run on the host instead of the cpu loops.
+ */
+static PyObject *optim_step(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                            int host_kernels)
 {
     PyObject *kv[K_COUNT] = {NULL};
     PyObject *lp = NULL, *lg = NULL, *ls = NULL, *lslot[PF_OPTIM_MAX_SLOTS] = {NULL, NULL, NULL};
@@ -783,12 +796,14 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
     PyObject *const *si = PySequence_Fast_ITEMS(ls);
     pf_optim_loop loops[2] = {pf_optim_get_loop(C.algo, 0), pf_optim_get_loop(C.algo, 1)};
     int64_t total = 0;
+    /*
+     * A parameter, its gradient and its state tensors on one device, and every parameter
+     * of the call on that device: the cpu, or one CUDA device, where the library's
+     * kernels run the same update (cuda/optim.cu).  The step counter and the scalar
+     * state are 1-element host tensors whatever the device, as PyTorch keeps `step`.
+     */
+    pf_device dev = {PF_DEV_CPU, 0};
     for (Py_ssize_t i = 0; i < n; i++) {
-        /*
-         * A parameter, its gradient and its state tensors on one device, and that device
-         * the cpu: no CUDA update is written yet.  The step counter and the scalar state
-         * are 0-d host tensors on any device, as PyTorch keeps `step`.
-         */
         PyObject *mine[2 + PF_OPTIM_MAX_SLOTS];
         int nm = 0;
         mine[nm++] = pi[i];
@@ -798,9 +813,26 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
                 mine[nm++] = slot_items[k][i];
             }
         }
-        if (pf_dispatch_devices(C.label, mine, nm) < 0) {
+        pf_device d;
+        if (pf_dispatch_device(C.label, !host_kernels, mine, nm, &d) < 0) {
             goto fail;
         }
+        if (i > 0 && !pf_device_eq(d, dev)) {
+            char a[32], b[32];
+            PyErr_Format(PyExc_RuntimeError, "%s: parameter 0 is on %s but parameter %zd on %s; "
+                         "one step updates the parameters of one device (move the model with "
+                         ".to(...), or give each device its own optimizer)", C.label,
+                         pf_device_str(dev, a, sizeof(a)), i, pf_device_str(d, b, sizeof(b)));
+            goto fail;
+        }
+        dev = d;
+    }
+    const PfCudaLib *lib = NULL;
+    if (dev.type != PF_DEV_CPU && (lib = pf_cuda_lib(C.label)) == NULL) {
+        goto fail;
+    }
+    if (host_kernels && (lib = pf_cuda_library(C.label)) == NULL) {
+        goto fail;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (gi[i] == Py_None) {
@@ -822,7 +854,8 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
      * Work units: big parameters are cut into OPTIM_CHUNK-element runs so
      * that the threads share them; small ones are one unit each.
      */
-    int par = pf_get_num_threads() > 1 && total >= PF_GRAIN;
+    int on_cpu = dev.type == PF_DEV_CPU;
+    int par = on_cpu && pf_get_num_threads() > 1 && total >= PF_GRAIN;
     int nogil = total >= PF_GRAIN;
     if (par) {
         for (int64_t j = 0; j < njobs; j++) {
@@ -865,10 +898,20 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
                 jobs[chunks[c].j].sumsq += partial[c];
             }
         }
-        else {
+        else if (on_cpu) {
             for (int64_t j = 0; j < njobs; j++) {
                 jobs[j].sumsq = pf_optim_sumsq(pf_tensor_data(jobs[j].gw), jobs[j].n,
                                                jobs[j].is_double);
+            }
+        }
+        else {
+            for (int64_t j = 0; j < njobs; j++) {
+                int status = lib->optim_sumsq(dev.index, pf_tensor_data(jobs[j].gw), jobs[j].n,
+                                              jobs[j].is_double, &jobs[j].sumsq);
+                if (status != 0) {
+                    pf_cuda_raise(lib, C.label, status);
+                    goto fail;
+                }
             }
         }
     }
@@ -906,7 +949,25 @@ static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py
         double t = scalar_set(J->step, scalar_get(J->step) + 1.0);
         coefficients(&C, J, t, scale[j]);
     }
-    if (par) {
+    if (lib != NULL) {
+        /* the library's kernels (queued on the device), or their code run on the host */
+        for (int64_t j = 0; j < njobs; j++) {
+            job *J = &jobs[j];
+            void *sp[PF_OPTIM_MAX_SLOTS] = {NULL, NULL, NULL};
+            for (int k = 0; k < PF_OPTIM_MAX_SLOTS; k++) {
+                sp[k] = J->sw[k] != NULL ? pf_tensor_data(J->sw[k]) : NULL;
+            }
+            pf_cuda_optim_update_fn *run = host_kernels ? lib->optim_update_host
+                                                        : lib->optim_update;
+            int status = run(dev.index, (int)C.algo, J->is_double, pf_tensor_data(J->pw),
+                             pf_tensor_data(J->gw), sp, J->n, &J->coef);
+            if (status != 0) {
+                pf_cuda_raise(lib, C.label, status);
+                goto fail;
+            }
+        }
+    }
+    else if (par) {
         Py_BEGIN_ALLOW_THREADS
         #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t c = 0; c < nchunks; c++) {
@@ -972,6 +1033,23 @@ fail:
     return result;
 }
 
+static PyObject *py_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    return optim_step(args, nargs, kwnames, 0);
+}
+
+/*
+ * _cuda_host_optim_step(...): _optim_step's arguments, cpu tensors, updated
+ * by the CUDA library's per-element code run on the host (the host
+ * self-test of cuda/optim.cu, which needs no GPU).
+ */
+static PyObject *py_cuda_host_optim_step(PyObject *Py_UNUSED(m), PyObject *const *args,
+                                         Py_ssize_t nargs, PyObject *kwnames)
+{
+    return optim_step(args, nargs, kwnames, 1);
+}
+
 /* _optim_grad_norm(tensors): the L2 norm of all elements of all tensors (None skipped). */
 static PyObject *py_optim_grad_norm(PyObject *Py_UNUSED(m), PyObject *arg)
 {
@@ -994,11 +1072,6 @@ static PyObject *py_optim_grad_norm(PyObject *Py_UNUSED(m), PyObject *arg)
             return NULL;
         }
         PfTensor *t = (PfTensor *)items[i];
-        if (pf_require_cpu(t, "optimizer.step",
-                           "the global gradient norm (global_clipnorm)") < 0) {
-            Py_DECREF(seq);
-            return NULL;
-        }
         if (t->dtype != PF_FLOAT32 && t->dtype != PF_FLOAT64) {
             PyErr_Format(PyExc_TypeError, "%s: item %zd has dtype %s; expected float32 or "
                          "float64", label, i, pf_dtypes[t->dtype].name);
@@ -1010,8 +1083,27 @@ static PyObject *py_optim_grad_norm(PyObject *Py_UNUSED(m), PyObject *arg)
             Py_DECREF(seq);
             return NULL;
         }
-        ss += pf_optim_sumsq(pf_tensor_data(w), pf_numel(w->shape, w->ndim),
-                             w->dtype == PF_FLOAT64);
+        int64_t nw = pf_numel(w->shape, w->ndim);
+        if (pf_tensor_on_cpu(w)) {
+            ss += pf_optim_sumsq(pf_tensor_data(w), nw, w->dtype == PF_FLOAT64);
+        }
+        else {
+            /* a device tensor: the library's sum (its order, not the cpu's: see optim.cu) */
+            const PfCudaLib *lib = pf_cuda_lib(label);
+            double part = 0.0;
+            int status = lib == NULL ? -1 : lib->optim_sumsq(w->storage->device.index,
+                                                             pf_tensor_data(w), nw,
+                                                             w->dtype == PF_FLOAT64, &part);
+            if (status != 0) {
+                if (lib != NULL) {
+                    pf_cuda_raise(lib, label, status);
+                }
+                Py_DECREF(w);
+                Py_DECREF(seq);
+                return NULL;
+            }
+            ss += part;
+        }
         Py_DECREF(w);
     }
     Py_DECREF(seq);
@@ -1022,6 +1114,10 @@ PyMethodDef pf_optim_module_methods[] = {
     {"_optim_step", (PyCFunction)(void (*)(void))py_optim_step, METH_FASTCALL | METH_KEYWORDS,
      "_optim_step(algorithm, params, grads, steps, **options): one fused optimizer update "
      "of many parameters in place (see csrc/optim.c)"},
+    {"_cuda_host_optim_step", (PyCFunction)(void (*)(void))py_cuda_host_optim_step,
+     METH_FASTCALL | METH_KEYWORDS,
+     "_cuda_host_optim_step(algorithm, params, grads, steps, **options): _optim_step run by "
+     "the CUDA kernels' code on the host (tests)"},
     {"_optim_grad_norm", py_optim_grad_norm, METH_O,
      "_optim_grad_norm(tensors): the global L2 norm of a list of tensors"},
     {NULL, NULL, 0, NULL},

@@ -305,6 +305,10 @@ extern PyGetSetDef pf_view_getset[];
 int pf_tensor_type_init(PyObject *module);
 extern PyMethodDef pf_create_module_methods[];
 extern PyMethodDef pf_random_module_methods[];
+/* _cuda_host_softmax (reduce.c): the CUDA softmax kernel run on the host, for tests */
+extern PyMethodDef pf_softmax_cuda_host_methods[];
+/* _cuda_host_layer_norm(_bwd) (nn_ops.c): the CUDA layer_norm kernels on the host */
+extern PyMethodDef pf_layer_norm_cuda_host_methods[];
 extern PyMethodDef pf_bench_methods[];
 extern PyMappingMethods pf_tensor_as_mapping;
 PyObject *pf_tensor_getitem(PyObject *self, PyObject *key);
@@ -330,6 +334,12 @@ uint64_t pf_random_seed(void);
 /* The two uniforms in [0, 1) of Philox block `block` under `seed`: the values pf.rand
    gives elements 2j and 2j + 1 of a draw at offset o, for block = o + j. */
 void pf_random_uniform_pair(uint64_t seed, uint64_t block, double out[2]);
+/*
+ * The mask of dropout(x, p) for x on a CUDA device, drawn there from the
+ * generator (advancing it as the cpu's mask does), in x's dtype: the
+ * values of the cpu's mask for the same state.  New reference, or NULL.
+ */
+PfTensor *pf_dropout_mask_cuda(const PfTensor *x, double p, const char *op);
 int pf_get_num_threads(void);
 
 /*

@@ -7,17 +7,25 @@
  * on how the work is split between threads, and a GPU backend computing
  * the same function gives the same numbers.  After a draw of n elements
  * the generator's offset advances by ceil(n / 2) blocks.
+ *
+ * The arithmetic (Philox, the transforms to uniform, normal and integer
+ * samples) is kernels/philox.h, which the CUDA library compiles too: a draw
+ * with device="cuda" runs there (cuda/random.cu) and gives the same bits.
  */
+/*
+ * No a * b + c fused into one fma here, even where the target has FMA: the
+ * transforms of kernels/philox.h must round as on the GPU (where they use
+ * the never-fused _rn intrinsics).  Before any include, so that the
+ * header's inline functions compile under it.
+ */
+#pragma GCC optimize("fp-contract=off")
 #include "kernels/kernels.h"
+#include "kernels/philox.h"
+#include "cuda_backend.h"
 #include <math.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
 
 /* The fixed seed a fresh process starts with: runs are reproducible by default. */
 #define PF_DEFAULT_SEED 20260101u
@@ -26,37 +34,6 @@ static struct {
     uint64_t seed;
     uint64_t offset;
 } rng = {PF_DEFAULT_SEED, 0};
-
-typedef struct {
-    uint32_t v[4];
-} philox_block;
-
-static inline philox_block philox(uint64_t counter, uint64_t seed)
-{
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
-        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
-    philox_block b = {{c0, c1, c2, c3}};
-    return b;
-}
-
-/* 53 random bits as a double in [0, 1). */
-static inline double u53(uint32_t hi, uint32_t lo)
-{
-    uint64_t x = ((uint64_t)hi << 32 | lo) >> 11;
-    return (double)x * (1.0 / 9007199254740992.0);
-}
 
 uint64_t pf_random_next_offset(uint64_t count)
 {
@@ -73,54 +50,39 @@ uint64_t pf_random_seed(void)
 /* the uniforms of rand, for draws made elsewhere (dropout masks) */
 void pf_random_uniform_pair(uint64_t seed, uint64_t block, double out[2])
 {
-    philox_block b = philox(block, seed);
-    out[0] = u53(b.v[0], b.v[1]);
-    out[1] = u53(b.v[2], b.v[3]);
+    pf_rng_uniform_pair(seed, block, out);
 }
 
-typedef enum { DIST_UNIFORM, DIST_NORMAL, DIST_INT } dist_kind;
-
-typedef struct {
-    dist_kind kind;
-    double a, b;            /* uniform: low, high; normal: mean, std */
-    int64_t low;            /* int: low + [0, range) */
-    uint64_t range;
-    uint64_t seed, offset;
-} dist;
-
-/*
- * The two samples of block j (elements 2j and 2j + 1), in double, or in
- * int64 for DIST_INT.  One Philox call and, for normals, one log and one
- * sincos serve both.
- */
-static inline void sample_pair(const dist *d, uint64_t j, double fv[2], int64_t iv[2])
+PfTensor *pf_dropout_mask_cuda(const PfTensor *x, double p, const char *op)
 {
-    philox_block b = philox(d->offset + j, d->seed);
-    switch (d->kind) {
-    case DIST_UNIFORM:
-        for (int k = 0; k < 2; k++) {
-            fv[k] = d->a + (d->b - d->a) * u53(b.v[2 * k], b.v[2 * k + 1]);
-        }
-        break;
-    case DIST_NORMAL: {
-        /* Box-Muller: the even element takes the cosine, the odd one the sine */
-        double u1 = 1.0 - u53(b.v[0], b.v[1]);          /* (0, 1]: log stays finite */
-        double u2 = u53(b.v[2], b.v[3]);
-        double r = sqrt(-2.0 * log(u1)), s, c;
-        sincos(2.0 * M_PI * u2, &s, &c);
-        fv[0] = d->a + d->b * r * c;
-        fv[1] = d->a + d->b * r * s;
-        break;
+    pf_device dev = x->storage->device;
+    if (p >= 1.0) {
+        return pf_tensor_zeros(x->ndim, x->shape, x->dtype, dev, op);
     }
-    case DIST_INT:
-        /* multiply-shift maps 64 random bits onto [0, range) */
-        for (int k = 0; k < 2; k++) {
-            uint64_t x = (uint64_t)b.v[2 * k] << 32 | b.v[2 * k + 1];
-            iv[k] = d->low + (int64_t)(((unsigned __int128)x * d->range) >> 64);
-        }
-        break;
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return NULL;
     }
+    PfTensor *mask = pf_tensor_empty(x->ndim, x->shape, x->dtype, dev, op);
+    if (mask == NULL) {
+        return NULL;
+    }
+    int64_t n = pf_numel(x->shape, x->ndim);
+    uint64_t seed = rng.seed, offset = pf_random_next_offset((uint64_t)n);
+    int status = lib->dropout_mask(dev.index, pf_tensor_data(mask), (int)mask->dtype, n, p, seed,
+                                   offset);
+    if (status != 0) {
+        Py_DECREF(mask);
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    return mask;
 }
+
+typedef pf_rng_dist dist;
+#define DIST_UNIFORM PF_RNG_UNIFORM
+#define DIST_NORMAL PF_RNG_NORMAL
+#define DIST_INT PF_RNG_INT
 
 /*
  * Store a uniform sample, keeping the interval half-open: rounding to a
@@ -151,27 +113,18 @@ static void store_below(double v, double high, pf_dtype dt, char *dst)
         uint16_t h;
         memcpy(&h, dst, 2);
         for (int guard = 0; guard < 4 && back >= high; guard++) {
-            if ((h & 0x7fff) == 0) {
-                h = 0x8001;                 /* below +-0: the smallest negative */
-            }
-            else if (h & 0x8000) {
-                h++;                        /* negative: larger magnitude */
-            }
-            else {
-                h--;
-            }
+            h = pf_rng_step_down16(h);
             memcpy(dst, &h, 2);
             pf_cast_one(dst, dt, &back, PF_FLOAT64);
         }
     }
 }
 
-static void fill_dist(PfTensor *t, dist *d)
+/* the cpu fill of t (contiguous, fresh) from d's state */
+static void fill_dist(PfTensor *t, const dist *d)
 {
     int64_t n = pf_numel(t->shape, t->ndim);
     int64_t blocks = (n + 1) / 2;
-    d->seed = rng.seed;
-    d->offset = pf_random_next_offset((uint64_t)n);
     char *p = pf_tensor_data(t);
     int isz = pf_dtypes[t->dtype].itemsize;
     pf_dtype dt = t->dtype;
@@ -180,7 +133,7 @@ static void fill_dist(PfTensor *t, dist *d)
     for (int64_t j = 0; j < blocks; j++) {
         double fv[2] = {0, 0};
         int64_t iv[2] = {0, 0};
-        sample_pair(d, (uint64_t)j, fv, iv);
+        pf_rng_sample_pair(d, (uint64_t)j, fv, iv);
         for (int k = 0; k < 2 && 2 * j + k < n; k++) {
             char *dst = p + (2 * j + k) * isz;
             if (d->kind == DIST_INT) {
@@ -194,6 +147,21 @@ static void fill_dist(PfTensor *t, dist *d)
             }
         }
     }
+}
+
+/*
+ * The same fill on a CUDA device, by the library's kernel over the same
+ * transforms (kernels/philox.h): the numbers equal the cpu's bit for bit.
+ */
+static int fill_dist_cuda(PfTensor *t, const dist *d, const char *op)
+{
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return -1;
+    }
+    int64_t n = pf_numel(t->shape, t->ndim);
+    int status = lib->rng_fill(t->storage->device.index, pf_tensor_data(t), (int)t->dtype, n, d);
+    return status == 0 ? 0 : pf_cuda_raise(lib, op, status);
 }
 
 static PyObject *draw(PyObject *args, PyObject *kwds, const char *op, dist *d)
@@ -231,14 +199,21 @@ static PyObject *draw(PyObject *args, PyObject *kwds, const char *op, dist *d)
         return PF_ERR(PyExc_TypeError, "%s: needs a floating-point dtype; got %s", op,
                       pf_dtypes[dtype].name);
     }
-    pf_device cpu = {PF_DEV_CPU, 0};
-    PfTensor *t = pf_tensor_empty(ndim, shape, dtype, cpu, op);
+    PfTensor *t = pf_tensor_empty(ndim, shape, dtype, dev, op);
     if (t == NULL) {
         return NULL;
     }
-    fill_dist(t, d);
-    /* drawn on the cpu and copied: the same numbers for a seed on every device */
-    return pf_finish_creation(pf_place_on((PyObject *)t, dev, op), rg, op);
+    /* the state is taken (and the generator advanced) alike on every device */
+    d->seed = rng.seed;
+    d->offset = pf_random_next_offset((uint64_t)pf_numel(shape, ndim));
+    if (dev.type == PF_DEV_CPU) {
+        fill_dist(t, d);
+    }
+    else if (fill_dist_cuda(t, d, op) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return pf_finish_creation((PyObject *)t, rg, op);
 }
 
 static PyObject *py_rand(PyObject *Py_UNUSED(m), PyObject *args, PyObject *kwds)
@@ -491,9 +466,97 @@ static PyObject *py_philox(PyObject *Py_UNUSED(m), PyObject *args)
     if (!PyArg_ParseTuple(args, "KK:_philox", &counter, &key)) {
         return NULL;
     }
-    philox_block b = philox(counter, key);
+    pf_philox_block b = pf_philox(counter, key);
     return Py_BuildValue("(kkkk)", (unsigned long)b.v[0], (unsigned long)b.v[1],
                          (unsigned long)b.v[2], (unsigned long)b.v[3]);
+}
+
+/* ------------------------------------------------ CUDA kernels on the host */
+
+/* A contiguous cpu tensor the host self-tests write into, or NULL with TypeError. */
+static PfTensor *host_out(PyObject *o, const char *op)
+{
+    if (!PfTensor_Check(o) || !pf_tensor_on_cpu((PfTensor *)o) ||
+        !pf_tensor_is_contiguous((PfTensor *)o)) {
+        return PF_ERR(PyExc_TypeError, "%s: out must be a contiguous cpu tensor; got %.100s", op,
+                      Py_TYPE(o)->tp_name);
+    }
+    return (PfTensor *)o;
+}
+
+/*
+ * _cuda_host_rng_fill(out, kind, a, b, low, high, seed, offset): the CUDA
+ * library's per-block code of rand/randn/randint run on the host into out
+ * (kind "uniform" with a, b = low, high; "normal" with a, b = mean, std;
+ * "int" with [low, high)), from the state (seed, offset).  For the tests
+ * that check the kernels equal random.c without a GPU.
+ */
+static PyObject *py_cuda_host_rng_fill(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *op = "_cuda_host_rng_fill";
+    PyObject *o;
+    const char *kind;
+    double a, b;
+    long long low, high;
+    unsigned long long seed, offset;
+    if (!PyArg_ParseTuple(args, "OsddLLKK:_cuda_host_rng_fill", &o, &kind, &a, &b, &low, &high,
+                          &seed, &offset)) {
+        return NULL;
+    }
+    PfTensor *out = host_out(o, op);
+    if (out == NULL) {
+        return NULL;
+    }
+    dist d = {.a = a, .b = b, .low = low, .range = (uint64_t)high - (uint64_t)low,
+              .seed = seed, .offset = offset};
+    if (strcmp(kind, "uniform") == 0) {
+        d.kind = DIST_UNIFORM;
+    }
+    else if (strcmp(kind, "normal") == 0) {
+        d.kind = DIST_NORMAL;
+    }
+    else if (strcmp(kind, "int") == 0) {
+        d.kind = DIST_INT;
+    }
+    else {
+        return PF_ERR(PyExc_ValueError, "%s: kind must be 'uniform', 'normal' or 'int'; got '%s'",
+                      op, kind);
+    }
+    const PfCudaLib *lib = pf_cuda_library(op);
+    if (lib == NULL) {
+        return NULL;
+    }
+    int status = lib->rng_fill_host(0, pf_tensor_data(out), (int)out->dtype,
+                                    pf_numel(out->shape, out->ndim), &d);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* _cuda_host_dropout_mask(out, p, seed, offset): the library's dropout mask on the host. */
+static PyObject *py_cuda_host_dropout_mask(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *op = "_cuda_host_dropout_mask";
+    PyObject *o;
+    double p;
+    unsigned long long seed, offset;
+    if (!PyArg_ParseTuple(args, "OdKK:_cuda_host_dropout_mask", &o, &p, &seed, &offset)) {
+        return NULL;
+    }
+    PfTensor *out = host_out(o, op);
+    const PfCudaLib *lib = out != NULL ? pf_cuda_library(op) : NULL;
+    if (lib == NULL) {
+        return NULL;
+    }
+    int status = lib->dropout_mask_host(0, pf_tensor_data(out), (int)out->dtype,
+                                        pf_numel(out->shape, out->ndim), p, seed, offset);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 #define KW (PyCFunction)(void (*)(void))
@@ -514,5 +577,11 @@ PyMethodDef pf_random_module_methods[] = {
     {"get_rng_state", py_get_rng_state, METH_NOARGS, "the generator state as (seed, offset)"},
     {"set_rng_state", py_set_rng_state, METH_O, "restore a state from get_rng_state()"},
     {"_philox", py_philox, METH_VARARGS, "_philox(counter, key): one Philox4x32-10 block"},
+    {"_cuda_host_rng_fill", py_cuda_host_rng_fill, METH_VARARGS,
+     "_cuda_host_rng_fill(out, kind, a, b, low, high, seed, offset): the CUDA draw kernels' "
+     "code run on the host (tests)"},
+    {"_cuda_host_dropout_mask", py_cuda_host_dropout_mask, METH_VARARGS,
+     "_cuda_host_dropout_mask(out, p, seed, offset): the CUDA dropout-mask kernel's code run on "
+     "the host (tests)"},
     {NULL, NULL, 0, NULL},
 };

@@ -14,6 +14,7 @@
  * dtype.
  */
 #include "ops.h"
+#include "cuda_backend.h"
 #include "kernels/reduce_kernels.h"
 #include <math.h>
 
@@ -655,6 +656,25 @@ PyObject *pf_op_cumprod(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
 /* ------------------------------------------------------------ softmax */
 
 /*
+ * The loops of softmax over src (pre, n, post) into y, both contiguous of
+ * dtype comp: the cpu's, or on a CUDA device the library's kernel.
+ */
+static int run_softmax(PfTensor *src, PfTensor *y, int64_t pre, int64_t n, int64_t post,
+                       pf_dtype comp, int is_log, const char *op)
+{
+    if (pf_tensor_on_cpu(src)) {
+        return pf_softmax(pf_tensor_data(src), pf_tensor_data(y), pre, n, post, comp, is_log, op);
+    }
+    const PfCudaLib *lib = pf_cuda_lib(op);
+    if (lib == NULL) {
+        return -1;
+    }
+    int status = lib->softmax(src->storage->device.index, pf_tensor_data(src), pf_tensor_data(y),
+                              pre, n, post, comp == PF_FLOAT64, is_log);
+    return status == 0 ? 0 : pf_cuda_raise(lib, op, status);
+}
+
+/*
  * softmax / log_softmax(x, axis=-1, dtype=None).  axis None takes the
  * softmax over every element.  The loops work on a contiguous (pre, n,
  * post) block of the compute dtype: the input itself when it is one, else
@@ -711,8 +731,7 @@ static PyObject *softmax_entry(int is_log, const char *op, PyObject *const *args
         src = pf_tensor_copy_as(x, comp, op);
         y = src == NULL ? NULL : (PfTensor *)Py_NewRef(src);
     }
-    if (src == NULL || y == NULL ||
-        pf_softmax(pf_tensor_data(src), pf_tensor_data(y), pre, n, post, comp, is_log, op) < 0) {
+    if (src == NULL || y == NULL || run_softmax(src, y, pre, n, post, comp, is_log, op) < 0) {
         goto done;
     }
     result = res == comp ? (PfTensor *)Py_NewRef(y) : pf_tensor_copy_as(y, res, op);
@@ -735,3 +754,53 @@ PyObject *pf_op_log_softmax(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ss
 {
     return softmax_entry(1, "log_softmax", args, nargs, kwnames);
 }
+
+/*
+ * _cuda_host_softmax(out, x, pre, n, post, is_log): the CUDA softmax
+ * kernel's per-lane code run on the host over x, a contiguous cpu float32
+ * or float64 tensor of pre * n * post elements, into out (the same shape
+ * and dtype).  For the tests that check the kernel without a GPU.
+ */
+static PyObject *py_cuda_host_softmax(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *op = "_cuda_host_softmax";
+    PyObject *oo, *xo;
+    long long pre, n, post;
+    int is_log;
+    if (!PyArg_ParseTuple(args, "OOLLLp:_cuda_host_softmax", &oo, &xo, &pre, &n, &post,
+                          &is_log)) {
+        return NULL;
+    }
+    PfTensor *out = (PfTensor *)oo, *x = (PfTensor *)xo;
+    if (!PfTensor_Check(oo) || !PfTensor_Check(xo) || !pf_tensor_on_cpu(out) ||
+        !pf_tensor_on_cpu(x) || !pf_tensor_is_contiguous(out) || !pf_tensor_is_contiguous(x) ||
+        out->dtype != x->dtype || (x->dtype != PF_FLOAT32 && x->dtype != PF_FLOAT64)) {
+        return PF_ERR(PyExc_TypeError, "%s: out and x must be contiguous cpu tensors of one "
+                      "dtype, float32 or float64", op);
+    }
+    int64_t numel = pf_numel(x->shape, x->ndim);
+    if (pre < 0 || n < 0 || post < 0 || pf_numel(out->shape, out->ndim) != numel ||
+        (int64_t)pre * n * post != numel) {
+        return PF_ERR(PyExc_ValueError, "%s: pre * n * post = %lld * %lld * %lld must be the "
+                      "number of elements of x and out (%lld)", op, pre, n, post,
+                      (long long)numel);
+    }
+    const PfCudaLib *lib = pf_cuda_library(op);
+    if (lib == NULL) {
+        return NULL;
+    }
+    int status = lib->softmax_host(0, pf_tensor_data(x), pf_tensor_data(out), pre, n, post,
+                                   x->dtype == PF_FLOAT64, is_log);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyMethodDef pf_softmax_cuda_host_methods[] = {
+    {"_cuda_host_softmax", py_cuda_host_softmax, METH_VARARGS,
+     "_cuda_host_softmax(out, x, pre, n, post, is_log): the CUDA softmax kernel's code run on "
+     "the host (tests)"},
+    {NULL, NULL, 0, NULL},
+};

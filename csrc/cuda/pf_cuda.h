@@ -22,6 +22,8 @@
 #include <stdint.h>
 
 #include "caching_allocator.h"
+#include "../kernels/philox.h"
+#include "../kernels/optim_kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -180,9 +182,66 @@ typedef int pf_cuda_memcpy_h2d_async_fn(void *dst, int device, const void *src, 
 #define PF_CUDA_EW_ENTRIES(X)
 #define PF_CUDA_REDUCE_ENTRIES(X)
 #define PF_CUDA_BLAS_ENTRIES(X)
-#define PF_CUDA_RNG_ENTRIES(X)
-#define PF_CUDA_OPTIM_ENTRIES(X)
-#define PF_CUDA_NN_ENTRIES(X)
+/*
+ * Random draws (random.cu), the same numbers as the cpu's for the same state
+ * (the transforms of kernels/philox.h, shared with random.c).  rng_fill
+ * writes n elements of `dtype` (a pf_dtype number) contiguously at out: the
+ * draw described by d (uniform and normal: float dtypes; int: any dtype the
+ * range fits).  dropout_mask writes the mask of dropout(p) for p in [0, 1):
+ * 1 / (1 - p) where rand's uniform is >= p, else 0, in a float dtype.
+ * Queued, not waited for.  The _host twins run the same per-element code on
+ * the calling thread over host memory (device ignored; no GPU needed): the
+ * host self-test of the kernels.
+ */
+typedef int pf_cuda_rng_fill_fn(int device, void *out, int dtype, int64_t n,
+                                const pf_rng_dist *d);
+typedef int pf_cuda_dropout_mask_fn(int device, void *out, int dtype, int64_t n, double p,
+                                    uint64_t seed, uint64_t offset);
+typedef pf_cuda_rng_fill_fn pf_cuda_rng_fill_host_fn;
+typedef pf_cuda_dropout_mask_fn pf_cuda_dropout_mask_host_fn;
+#define PF_CUDA_RNG_ENTRIES(X) X(rng_fill) X(rng_fill_host) X(dropout_mask) X(dropout_mask_host)
+/*
+ * Optimizer updates (optim.cu): optim_update runs the cpu's update loop of
+ * `algo` (a pf_optim_algo) on one parameter of n float32 (is_double 0) or
+ * float64 elements at p, with its gradient g and state arrays s[0..2] (NULL
+ * where the algorithm's variant uses none), all contiguous on `device`, and
+ * the per-step constants c (optim.c); queued.  optim_update_host does the
+ * same per-element work on host memory (device ignored): the host
+ * self-test.  optim_sumsq sums the squares of x (n elements) in double into
+ * *out, waiting for the result (clipnorm, global_clipnorm).
+ */
+typedef int pf_cuda_optim_update_fn(int device, int algo, int is_double, void *p, const void *g,
+                                    void *const *s, int64_t n, const pf_optim_coef *c);
+typedef pf_cuda_optim_update_fn pf_cuda_optim_update_host_fn;
+typedef int pf_cuda_optim_sumsq_fn(int device, const void *x, int64_t n, int is_double,
+                                   double *out);
+#define PF_CUDA_OPTIM_ENTRIES(X) X(optim_update) X(optim_update_host) X(optim_sumsq)
+/*
+ * softmax / log_softmax (softmax.cu) of x, a contiguous (pre, n, post) block
+ * of float32 (is_double 0) or float64 on `device`, along its n axis, into y
+ * (the same shape; may be x); queued.  softmax_host runs the kernel's
+ * per-lane code on host memory (device ignored): the host self-test.
+ */
+typedef int pf_cuda_softmax_fn(int device, const void *x, void *y, int64_t pre, int64_t n,
+                               int64_t post, int is_double, int is_log);
+typedef pf_cuda_softmax_fn pf_cuda_softmax_host_fn;
+/*
+ * layer_norm (layer_norm.cu): x, y (rows, n) contiguous float32 (is_double
+ * 0) or float64 on `device`, w and b (n) or NULL; y = (x - mean) rstd w + b
+ * per row.  layer_norm_bwd: from g and x (rows, n) and w (n) or NULL, dx
+ * (rows, n), dw and db (n), each NULL when not wanted.  Queued.  The _host
+ * twins run the kernels' code on host memory (device ignored).
+ */
+typedef int pf_cuda_layer_norm_fn(int device, const void *x, const void *w, const void *b,
+                                  void *y, int64_t rows, int64_t n, double eps, int is_double);
+typedef pf_cuda_layer_norm_fn pf_cuda_layer_norm_host_fn;
+typedef int pf_cuda_layer_norm_bwd_fn(int device, const void *g, const void *x, const void *w,
+                                      void *dx, void *dw, void *db, int64_t rows, int64_t n,
+                                      double eps, int is_double);
+typedef pf_cuda_layer_norm_bwd_fn pf_cuda_layer_norm_bwd_host_fn;
+#define PF_CUDA_NN_ENTRIES(X)                                                                \
+    X(softmax) X(softmax_host) X(layer_norm) X(layer_norm_host) X(layer_norm_bwd)            \
+    X(layer_norm_bwd_host)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_STREAM_ENTRIES(X)                \

@@ -12,6 +12,7 @@
 #include "nn_kernels.h"
 #include "gemm.h"
 #include "vmath.h"
+#include "philox.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>

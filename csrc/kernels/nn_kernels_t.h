@@ -888,12 +888,12 @@ static double NK(ewloss)(pf_ewloss kind, const T *x, const T *t, const T *w, con
 static void NK(dropout_mask)(T *out, int64_t n, double p, uint64_t seed, uint64_t offset)
 {
     int64_t blocks = (n + 1) / 2;
-    T keep = (T)(1.0 / (1.0 - p));
+    T keep = (T)pf_rng_dropout_scale(p);       /* as the CUDA kernel (kernels/philox.h) */
     int nth = nk_threads(4 * n, blocks);
     #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
     for (int64_t j = 0; j < blocks; j++) {
         double u[2];
-        pf_random_uniform_pair(seed, offset + (uint64_t)j, u);
+        pf_rng_uniform_pair(seed, offset + (uint64_t)j, u);
         out[2 * j] = u[0] >= p ? keep : (T)0;
         if (2 * j + 1 < n) {
             out[2 * j + 1] = u[1] >= p ? keep : (T)0;

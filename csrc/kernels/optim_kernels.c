@@ -8,6 +8,13 @@
  * lets sqrt vectorise; nothing here relies on -ffast-math, so NaN and inf
  * propagate as in the reference implementations.
  */
+/*
+ * No a * b + c fused into one fma, in any clone (AVX-512 has FMA): the CUDA
+ * library runs these same loops (cuda/optim.cu, built with -fmad=false), and
+ * both must round alike for a device step to equal the cpu's.  The loops
+ * stream five arrays, so the fma would not make them faster anyway.
+ */
+#pragma GCC optimize("fp-contract=off")
 #include "optim_kernels.h"
 #include <math.h>
 #include <stddef.h>
@@ -17,6 +24,9 @@
 #else
 #define PF_CLONES
 #endif
+
+/* the loops are host-only here; cuda/optim.cu compiles them for both sides */
+#define PF_HD
 
 #define T float
 #define S f32

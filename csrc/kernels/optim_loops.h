@@ -6,6 +6,13 @@
  * Every loop: p (n) parameter, g (n) gradient, s[k] (n) states, all
  * contiguous of type T.  The scalars are rounded to T once, so float32
  * parameters are updated in float32 arithmetic, as torch.optim does.
+ *
+ * The CUDA library compiles this file too (cuda/optim.cu, with
+ * PF_OPTIM_DEVICE_LOOPS defined and PF_HD = __host__ __device__): its kernel
+ * calls these same loops with n = 1 at each element, so a device update is
+ * the cpu's formula, written once.  That file is built with -fmad=false and
+ * optim_kernels.c with fp-contract off: neither fuses a * b + c, so both
+ * round alike (IEEE + - * / sqrt) and the updates agree bit for bit.
  */
 #ifndef T
 #error "optim_loops.h is included by optim_kernels.c with T and S defined"
@@ -34,15 +41,15 @@
  * e = -lr (Nesterov); Keras keeps -lr inside the buffer (b = -lr, cb = 1 or
  * momentum, e = 0 or -lr).  Without momentum: p += e * g.
  */
-static PF_CLONES void CAT(sgd, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                  const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(sgd, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                        const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
     PREAMBLE;
     const T a = (T)c->c[0], b = (T)c->c[1], cb = (T)c->c[2], e = (T)c->c[3];
     if (c->variant & PF_OPTIM_V_BUF) {
-        T *restrict buf = sp[0];
+        T *restrict buf = (T *)sp[0];
         for (int64_t i = 0; i < n; i++) {
             GRAD(i);
             T m = a * buf[i] + b * gv;
@@ -72,18 +79,18 @@ static PF_CLONES void CAT(sgd, S)(void *pp, const void *gp, void *const *sp, int
  * the divider that sqrt and the last quotient also need; the denominator
  * moves by at most one rounding from PyTorch's).
  */
-static PF_CLONES void CAT(adam, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                   const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(adam, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                         const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
-    T *restrict m = sp[0];
-    T *restrict v = sp[1];
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
+    T *restrict m = (T *)sp[0];
+    T *restrict v = (T *)sp[1];
     PREAMBLE;
     const T w1 = (T)c->c[0], b2 = (T)c->c[1], w2 = (T)c->c[2], nss = (T)c->c[3];
     const T rd = (T)c->c[4], eps = (T)c->c[5];
     if (c->variant & PF_OPTIM_V_AMSGRAD) {
-        T *restrict vm = sp[2];
+        T *restrict vm = (T *)sp[2];
         for (int64_t i = 0; i < n; i++) {
             GRAD(i);
             T mi = m[i] + w1 * (gv - m[i]);
@@ -140,14 +147,14 @@ static PF_CLONES void CAT(adam, S)(void *pp, const void *gp, void *const *sp, in
         }                                                                     \
     }
 
-static PF_CLONES void CAT(rmsprop, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                      const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(rmsprop, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                            const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
-    T *restrict sq = sp[0];
-    T *restrict buf = sp[1];
-    T *restrict ga = sp[2];
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
+    T *restrict sq = (T *)sp[0];
+    T *restrict buf = (T *)sp[1];
+    T *restrict ga = (T *)sp[2];
     PREAMBLE;
     const T al = (T)c->c[0], w = (T)c->c[1], ein = (T)c->c[2], eout = (T)c->c[3];
     const T mom = (T)c->c[4], k = (T)c->c[5], j = (T)c->c[6], nlr = (T)c->c[7];
@@ -176,12 +183,12 @@ static PF_CLONES void CAT(rmsprop, S)(void *pp, const void *gp, void *const *sp,
  *
  * s[0] sum.
  */
-static PF_CLONES void CAT(adagrad, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                      const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(adagrad, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                            const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
-    T *restrict acc = sp[0];
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
+    T *restrict acc = (T *)sp[0];
     PREAMBLE;
     const T nclr = (T)c->c[0], ein = (T)c->c[1], eout = (T)c->c[2];
     for (int64_t i = 0; i < n; i++) {
@@ -202,13 +209,13 @@ static PF_CLONES void CAT(adagrad, S)(void *pp, const void *gp, void *const *sp,
  * s[0] exp_avg, s[1] exp_inf.  A NaN gradient makes u NaN (the max keeps
  * its second operand when the comparison fails), as torch.maximum does.
  */
-static PF_CLONES void CAT(adamax, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                     const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(adamax, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                           const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
-    T *restrict m = sp[0];
-    T *restrict u = sp[1];
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
+    T *restrict m = (T *)sp[0];
+    T *restrict u = (T *)sp[1];
     PREAMBLE;
     const T w1 = (T)c->c[0], b2 = (T)c->c[1], ein = (T)c->c[2], eout = (T)c->c[3];
     const T nclr = (T)c->c[4];
@@ -235,13 +242,13 @@ static PF_CLONES void CAT(adamax, S)(void *pp, const void *gp, void *const *sp, 
  * (PyTorch's two addcdiv in its order; Keras computes the same quantity.)
  * s[0] exp_avg, s[1] exp_avg_sq.
  */
-static PF_CLONES void CAT(nadam, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                    const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(nadam, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                          const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
-    T *restrict m = sp[0];
-    T *restrict v = sp[1];
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
+    T *restrict m = (T *)sp[0];
+    T *restrict v = (T *)sp[1];
     PREAMBLE;
     const T w1 = (T)c->c[0], b2 = (T)c->c[1], w2 = (T)c->c[2], rbc2 = (T)c->c[3];
     const T eps = (T)c->c[4], cg = (T)c->c[5], cm = (T)c->c[6];
@@ -265,12 +272,12 @@ static PF_CLONES void CAT(nadam, S)(void *pp, const void *gp, void *const *sp, i
  * sign(0) = 0 and sign(NaN) = NaN (the interpolation itself is returned in
  * both cases).  Weight decay is decoupled (c->decay).  s[0] exp_avg.
  */
-static PF_CLONES void CAT(lion, S)(void *pp, const void *gp, void *const *sp, int64_t n,
-                                   const pf_optim_coef *c)
+static PF_CLONES PF_HD void CAT(lion, S)(void *pp, const void *gp, void *const *sp, int64_t n,
+                                         const pf_optim_coef *c)
 {
-    T *restrict p = pp;
-    const T *restrict g = gp;
-    T *restrict m = sp[0];
+    T *restrict p = (T *)pp;
+    const T *restrict g = (const T *)gp;
+    T *restrict m = (T *)sp[0];
     PREAMBLE;
     const T b1 = (T)c->c[0], w1 = (T)c->c[1], b2 = (T)c->c[2], w2 = (T)c->c[3];
     const T nlr = (T)c->c[4];
@@ -283,6 +290,7 @@ static PF_CLONES void CAT(lion, S)(void *pp, const void *gp, void *const *sp, in
     }
 }
 
+#ifndef PF_OPTIM_DEVICE_LOOPS
 /*
  * Sum of squares in double: 16 independent partial sums (so the loop
  * vectorises without reassociating a single sum), folded pairwise.
@@ -309,6 +317,7 @@ static PF_CLONES double CAT(sumsq, S)(const T *restrict x, int64_t n)
     }
     return acc[0];
 }
+#endif
 
 #undef PREAMBLE
 #undef GRAD

@@ -458,6 +458,8 @@ class Optimizer:
         return {"state": state, "param_groups": groups, "iterations": self.iterations}
 
     def _load_tensor(self, value, p, where, name):
+        if isinstance(value, _Tensor) and value.device != "cpu":
+            value = value.cpu()          # converted on the host, then placed with p below
         try:
             t = _C.tensor(value, dtype=p.dtype)
         except (TypeError, ValueError) as e:
@@ -467,9 +469,12 @@ class Optimizer:
             raise ValueError(f"{self._label}.load_state_dict: {where}[{name!r}] has shape "
                              f"{tuple(t.shape)} but its parameter has shape {tuple(p.shape)}; "
                              "was the state_dict saved for another model?")
-        return t
+        # a state lives on its parameter's device (the update runs there)
+        return t if t.device == p.device else t.to(p.device)
 
     def _load_scalar(self, value, where, name, dtype):
+        if isinstance(value, _Tensor) and value.device != "cpu":
+            value = value.cpu()          # steps and scalar states stay on the host
         t = _C.tensor(value, dtype=dtype)
         if t.numel() != 1:
             raise ValueError(f"{self._label}.load_state_dict: {where}[{name!r}] must hold one "
