@@ -128,6 +128,61 @@ typedef int pf_cuda_op_count_fn(void);
 typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
 
 /*
+ * Reductions and scans (reduce.cu).  The geometry is reduce_kernels.h's
+ * pf_rgeom: output o lies at the row-major position o of the kept
+ * dimensions, element r of its region at the row-major position r of the
+ * reduced dimensions (both lists at least one dimension long; strides in
+ * elements of `dtype`).  The kinds and finishing steps are numbered as
+ * pf_rkind and pf_rfinish (reduce.c checks that).
+ *
+ * Every reduce entry takes a device, or PF_CUDA_HOST: then the pointers are
+ * host memory and the same per-element functions run in a plain loop on the
+ * calling thread, with no device and no driver (the host self-test).
+ */
+typedef struct PfCudaReduceGeom {
+    const void *base;
+    int dtype;                      /* the input's dtype (any) */
+    int knd, rnd;
+    int64_t kshape[PF_CUDA_MAX_DIMS], kstride[PF_CUDA_MAX_DIMS];
+    int64_t rshape[PF_CUDA_MAX_DIMS], rstride[PF_CUDA_MAX_DIMS];
+    int64_t outer;                  /* outputs */
+    int64_t n;                      /* elements reduced into each output (>= 1) */
+} PfCudaReduceGeom;
+enum {
+    PF_CUDA_RK_SUM, PF_CUDA_RK_PROD, PF_CUDA_RK_MAX, PF_CUDA_RK_MIN, PF_CUDA_RK_ALL,
+    PF_CUDA_RK_ANY, PF_CUDA_RK_SUMABS, PF_CUDA_RK_SUMSQ, PF_CUDA_RK_MAXABS, PF_CUDA_RK_MINABS,
+    PF_CUDA_RK_NNZ, PF_CUDA_RK_SUMPOW, PF_CUDA_RK_SUMSQDEV, PF_CUDA_RK_SUMEXP,
+    PF_CUDA_RK_ARGMAX, PF_CUDA_RK_ARGMIN, PF_CUDA_RK_COUNT
+};
+enum {
+    PF_CUDA_RF_SCALE, PF_CUDA_RF_SQRT, PF_CUDA_RF_SCALE_SQRT, PF_CUDA_RF_ROOT,
+    PF_CUDA_RF_CENTER, PF_CUDA_RF_LOG_ADD,
+    PF_CUDA_RF_NONE                 /* only the conversion to out_dtype */
+};
+/*
+ * One reduction pass: g->outer values of `comp` (float32, float64 or int64;
+ * the float-only kinds take no int64) to out, and for ARGMAX/ARGMIN the
+ * first index of the extreme to idx.  center: g->outer values of comp for
+ * SUMSQDEV and SUMEXP, else NULL; p the power of SUMPOW.  Queued, not waited for.
+ */
+typedef int pf_cuda_reduce_fn(int device, const PfCudaReduceGeom *g, int kind, int comp,
+                              double p, const void *center, void *out, int64_t *idx);
+/*
+ * out[i] = finish(v[i]) converted to out_dtype, for i < count: v holds
+ * values of comp, aux (LOG_ADD) count more; out may be v when out_dtype is comp.
+ */
+typedef int pf_cuda_reduce_finish_fn(int device, int finish, int comp, const void *v,
+                                     const void *aux, int64_t count, double a, int out_dtype,
+                                     void *out);
+/*
+ * Inclusive sum (prod = 0) or product scan along the middle axis of the
+ * contiguous (pre, n, post) block x of x_dtype, into y of comp (float32,
+ * float64 or int64), contiguous of the same shape.
+ */
+typedef int pf_cuda_scan_fn(int device, const void *x, int x_dtype, void *y, int comp,
+                            int64_t pre, int64_t n, int64_t post, int prod);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -137,7 +192,8 @@ typedef uint32_t pf_cuda_kernel_dtypes_fn(int op);
     X(reset_peak_memory_stats) X(empty_cache) X(op_count) X(kernel_dtypes)
 #define PF_CUDA_COPY_ENTRIES(X) X(memcpy) X(copy_strided) X(fill_strided)
 #define PF_CUDA_EW_ENTRIES(X)
-#define PF_CUDA_REDUCE_ENTRIES(X)
+/* reduce.cu: reductions, their finishing steps, scans */
+#define PF_CUDA_REDUCE_ENTRIES(X) X(reduce) X(reduce_finish) X(scan)
 #define PF_CUDA_BLAS_ENTRIES(X)
 #define PF_CUDA_RNG_ENTRIES(X)
 #define PF_CUDA_OPTIM_ENTRIES(X)
