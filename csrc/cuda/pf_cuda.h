@@ -183,6 +183,43 @@ typedef int pf_cuda_scan_fn(int device, const void *x, int x_dtype, void *y, int
                             int64_t pre, int64_t n, int64_t post, int prod);
 
 /*
+ * Matrix products through cuBLAS (blas.cu), which the library does not
+ * link: pf_cuda_blas_load dlopen()s libcublas.so.13 on first use, from the
+ * loader's search path and then from each of `dirs` (pyframe/cuda.py finds
+ * the nvidia-cublas wheel's and a toolkit's directories).  It returns 0 once
+ * loaded (then every later call too), else PF_CUDA_ERROR_LIBRARY; either
+ * way `report` says where it was found, or everything that was tried.
+ */
+#define PF_CUDA_ERROR_LIBRARY 1000  /* a library loaded at run time (cuBLAS) is missing or failed */
+typedef int pf_cuda_blas_load_fn(const char *const *dirs, int ndirs, char *report,
+                                 size_t report_size);
+/*
+ * C = A B for every index of the batch shape, as gemm.h's pf_gemm (strides
+ * in elements, batch strides 0 where an operand broadcasts), in one dtype:
+ * float16 and bfloat16 (accumulated in float32), float32 (TF32 tensor cores
+ * only when allow_tf32 is set), float64.  A and B must each have contiguous
+ * rows or columns, and so must C; k == 0 writes zeros.  Queued, not waited for.
+ * With device == PF_CUDA_HOST the same mapping onto cuBLAS's column-major
+ * parameters (transposes, leading dimensions, batch strides) is run by a
+ * plain host loop over host pointers, with no cuBLAS and no device: the
+ * host self-test of the mapping.
+ */
+typedef struct PfCudaGemmMat {
+    void *data;
+    int64_t bstrides[PF_CUDA_MAX_DIMS];
+    int64_t rs, cs;
+} PfCudaGemmMat;
+typedef struct PfCudaGemm {
+    int dtype;
+    int allow_tf32;
+    int nb;
+    int64_t bshape[PF_CUDA_MAX_DIMS];
+    int64_t m, n, k;
+    PfCudaGemmMat a, b, c;
+} PfCudaGemm;
+typedef int pf_cuda_gemm_fn(int device, const PfCudaGemm *g);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -194,7 +231,8 @@ typedef int pf_cuda_scan_fn(int device, const void *x, int x_dtype, void *y, int
 #define PF_CUDA_EW_ENTRIES(X)
 /* reduce.cu: reductions, their finishing steps, scans */
 #define PF_CUDA_REDUCE_ENTRIES(X) X(reduce) X(reduce_finish) X(scan)
-#define PF_CUDA_BLAS_ENTRIES(X)
+/* blas.cu: cuBLAS, loaded at run time, and the batched GEMM of linalg.c */
+#define PF_CUDA_BLAS_ENTRIES(X) X(blas_load) X(gemm)
 #define PF_CUDA_RNG_ENTRIES(X)
 #define PF_CUDA_OPTIM_ENTRIES(X)
 #define PF_CUDA_NN_ENTRIES(X)
