@@ -59,19 +59,22 @@ def assert_product(got, want, size, dtype, rtol=None):
     assert (np.abs(g - want) <= bound).all(), np.abs(g - want).max()
 
 
-def layouts(rng, shape, dtype):
-    """(NumPy array, pf tensor) pairs of the same values: contiguous, transposed in memory
-    (column-major last two dims), a sliced view, and with a broadcast (stride 0) batch."""
+def layouts(rng, shape, dtype, device="cpu"):
+    """(NumPy array, pf tensor on device) pairs of the same values: contiguous, transposed in
+    memory (column-major last two dims), a sliced view, and with a broadcast (stride 0) batch;
+    the views are taken on the device."""
+    def put(x):
+        return pf.tensor(x).to(device)
     a = arr(rng, shape, dtype)
-    out = [(a, pf.tensor(a))]
+    out = [(a, put(a))]
     if len(shape) >= 2:
-        t = pf.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2))).mT
+        t = put(np.ascontiguousarray(np.swapaxes(a, -1, -2))).mT
         out.append((a, t))
         big = arr(rng, shape[:-1] + (shape[-1] * 2,), dtype)
-        out.append((big[..., ::2], pf.tensor(big)[..., ::2]))
+        out.append((big[..., ::2], put(big)[..., ::2]))
     if len(shape) >= 3:
         one = arr(rng, (1,) + shape[1:], dtype)
-        out.append((np.broadcast_to(one, shape), pf.tensor(one).expand(*shape)))
+        out.append((np.broadcast_to(one, shape), put(one).expand(*shape)))
     return out
 
 
@@ -284,9 +287,9 @@ def test_fake_device_products_need_cuda():
                                            ((2, 8, 128, 64), (2, 8, 64, 128))])
 def test_gpu_matmul_matches_numpy(sa, sb, dtype):
     rng = np.random.default_rng(8)
-    for a, ta in layouts(rng, sa, dtype):
-        for b, tb in layouts(rng, sb, dtype):
-            got = pf.matmul(ta.to("cuda"), tb.to("cuda"))
+    for a, ta in layouts(rng, sa, dtype, "cuda"):
+        for b, tb in layouts(rng, sb, dtype, "cuda"):
+            got = pf.matmul(ta, tb)
             assert got.device == "cuda:0" and got.dtype == getattr(pf, dtype)
             a64, b64 = a.astype(np.float64), b.astype(np.float64)
             assert_product(got.cpu(), a64 @ b64, np.abs(a64) @ np.abs(b64), dtype,

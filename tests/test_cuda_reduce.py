@@ -263,6 +263,7 @@ def dev(a):
 KERNEL_CASES = [
     ((1000, 7), 1),           # a thread per output (n <= 32)
     ((3000, 300), 0),         # columns: contiguous outputs, strided reduced axis
+    ((200000, 4), 0),         # columns, segmented: few outputs over a long region
     ((500, 2000), 1),         # a block per output
     ((3, 200000), 1),         # segmented rows, then the segment states combined
     ((64, 33, 40), (0, 2)),   # two reduced dims, kept dim in the middle
@@ -294,24 +295,43 @@ def test_gpu_reductions_match_the_cpu(shape, axis, dtype):
         assert_agrees(name, got.cpu(), want, x.astype(np.float64), {"axis": axis})
 
 
+def views(x, t, layout):
+    """The same view of NumPy array x and tensor t (any device), as test_reduce's layouts."""
+    nd = x.ndim
+    if layout == "transposed":
+        return x.T, t.T
+    if layout == "reversed":
+        key = tuple(slice(None, None, -1) for _ in range(nd))
+        return x[key], t[key]
+    if layout == "stepped":
+        key = tuple(slice(None, None, 2) for _ in range(nd))
+        return x[key], t[key]
+    if layout == "broadcast":
+        shape = (4,) + x.shape[1:]
+        return np.broadcast_to(x[:1], shape), t[:1].expand(*shape)
+    return x, t
+
+
 @gpu
 @pytest.mark.parametrize("dtype", ALL)
 def test_gpu_all_ops_all_dtypes_small(dtype):
+    """Every op and dtype on device views (taken on the device) of five layouts."""
     for layout in LAYOUTS:
-        a, t = make_input((5, 6, 7), dtype, layout, seed=9)
-        d = t.to("cuda")
-        if layout == "transposed":
-            d = pf.tensor(np.ascontiguousarray(a.T)).to("cuda").T
-        elif layout != "contiguous":
-            continue   # the others are views the cpu copy made; transposed covers strides
+        base, _ = make_input((6, 8, 7), dtype, "contiguous", seed=9)
+        a, d = views(base, pf.tensor(base).to("cuda"), layout)
+        _, c = views(base, pf.tensor(base), layout)
         for name in REDUCTIONS + SCANS:
             for axis in ([None, 0, -1] if name in SCANS + ["argmax", "argmin"]
                          else [None, 0, (1, 2), -1]):
-                want, got = both(name, t, axis=axis)
+                want, _ = both(name, c, axis=axis)
                 if isinstance(want, Exception):
+                    with pytest.raises(type(want)):
+                        getattr(pf, name)(d, axis=axis)
                     continue
                 g = getattr(pf, name)(d, axis=axis)
-                assert_agrees(name, g.cpu(), want, a.astype(np.float64), {"axis": axis})
+                assert g.device == "cuda:0"
+                assert_agrees(name, g.cpu(), want, np.asarray(a).astype(np.float64),
+                              {"axis": axis})
 
 
 @gpu

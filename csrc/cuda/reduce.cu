@@ -18,7 +18,9 @@
  *            is not (sum over the batch): a block takes 32 neighbouring
  *            outputs (threadIdx.x, coalesced reads) and COL_ROWS threads per
  *            output split the region (threadIdx.y); their states are
- *            combined through shared memory.
+ *            combined through shared memory.  Few outputs over a long
+ *            region (a tall, narrow input): the region is also cut into
+ *            segments (blockIdx.y), combined as below.
  *   rows     the rest: a block per output, or per segment of one when there
  *            are too few outputs to fill the GPU (then a second kernel
  *            combines each output's segment states).  Threads stride over
@@ -329,6 +331,7 @@ static const unsigned FULL_MASK = 0xffffffffu;
 static const int64_t SMALL_N = 32;
 static const int COL_ROWS = 16;          /* threads per output in the column kernel */
 static const int64_t SEGMENT = 16384;   /* the least elements a row segment gets */
+static const int64_t COL_SEGMENT = 1024; /* the least rows a column segment gets */
 static const int64_t TARGET_BLOCKS = 1024;
 static const int64_t MAX_BLOCKS = 65535;
 
@@ -376,18 +379,26 @@ __global__ void reduce_small_kernel(PfCudaReduceGeom g, A p, const A *center, A 
     }
 }
 
-/* columns: block (32, COL_ROWS) per 32 neighbouring outputs */
+/*
+ * columns: block (32, COL_ROWS) per 32 neighbouring outputs, and per
+ * segment blockIdx.y of the region (positions [seg * chunk, seg * chunk +
+ * chunk)); with one segment it writes the results, else each output's
+ * state to partial[o * nseg + seg].
+ */
 template <int K, typename A>
 __global__ void reduce_cols_kernel(PfCudaReduceGeom g, A p, const A *center, A *out,
-                                   int64_t *idx)
+                                   int64_t *idx, int64_t nseg, int64_t chunk,
+                                   State<A> *partial)
 {
     __shared__ State<A> part[COL_ROWS][WARP];
+    int64_t seg = blockIdx.y;
+    int64_t r0 = seg * chunk, r1 = r0 + chunk < g.n ? r0 + chunk : g.n;
     for (int64_t o0 = (int64_t)blockIdx.x * WARP; o0 < g.outer; o0 += (int64_t)gridDim.x * WARP) {
         int64_t o = o0 + threadIdx.x;
         State<A> s = Red<K, A>::init();
         if (o < g.outer) {
             int64_t base = flat_offset(o, g.knd, g.kshape, g.kstride);
-            push_range<K, A>(s, g, base, threadIdx.y, g.n, blockDim.y,
+            push_range<K, A>(s, g, base, r0 + threadIdx.y, r1, blockDim.y,
                              center ? center[o] : (A)0, p);
         }
         part[threadIdx.y][threadIdx.x] = s;
@@ -396,7 +407,12 @@ __global__ void reduce_cols_kernel(PfCudaReduceGeom g, A p, const A *center, A *
             for (int j = 1; j < (int)blockDim.y; j++) {
                 Red<K, A>::combine(s, part[j][threadIdx.x]);
             }
-            Red<K, A>::write(s, out, idx, o);
+            if (nseg == 1) {
+                Red<K, A>::write(s, out, idx, o);
+            }
+            else {
+                partial[o * nseg + seg] = s;
+            }
         }
         __syncthreads();
     }
@@ -484,17 +500,16 @@ static int run_kind(int device, const PfCudaReduceGeom &g, A p, const A *center,
                                         THREADS, 0, st>>>(g, p, center, out, idx);
             return check_launch("reduce_small_kernel", device);
         }
-        if (g.kstride[g.knd - 1] == 1 && g.kshape[g.knd - 1] >= 2 &&
-            g.rstride[g.rnd - 1] != 1) {
-            reduce_cols_kernel<K, A><<<clamp_blocks((g.outer + WARP - 1) / WARP),
-                                       dim3(WARP, COL_ROWS), 0, st>>>(g, p, center, out, idx);
-            return check_launch("reduce_cols_kernel", device);
-        }
-        /* segments when the outputs alone leave the GPU idle */
+        bool cols = g.kstride[g.knd - 1] == 1 && g.kshape[g.knd - 1] >= 2 &&
+                    g.rstride[g.rnd - 1] != 1;
+        /* segments of the region when the outputs alone leave the GPU idle */
+        int64_t units = cols ? (g.outer + WARP - 1) / WARP : g.outer;
+        int64_t least = cols ? COL_SEGMENT : SEGMENT;
         int64_t nseg = 1;
-        if (g.outer < TARGET_BLOCKS && g.n >= 2 * SEGMENT) {
-            int64_t want = TARGET_BLOCKS / g.outer, most = g.n / SEGMENT;
+        if (units < TARGET_BLOCKS && g.n >= 2 * least) {
+            int64_t want = TARGET_BLOCKS / units, most = g.n / least;
             nseg = want < most ? want : most;
+            nseg = nseg < MAX_BLOCKS ? nseg : MAX_BLOCKS;
         }
         int64_t chunk = (g.n + nseg - 1) / nseg;
         nseg = (g.n + chunk - 1) / chunk;
@@ -506,9 +521,17 @@ static int run_kind(int device, const PfCudaReduceGeom &g, A p, const A *center,
                 return status;
             }
         }
-        reduce_rows_kernel<K, A><<<clamp_blocks(g.outer * nseg), THREADS, 0, st>>>(
-            g, p, center, out, idx, nseg, chunk, partial);
-        int status = check_launch("reduce_rows_kernel", device);
+        const char *kernel = cols ? "reduce_cols_kernel" : "reduce_rows_kernel";
+        if (cols) {
+            reduce_cols_kernel<K, A><<<dim3(clamp_blocks(units), (unsigned)nseg),
+                                       dim3(WARP, COL_ROWS), 0, st>>>(g, p, center, out, idx,
+                                                                      nseg, chunk, partial);
+        }
+        else {
+            reduce_rows_kernel<K, A><<<clamp_blocks(g.outer * nseg), THREADS, 0, st>>>(
+                g, p, center, out, idx, nseg, chunk, partial);
+        }
+        int status = check_launch(kernel, device);
         if (status == 0 && nseg > 1) {
             combine_segments_kernel<K, A><<<clamp_blocks(g.outer), THREADS, 0, st>>>(
                 g.outer, nseg, partial, out, idx);
