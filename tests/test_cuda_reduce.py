@@ -16,8 +16,9 @@ Two groups:
   gradients, including sum-to-shape in the backward of a broadcasting op.
 
 Tolerances.  Integer results, max/min, all/any, argmax/argmin (ties go to the
-first index whatever the combining tree) and the scans (one thread runs a
-line in order, as the cpu does) must be equal.  Float sums are added in
+first index whatever the combining tree) and the scans of short lines (one
+thread runs a line in order, as the cpu does) must be equal; long lines are
+scanned in chunks, whose float sums are held to the tolerance below.  Float sums are added in
 another order than the cpu's blocked pairwise order: the host self-test in
 order, the device in a tree.  Both accumulate float16/bfloat16/float32 in
 float32, so the allowed error is RTOL of the result dtype times the size of
@@ -45,7 +46,7 @@ REDUCTIONS = ["sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "s
               "logsumexp", "norm", "all", "any"]
 SCANS = ["cumsum", "cumprod"]
 # results that must match bit for bit whatever the order of combining
-EXACT = {"max", "min", "argmax", "argmin", "all", "any", "cumsum", "cumprod"}
+EXACT = {"max", "min", "argmax", "argmin", "all", "any", "cumsum", "cumprod"}  # (short scans)
 
 CUDA = pf.cuda.is_available()
 gpu = pytest.mark.skipif(not CUDA, reason="needs a usable CUDA GPU; here: " + pf.cuda.status())
@@ -158,6 +159,34 @@ def test_host_scan_matches_the_cpu(name, dtype, layout):
                           else "normal")
         for axis in [None] + list(range(-len(shape), len(shape))):
             check(name, a, t, axis=axis)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "int32", "bool"])
+def test_host_long_scans_in_chunks(dtype):
+    """Lines of n >= 2048 (few of them) are scanned in chunks of 256: chunk totals, their
+    exclusive scan, then each chunk again from its start.  Integers (and bool, as int64)
+    stay exact; float partial sums are added in another order than the cpu's, so they are
+    held to RTOL times the running sum of |x|."""
+    rng = np.random.default_rng(12)
+    for shape, axis in [((5000,), None), ((3, 2049), 1), ((2, 2600, 3), 1), ((4100, 2), 0)]:
+        a, t = make_input(shape, dtype, "contiguous", seed=sum(shape))
+        for name in SCANS:
+            if name == "cumprod" and dtype not in ("bool",):
+                x = (rng.uniform(0.999, 1.001, shape) if dtype not in ("int32",)
+                     else rng.integers(1, 2, shape)).astype(np_dtype(dtype))
+                a, t = x, pf.tensor(x)
+            want, got = getattr(pf, name)(t, axis=axis), host(name, t, axis=axis)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            g, w = as64(got), as64(want)
+            if w.dtype.kind in "iub":
+                np.testing.assert_array_equal(g, w)
+                continue
+            a64 = np.abs(a.astype(np.float64))
+            flat = a64.reshape(-1) if axis is None else a64
+            run = (np.cumsum(flat, axis=0 if axis is None else axis) if name == "cumsum"
+                   else np.abs(w))
+            bound = RTOL[str(want.dtype)] * (np.abs(w) + run)
+            assert (np.abs(g - w) <= bound).all(), (name, shape, np.abs(g - w).max())
 
 
 @pytest.mark.parametrize("dtype", ALL)
@@ -382,3 +411,24 @@ def test_gpu_sum_to_shape_in_broadcast_backward():
         grads.append((np.asarray(ta.grad.cpu()), np.asarray(tb.grad.cpu())))
     for g_dev, g_cpu in zip(grads[1], grads[0]):
         np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-5, atol=1e-6)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+def test_gpu_scans_short_and_long_lines(dtype):
+    """Short lines (a thread each, exact) and long ones (chunked) against the cpu."""
+    rng = np.random.default_rng(13)
+    for shape, axis in [((1 << 20,), None), ((3, 100000), 1), ((50000, 3), 0), ((4000, 7), 1)]:
+        x = (rng.integers(-3, 4, shape) if dtype == "int32" else
+             rng.normal(size=shape)).astype(dtype)
+        want = pf.cumsum(pf.tensor(x), axis=axis)
+        got = pf.cumsum(pf.tensor(x).to("cuda"), axis=axis).cpu()
+        assert got.dtype == want.dtype and got.shape == want.shape
+        g, w = as64(got), as64(want)
+        n = x.size if axis is None else x.shape[axis]
+        if dtype == "int32" or n < 2048:
+            np.testing.assert_array_equal(g, w)
+            continue
+        ab = np.abs(x.astype(np.float64))
+        run = np.cumsum(ab.reshape(-1) if axis is None else ab, axis=0 if axis is None else axis)
+        assert (np.abs(g - w) <= RTOL[dtype] * (np.abs(w) + run)).all()

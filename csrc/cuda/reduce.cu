@@ -47,6 +47,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <type_traits>
 
 PF_CUDA_EXPORT pf_cuda_reduce_fn pf_cuda_reduce;
@@ -700,32 +701,92 @@ int pf_cuda_reduce_finish(int device, int f, int comp, const void *v, const void
 /* ------------------------------------------------------------ scans */
 
 /*
- * Line `line` (of pre * post) of a scan: its n elements in order, as the
- * cpu loop runs them, so results match it exactly.  A thread per line:
- * a long scan of few lines runs on few threads (a block-level scan is a
- * later optimisation).
+ * A scan runs a thread per line (of pre * post), adding its n elements in
+ * order, as the cpu loop does, so results match it exactly.  Few long lines
+ * (n >= SCAN_LONG and fewer than SCAN_FEW lines; cumsum of a flat tensor)
+ * would leave the GPU idle, so each line is cut into chunks of SCAN_CHUNK:
+ * a thread per chunk folds its chunk (totals), a thread per line turns the
+ * totals into each chunk's starting value (an exclusive scan), and a thread
+ * per chunk scans its chunk again from there.  Float results then differ
+ * from the cpu's by the order of additions.  The host self-test takes the
+ * same two paths with the same functions, in loops.
  */
-template <typename A>
-HD static inline void scan_line(const void *x, int x_dtype, A *y, int64_t line, int64_t n,
-                                int64_t post, int prod)
+static const int64_t SCAN_CHUNK = 256;
+static const int64_t SCAN_LONG = 2048;
+static const int64_t SCAN_FEW = 16384;
+
+/* element offset of position i of line `line` of a contiguous (pre, n, post) block */
+HD static inline int64_t scan_at(int64_t line, int64_t i, int64_t n, int64_t post)
 {
-    int64_t p = line / post, q = line % post;
-    int64_t at = p * n * post + q;
-    A acc = prod ? (A)1 : (A)0;
-    for (int64_t i = 0; i < n; i++, at += post) {
+    return (line / post) * n * post + line % post + i * post;
+}
+
+/* acc folded with positions [i0, i1) of the line, the running values written to y (if any) */
+template <typename A>
+HD static inline A scan_range(const void *x, int x_dtype, A *y, int64_t line, int64_t i0,
+                              int64_t i1, int64_t n, int64_t post, A acc, int prod)
+{
+    int64_t at = scan_at(line, i0, n, post);
+    for (int64_t i = i0; i < i1; i++, at += post) {
         A v = load_as<A>(x, x_dtype, at);
         acc = prod ? mul(acc, v) : add(acc, v);
-        y[at] = acc;
+        if (y != nullptr) {
+            y[at] = acc;
+        }
+    }
+    return acc;
+}
+
+/* chunk task t: (line, chunk) and the chunk's positions [*i0, *i1) */
+HD static inline int64_t chunk_of(int64_t t, int64_t nchunk, int64_t n, int64_t *i0,
+                                  int64_t *i1)
+{
+    int64_t c = t % nchunk;
+    *i0 = c * SCAN_CHUNK;
+    *i1 = *i0 + SCAN_CHUNK < n ? *i0 + SCAN_CHUNK : n;
+    return t / nchunk;
+}
+
+/* phase 0: whole lines; phase 1: chunk totals; phase 2: starting values; phase 3: chunks */
+template <typename A>
+HD static inline void scan_task(int phase, const void *x, int x_dtype, A *y, A *tot,
+                                int64_t t, int64_t n, int64_t post, int64_t nchunk, int prod)
+{
+    A one = prod ? (A)1 : (A)0;
+    int64_t i0, i1;
+    switch (phase) {
+    case 0:
+        scan_range<A>(x, x_dtype, y, t, 0, n, n, post, one, prod);
+        break;
+    case 1: {
+        int64_t line = chunk_of(t, nchunk, n, &i0, &i1);
+        tot[t] = scan_range<A>(x, x_dtype, (A *)nullptr, line, i0, i1, n, post, one, prod);
+        break;
+    }
+    case 2: {
+        A acc = one;
+        for (int64_t c = 0; c < nchunk; c++) {
+            A v = tot[t * nchunk + c];
+            tot[t * nchunk + c] = acc;
+            acc = prod ? mul(acc, v) : add(acc, v);
+        }
+        break;
+    }
+    default: {
+        int64_t line = chunk_of(t, nchunk, n, &i0, &i1);
+        scan_range<A>(x, x_dtype, y, line, i0, i1, n, post, tot[t], prod);
+        break;
+    }
     }
 }
 
 template <typename A>
-__global__ void scan_kernel(const void *x, int x_dtype, A *y, int64_t lines, int64_t n,
-                            int64_t post, int prod)
+__global__ void scan_kernel(int phase, const void *x, int x_dtype, A *y, A *tot, int64_t tasks,
+                            int64_t n, int64_t post, int64_t nchunk, int prod)
 {
     int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t l = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; l < lines; l += step) {
-        scan_line<A>(x, x_dtype, y, l, n, post, prod);
+    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < tasks; t += step) {
+        scan_task<A>(phase, x, x_dtype, y, tot, t, n, post, nchunk, prod);
     }
 }
 
@@ -733,16 +794,50 @@ template <typename A>
 static int scan_comp(int device, const void *x, int x_dtype, void *y, int64_t lines, int64_t n,
                      int64_t post, int prod)
 {
+    bool chunked = n >= SCAN_LONG && lines < SCAN_FEW;
+    int64_t nchunk = chunked ? (n + SCAN_CHUNK - 1) / SCAN_CHUNK : 1;
+    /* the phases and how many tasks each has */
+    int phases[3] = {0, 0, 0}, nphase = 1;
+    int64_t tasks[3] = {lines, 0, 0};
+    if (chunked) {
+        phases[0] = 1, phases[1] = 2, phases[2] = 3, nphase = 3;
+        tasks[0] = lines * nchunk, tasks[1] = lines, tasks[2] = lines * nchunk;
+    }
     if (device == PF_CUDA_HOST) {
-        for (int64_t l = 0; l < lines; l++) {
-            scan_line<A>(x, x_dtype, (A *)y, l, n, post, prod);
+        A *tot = nullptr;
+        if (chunked && (tot = (A *)malloc(sizeof(A) * (size_t)(lines * nchunk))) == nullptr) {
+            return pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY,
+                                 "pf_cuda_scan: the host is out of memory for the chunk totals");
         }
+        for (int ph = 0; ph < nphase; ph++) {
+            for (int64_t t = 0; t < tasks[ph]; t++) {
+                scan_task<A>(phases[ph], x, x_dtype, (A *)y, tot, t, n, post, nchunk, prod);
+            }
+        }
+        free(tot);
         return 0;
     }
     return pfc_on_device(device, [&] {
-        scan_kernel<A><<<clamp_blocks((lines + THREADS - 1) / THREADS), THREADS, 0,
-                         pfc_stream()>>>(x, x_dtype, (A *)y, lines, n, post, prod);
-        return check_launch("scan_kernel", device);
+        A *tot = nullptr;
+        if (chunked) {
+            int status = pf_cuda_alloc(sizeof(A) * (size_t)(lines * nchunk), device,
+                                       (void **)&tot);
+            if (status != 0) {
+                return status;
+            }
+        }
+        int status = 0;
+        for (int ph = 0; ph < nphase && status == 0; ph++) {
+            scan_kernel<A><<<clamp_blocks((tasks[ph] + THREADS - 1) / THREADS), THREADS, 0,
+                             pfc_stream()>>>(phases[ph], x, x_dtype, (A *)y, tot, tasks[ph], n,
+                                             post, nchunk, prod);
+            status = check_launch("scan_kernel", device);
+        }
+        if (tot != nullptr) {
+            int freed = pf_cuda_free(tot);
+            status = status != 0 ? status : freed;
+        }
+        return status;
     });
 }
 
