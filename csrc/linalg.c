@@ -21,6 +21,7 @@
  * vector of ones.  More than two operands are contracted left to right.
  */
 #include "autograd.h"
+#include "cuda_backend.h"
 #include "kernels/gemm.h"
 
 /* Products with more multiply-adds than this release the GIL while they run. */
@@ -40,6 +41,128 @@ static pf_dtype engine_dtype(pf_dtype res)
         return PF_FLOAT64;
     }
     return pf_is_float(res) ? PF_FLOAT32 : PF_INT64;
+}
+
+/* ------------------------------------------------------------- on CUDA */
+
+/*
+ * Products of CUDA tensors go to cuBLAS through libpyframe_cuda.so
+ * (cuda/blas.cu), in the result's own float dtype: float16 and bfloat16
+ * are multiplied as they are, with float32 accumulation, rather than
+ * widened first.  Integer and bool products are refused (cuBLAS multiplies
+ * floats; a CUDA integer GEMM is not written).  While _C._cuda_host_matmul
+ * runs a call (tests only), CPU tensors take that same path into the
+ * library's host self-test, which runs the cuBLAS mapping with a reference
+ * loop.  The GIL is held throughout: the device calls only queue work.
+ */
+static int route_to_cuda_host;   /* set by _C._cuda_host_matmul for one call */
+static int allow_tf32;           /* pf.set_float32_matmul_precision("high") */
+static int blas_loaded;
+
+static int on_cuda_path(const PfTensor *t)
+{
+    return !pf_tensor_on_cpu(t) || route_to_cuda_host;
+}
+
+/* The engine dtype of a product of a and b with result dtype res on their device. */
+static int pick_engine(pf_dtype res, const PfTensor *a, const PfTensor *b, const char *op,
+                       pf_dtype *edt)
+{
+    if (!on_cuda_path(a)) {
+        *edt = engine_dtype(res);
+        return 0;
+    }
+    if (pf_is_float(res)) {
+        *edt = res;
+        return 0;
+    }
+    char d[32];
+    return PF_ERRI(PyExc_TypeError,
+                   "%s: integer and bool products do not run on CUDA (cuBLAS multiplies "
+                   "floating-point matrices); got %s and %s on %s; cast the operands to a float "
+                   "dtype (.float()) or compute on the cpu (.cpu())", op,
+                   pf_dtypes[a->dtype].name, pf_dtypes[b->dtype].name,
+                   pf_device_str(a->storage->device, d, sizeof(d)));
+}
+
+/*
+ * Loads cuBLAS into the library (once): the loader's search path, then the
+ * directories pyframe.cuda._cublas_search_dirs() names (the nvidia-cublas
+ * wheel's, a toolkit's).  On failure *report says what was tried; -1 with
+ * an exception only when the search itself failed.
+ */
+static int load_blas(const PfCudaLib *lib, char *report, size_t size)
+{
+    const char *dirs[32];
+    int n = 0;
+    PyObject *mod = PyImport_ImportModule("pyframe.cuda");
+    PyObject *list = mod ? PyObject_CallMethod(mod, "_cublas_search_dirs", NULL) : NULL;
+    Py_XDECREF(mod);
+    if (list == NULL || !PyList_Check(list)) {
+        if (list != NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "pyframe.cuda._cublas_search_dirs() must "
+                            "return a list of str");
+        }
+        Py_XDECREF(list);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list) && n < 32; i++) {
+        PyObject *o = PyList_GET_ITEM(list, i);
+        const char *sdir = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+        if (sdir == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        dirs[n++] = sdir;
+    }
+    int status = lib->blas_load(dirs, n, report, size);
+    Py_DECREF(list);
+    blas_loaded = status == 0;
+    return status == 0 ? 0 : 1;
+}
+
+/* The product on the library's side: cuBLAS on t's device, or the host self-test. */
+static int run_cuda(const pf_gemm *g, const PfTensor *t, const char *op)
+{
+    const PfCudaLib *lib;
+    int device = PF_CUDA_HOST;
+    if (!pf_tensor_on_cpu(t)) {
+        if ((lib = pf_cuda_lib(op)) == NULL) {
+            return -1;
+        }
+        device = t->storage->device.index;
+        char report[4096];
+        int r = blas_loaded ? 0 : load_blas(lib, report, sizeof(report));
+        if (r < 0) {
+            return -1;
+        }
+        if (r > 0) {
+            return PF_ERRI(PyExc_RuntimeError, "%s: products of CUDA tensors need cuBLAS, "
+                           "which pyframe loads at run time: %s", op, report);
+        }
+    }
+    else if ((lib = pf_cuda_library(op)) == NULL) {
+        return -1;
+    }
+    PfCudaGemm cg;
+    memset(&cg, 0, sizeof(cg));
+    cg.dtype = (int)g->dtype;
+    cg.allow_tf32 = allow_tf32;
+    cg.nb = g->nb;
+    memcpy(cg.bshape, g->bshape, sizeof(int64_t) * (size_t)g->nb);
+    cg.m = g->m;
+    cg.n = g->n;
+    cg.k = g->k;
+    const pf_gemm_mat *src[3] = {&g->a, &g->b, &g->c};
+    PfCudaGemmMat *dst[3] = {&cg.a, &cg.b, &cg.c};
+    for (int i = 0; i < 3; i++) {
+        dst[i]->data = src[i]->data;
+        memcpy(dst[i]->bstrides, src[i]->bstrides, sizeof(int64_t) * (size_t)g->nb);
+        dst[i]->rs = src[i]->rs;
+        dst[i]->cs = src[i]->cs;
+    }
+    int status = lib->gemm(device, &cg);
+    return status == 0 ? 0 : pf_cuda_raise(lib, op, status);
 }
 
 static int kind_rank(pf_dtype d)
@@ -192,8 +315,12 @@ static int prep_output(const pf_gemm *g, pf_gemm_mat *mat, PfTensor *v, int nr, 
     return 1;
 }
 
-static void run_engine(const pf_gemm *g)
+/* The product of g; t is one of its operands (their device). */
+static int run_engine(const pf_gemm *g, const PfTensor *t, const char *op)
 {
+    if (on_cuda_path(t)) {
+        return run_cuda(g, t, op);
+    }
     double work = (double)pf_numel(g->bshape, g->nb) * (double)g->m * (double)g->n *
                   (double)g->k;
     if (work > GIL_WORK) {
@@ -204,6 +331,7 @@ static void run_engine(const pf_gemm *g)
     else {
         pf_gemm_run(g);
     }
+    return 0;
 }
 
 static int check_blas_dims(const pf_gemm *g, const char *op)
@@ -329,7 +457,9 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
         shape[nd++] = g.n;
     }
     pf_dtype res = pf_promote(a->dtype, b->dtype);
-    g.dtype = engine_dtype(res);
+    if (pick_engine(res, a, b, op, &g.dtype) < 0) {
+        return NULL;
+    }
     if (check_blas_dims(&g, op) < 0 || (out != NULL && check_out(out, nd, shape, res, op) < 0)) {
         return NULL;
     }
@@ -358,7 +488,9 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
         prep_operand(&g, &g.b, &vb, 1, 1, &cb, op) < 0) {
         goto done;
     }
-    run_engine(&g);
+    if (run_engine(&g, a, op) < 0) {
+        goto done;
+    }
     if (out != NULL) {
         if (dst == tmp && pf_tensor_assign(out, tmp, op) < 0) {
             goto done;
@@ -495,6 +627,11 @@ PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b)
 {
     if (!PfTensor_Check(a) || !matmul_operand_ok(b)) {
         Py_RETURN_NOTIMPLEMENTED;
+    }
+    /* the device check the op's binding gets from dispatch: one device, CUDA allowed */
+    PyObject *both[2] = {a, b};
+    if (pf_dispatch_device("matmul", 1, both, 2, NULL) < 0) {
+        return NULL;
     }
     if (pf_grad_enabled() && (pf_needs_grad(a) || pf_needs_grad(b))) {
         return PF_ERR(PyExc_RuntimeError,
@@ -765,7 +902,9 @@ static int contract(labeled *A, labeled *B, uint64_t keep, const int8_t *flab, i
         prep_operand(&g, &g.b, &vb, nc, nr, &cb, op) < 0) {
         goto done;
     }
-    run_engine(&g);
+    if (run_engine(&g, a.t, op) < 0) {
+        goto done;
+    }
     if (tmp != NULL && pf_tensor_assign(&vc, tmp, op) < 0) {
         goto done;
     }
@@ -1101,7 +1240,10 @@ static PyObject *einsum_impl(const char *op, PyObject *subscripts, PyObject *con
         }
     }
 
-    pf_dtype edt = engine_dtype(res);
+    pf_dtype edt;
+    if (pick_engine(res, ops[0].t, ops[nops - 1].t, op, &edt) < 0) {
+        goto done;
+    }
     if (nops == 1) {
         uint64_t red = lab_mask(&ops[0]) & ~outmask;
         if (red) {
@@ -1249,7 +1391,9 @@ static PyObject *contract_axes(const char *op, PfTensor *a, PfTensor *b, const i
     la.t = a;
     lbl.t = b;
     pf_dtype res = pf_promote(a->dtype, b->dtype);
-    if (contract(&la, &lbl, keep, flab, nf, engine_dtype(res), res, &R, op) < 0) {
+    pf_dtype edt;
+    if (pick_engine(res, a, b, op, &edt) < 0 ||
+        contract(&la, &lbl, keep, flab, nf, edt, res, &R, op) < 0) {
         return NULL;
     }
     return (PyObject *)R.t;
@@ -1437,3 +1581,111 @@ done:
     Py_XDECREF(row);
     return r;
 }
+
+/* ------------------------------------------------ CUDA: switches and test entries */
+
+/*
+ * set_float32_matmul_precision("highest" | "high" | "medium"), as PyTorch's:
+ * "highest" (the default) multiplies float32 CUDA tensors in float32;
+ * "high" and "medium" let cuBLAS use TF32 tensor cores (10-bit mantissas,
+ * float32 accumulation, about 8x the throughput on an H100).  The cpu's
+ * float32 products (OpenBLAS) are always full float32.
+ */
+static PyObject *py_set_f32_precision(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (s == NULL) {
+        PyErr_Clear();
+        return PF_ERR(PyExc_TypeError, "set_float32_matmul_precision: precision must be a str "
+                      "('highest', 'high' or 'medium'); got %.100s", Py_TYPE(arg)->tp_name);
+    }
+    if (strcmp(s, "highest") == 0) {
+        allow_tf32 = 0;
+    }
+    else if (strcmp(s, "high") == 0 || strcmp(s, "medium") == 0) {
+        allow_tf32 = 1;
+    }
+    else {
+        return PF_ERR(PyExc_ValueError, "set_float32_matmul_precision: precision must be "
+                      "'highest' (float32), 'high' or 'medium' (TF32 tensor cores on CUDA); "
+                      "got %R", arg);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_f32_precision(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs))
+{
+    return PyUnicode_FromString(allow_tf32 ? "high" : "highest");
+}
+
+/*
+ * _cuda_blas_probe(caller): loads cuBLAS into the CUDA library if it is not
+ * yet (no device needed); {"loaded": bool, "library": path or None,
+ * "message": where it was found, or what was tried and how to install it}.
+ */
+static PyObject *py_cuda_blas_probe(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    const char *caller = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (caller == NULL) {
+        PyErr_Clear();
+        return PF_ERR(PyExc_TypeError, "_cuda_blas_probe: the caller's name must be a str");
+    }
+    const PfCudaLib *lib = pf_cuda_library(caller);
+    if (lib == NULL) {
+        return NULL;
+    }
+    char report[4096];
+    int r = load_blas(lib, report, sizeof(report));
+    if (r < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("{s:O,s:s,s:s}", "loaded", r == 0 ? Py_True : Py_False, "library",
+                         r == 0 ? report : NULL, "message", report);
+}
+
+/*
+ * _cuda_host_matmul(name, *args, **kwargs): pf.<name>(...) on CPU tensors
+ * with every product run by the CUDA library's host self-test of its
+ * cuBLAS mapping (tests only; no device, no cuBLAS).
+ */
+static PyObject *py_cuda_host_matmul(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames)
+{
+    static const struct {
+        const char *name;
+        PyObject *(*fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+    } entries[] = {
+        {"matmul", pf_op_matmul}, {"mm", pf_op_mm}, {"bmm", pf_op_bmm}, {"dot", pf_op_dot},
+        {"tensordot", pf_op_tensordot}, {"einsum", pf_op_einsum},
+    };
+    const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    if (name == NULL) {
+        return PF_ERR(PyExc_TypeError, "_cuda_host_matmul: the first argument must be the name "
+                      "of a product (a str)");
+    }
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        if (strcmp(entries[i].name, name) == 0) {
+            route_to_cuda_host = 1;
+            PyObject *r = entries[i].fn(m, args + 1, nargs - 1, kwnames);
+            route_to_cuda_host = 0;
+            return r;
+        }
+    }
+    return PF_ERR(PyExc_ValueError, "_cuda_host_matmul: %s is not a product that runs through "
+                  "cuBLAS; expected one of matmul, mm, bmm, dot, tensordot, einsum", name);
+}
+
+PyMethodDef pf_linalg_module_methods[] = {
+    {"set_float32_matmul_precision", py_set_f32_precision, METH_O,
+     "set_float32_matmul_precision(precision): 'highest' (float32, the default) or 'high' / "
+     "'medium' (TF32 tensor cores) for float32 products of CUDA tensors"},
+    {"get_float32_matmul_precision", py_get_f32_precision, METH_NOARGS,
+     "get_float32_matmul_precision(): 'highest' or 'high'"},
+    {"_cuda_blas_probe", py_cuda_blas_probe, METH_O,
+     "_cuda_blas_probe(caller): load cuBLAS if not yet; {loaded, library, message}"},
+    {"_cuda_host_matmul", (PyCFunction)(void (*)(void))py_cuda_host_matmul,
+     METH_FASTCALL | METH_KEYWORDS,
+     "_cuda_host_matmul(name, *args, **kw): the product on CPU tensors through the CUDA "
+     "library's host self-test of its cuBLAS mapping (tests only)"},
+    {NULL, NULL, 0, NULL},
+};

@@ -167,4 +167,9 @@ int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, c
 PfTensor *pf_index_take(PfTensor *x, int axis, PfTensor *index, pf_idx_mode mode,
                         const char *op);
 
+/* reduce.c: _C._cuda_host_reduce, the host self-test of the CUDA reductions (tests only) */
+extern PyMethodDef pf_reduce_module_methods[];
+/* linalg.c: the float32 precision switch, the cuBLAS probe, _C._cuda_host_matmul (tests) */
+extern PyMethodDef pf_linalg_module_methods[];
+
 #endif /* PF_OPS_H */

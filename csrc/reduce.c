@@ -18,6 +18,16 @@
 #include "kernels/reduce_kernels.h"
 #include <math.h>
 
+/* pf_cuda.h numbers the kinds and finishing steps as reduce_kernels.h does */
+_Static_assert((int)PF_CUDA_RK_SUM == (int)PF_RK_SUM && (int)PF_CUDA_RK_SUMEXP == (int)PF_RK_SUMEXP &&
+                   (int)PF_CUDA_RK_ARGMIN == (int)PF_RK_ARGMIN &&
+                   (int)PF_CUDA_RK_COUNT == (int)PF_RK_COUNT,
+               "pf_cuda.h's reduction kinds must follow pf_rkind");
+_Static_assert((int)PF_CUDA_RF_SCALE == (int)PF_RF_SCALE &&
+                   (int)PF_CUDA_RF_LOG_ADD == (int)PF_RF_LOG_ADD,
+               "pf_cuda.h's finishing steps must follow pf_rfinish");
+_Static_assert(PF_MAX_DIMS <= PF_CUDA_MAX_DIMS, "a reduction geometry must fit PfCudaReduceGeom");
+
 typedef enum {
     R_SUM, R_MEAN, R_PROD, R_MAX, R_MIN, R_ARGMAX, R_ARGMIN,
     R_VAR, R_STD, R_LSE, R_NORM, R_ALL, R_ANY,
@@ -160,8 +170,26 @@ done:
     return ret;
 }
 
-static void fill_value(PfTensor *t, double v)
+/* every element of t (float32, float64 or int64) = v, on t's device */
+static int fill_value(PfTensor *t, double v, const char *op)
 {
+    if (!pf_tensor_on_cpu(t)) {
+        union {
+            float f;
+            double d;
+            int64_t i;
+        } raw;
+        if (t->dtype == PF_FLOAT32) {
+            raw.f = (float)v;
+        }
+        else if (t->dtype == PF_FLOAT64) {
+            raw.d = v;
+        }
+        else {
+            raw.i = (int64_t)v;
+        }
+        return pf_device_fill(t, &raw, op);
+    }
     int64_t n = pf_numel(t->shape, t->ndim);
     char *p = pf_tensor_data(t);
     for (int64_t i = 0; i < n; i++) {
@@ -175,6 +203,101 @@ static void fill_value(PfTensor *t, double v)
             ((int64_t *)p)[i] = (int64_t)v;
         }
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------ where the loops run */
+
+/*
+ * The passes of a reduction or scan run on the cpu loops, or in
+ * libpyframe_cuda.so: on the input's CUDA device, or -- for CPU tensors
+ * while _C._cuda_host_reduce runs a call (tests only) -- in the library's
+ * host self-test, which runs the device code's per-element functions on
+ * host memory without a device.  Everything else (parsing, dtypes, shapes,
+ * the passes of var or logsumexp) is the same code for all three.
+ */
+typedef struct {
+    const PfCudaLib *lib;   /* NULL: the cpu loops */
+    int device;             /* a CUDA device index, or PF_CUDA_HOST */
+} red_backend;
+
+/* set by _C._cuda_host_reduce for the length of one call; the GIL is held throughout */
+static int route_to_cuda_host;
+
+static int pick_backend(const PfTensor *x, const char *op, red_backend *b)
+{
+    b->lib = NULL;
+    b->device = PF_CUDA_HOST;
+    if (!pf_tensor_on_cpu(x)) {
+        b->device = x->storage->device.index;
+        b->lib = pf_cuda_lib(op);
+        return b->lib == NULL ? -1 : 0;
+    }
+    if (route_to_cuda_host) {
+        b->lib = pf_cuda_library(op);
+        return b->lib == NULL ? -1 : 0;
+    }
+    return 0;
+}
+
+static int run_pass(const red_backend *b, const pf_rgeom *g, pf_rkind kind, pf_dtype comp,
+                    double p, const void *center, void *out, int64_t *idx, const char *op)
+{
+    if (b->lib == NULL) {
+        return pf_reduce_run(g, kind, comp, p, center, out, idx, op);
+    }
+    if (g->outer == 0 || g->n == 0) {
+        return 0;
+    }
+    PfCudaReduceGeom cg;
+    memset(&cg, 0, sizeof(cg));
+    cg.base = g->base;
+    cg.dtype = (int)g->dtype;
+    cg.knd = g->knd;
+    cg.rnd = g->rnd;
+    memcpy(cg.kshape, g->kshape, sizeof(int64_t) * (size_t)g->knd);
+    memcpy(cg.kstride, g->kstride, sizeof(int64_t) * (size_t)g->knd);
+    memcpy(cg.rshape, g->rshape, sizeof(int64_t) * (size_t)g->rnd);
+    memcpy(cg.rstride, g->rstride, sizeof(int64_t) * (size_t)g->rnd);
+    cg.outer = g->outer;
+    cg.n = g->n;
+    int status = b->lib->reduce(b->device, &cg, (int)kind, (int)comp, p, center, out, idx);
+    return status == 0 ? 0 : pf_cuda_raise(b->lib, op, status);
+}
+
+static int run_finish(const red_backend *b, pf_rfinish f, pf_dtype comp, void *v,
+                      const void *aux, int64_t count, double a, const char *op)
+{
+    if (b->lib == NULL) {
+        pf_reduce_finish(f, comp, v, aux, count, a);
+        return 0;
+    }
+    int status = b->lib->reduce_finish(b->device, (int)f, (int)comp, v, aux, count, a,
+                                       (int)comp, v);
+    return status == 0 ? 0 : pf_cuda_raise(b->lib, op, status);
+}
+
+/* src (contiguous, of compute dtype) as a new tensor of dtype res */
+static PfTensor *convert_result(const red_backend *b, PfTensor *src, pf_dtype res,
+                                const char *op)
+{
+    if (b->lib == NULL) {
+        return pf_tensor_copy_as(src, res, op);
+    }
+    PfTensor *r = pf_tensor_empty(src->ndim, src->shape, res, src->storage->device, op);
+    if (r == NULL) {
+        return NULL;
+    }
+    int status = b->lib->reduce_finish(b->device, PF_CUDA_RF_NONE, (int)src->dtype,
+                                       pf_tensor_data(src), NULL,
+                                       pf_numel(src->shape, src->ndim), 0.0, (int)res,
+                                       pf_tensor_data(r));
+    if (status != 0) {
+        Py_DECREF(r);
+        pf_cuda_raise(b->lib, op, status);
+        return NULL;
+    }
+    return r;
 }
 
 /* ------------------------------------------------------------ reductions */
@@ -261,8 +384,8 @@ static double empty_value(const red_args *a)
 }
 
 /* The passes of each op, writing `outer` values of comp into acc (and idx). */
-static int red_compute(const red_args *a, const pf_rgeom *g, pf_dtype comp, PfTensor *acc,
-                       int64_t *idx)
+static int red_compute(const red_args *a, const red_backend *b, const pf_rgeom *g,
+                       pf_dtype comp, PfTensor *acc, int64_t *idx)
 {
     const char *op = a->name;
     char *v = pf_tensor_data(acc);
@@ -271,27 +394,26 @@ static int red_compute(const red_args *a, const pf_rgeom *g, pf_dtype comp, PfTe
     int r = -1;
     switch (a->op) {
     case R_SUM:
-        return pf_reduce_run(g, PF_RK_SUM, comp, 0, NULL, v, NULL, op);
+        return run_pass(b, g, PF_RK_SUM, comp, 0, NULL, v, NULL, op);
     case R_MEAN:
-        if (pf_reduce_run(g, PF_RK_SUM, comp, 0, NULL, v, NULL, op) < 0) {
+        if (run_pass(b, g, PF_RK_SUM, comp, 0, NULL, v, NULL, op) < 0) {
             return -1;
         }
-        pf_reduce_finish(PF_RF_SCALE, comp, v, NULL, cnt, (double)n);
-        return 0;
+        return run_finish(b, PF_RF_SCALE, comp, v, NULL, cnt, (double)n, op);
     case R_PROD:
-        return pf_reduce_run(g, PF_RK_PROD, comp, 0, NULL, v, NULL, op);
+        return run_pass(b, g, PF_RK_PROD, comp, 0, NULL, v, NULL, op);
     case R_MAX:
-        return pf_reduce_run(g, PF_RK_MAX, comp, 0, NULL, v, NULL, op);
+        return run_pass(b, g, PF_RK_MAX, comp, 0, NULL, v, NULL, op);
     case R_MIN:
-        return pf_reduce_run(g, PF_RK_MIN, comp, 0, NULL, v, NULL, op);
+        return run_pass(b, g, PF_RK_MIN, comp, 0, NULL, v, NULL, op);
     case R_ARGMAX:
-        return pf_reduce_run(g, PF_RK_ARGMAX, comp, 0, NULL, v, idx, op);
+        return run_pass(b, g, PF_RK_ARGMAX, comp, 0, NULL, v, idx, op);
     case R_ARGMIN:
-        return pf_reduce_run(g, PF_RK_ARGMIN, comp, 0, NULL, v, idx, op);
+        return run_pass(b, g, PF_RK_ARGMIN, comp, 0, NULL, v, idx, op);
     case R_ALL:
-        return pf_reduce_run(g, PF_RK_ALL, comp, 0, NULL, v, NULL, op);
+        return run_pass(b, g, PF_RK_ALL, comp, 0, NULL, v, NULL, op);
     case R_ANY:
-        return pf_reduce_run(g, PF_RK_ANY, comp, 0, NULL, v, NULL, op);
+        return run_pass(b, g, PF_RK_ANY, comp, 0, NULL, v, NULL, op);
     case R_VAR:
     case R_STD: {
         /* two passes: the mean, then the squared deviations from it */
@@ -300,19 +422,18 @@ static int red_compute(const red_args *a, const pf_rgeom *g, pf_dtype comp, PfTe
             return -1;
         }
         char *mu = pf_tensor_data(tmp);
-        if (pf_reduce_run(g, PF_RK_SUM, comp, 0, NULL, mu, NULL, op) < 0) {
+        if (run_pass(b, g, PF_RK_SUM, comp, 0, NULL, mu, NULL, op) < 0) {
             goto done;
         }
-        pf_reduce_finish(PF_RF_SCALE, comp, mu, NULL, cnt, (double)n);
-        if (pf_reduce_run(g, PF_RK_SUMSQDEV, comp, 0, mu, v, NULL, op) < 0) {
+        if (run_finish(b, PF_RF_SCALE, comp, mu, NULL, cnt, (double)n, op) < 0 ||
+            run_pass(b, g, PF_RK_SUMSQDEV, comp, 0, mu, v, NULL, op) < 0) {
             goto done;
         }
         /* NumPy divides by max(n - ddof, 0): inf or NaN when nothing is left */
         double dof = (double)n - a->ddof;
         dof = dof > 0 ? dof : 0.0;
-        pf_reduce_finish(a->op == R_STD ? PF_RF_SCALE_SQRT : PF_RF_SCALE, comp, v, NULL, cnt,
-                         dof);
-        r = 0;
+        r = run_finish(b, a->op == R_STD ? PF_RF_SCALE_SQRT : PF_RF_SCALE, comp, v, NULL, cnt,
+                       dof, op);
         goto done;
     }
     case R_LSE: {
@@ -322,39 +443,36 @@ static int red_compute(const red_args *a, const pf_rgeom *g, pf_dtype comp, PfTe
             return -1;
         }
         char *m = pf_tensor_data(tmp);
-        if (pf_reduce_run(g, PF_RK_MAX, comp, 0, NULL, m, NULL, op) < 0) {
+        if (run_pass(b, g, PF_RK_MAX, comp, 0, NULL, m, NULL, op) < 0) {
             goto done;
         }
-        pf_reduce_finish(PF_RF_CENTER, comp, m, NULL, cnt, 0);
-        if (pf_reduce_run(g, PF_RK_SUMEXP, comp, 0, m, v, NULL, op) < 0) {
+        if (run_finish(b, PF_RF_CENTER, comp, m, NULL, cnt, 0, op) < 0 ||
+            run_pass(b, g, PF_RK_SUMEXP, comp, 0, m, v, NULL, op) < 0) {
             goto done;
         }
-        pf_reduce_finish(PF_RF_LOG_ADD, comp, v, m, cnt, 0);
-        r = 0;
+        r = run_finish(b, PF_RF_LOG_ADD, comp, v, m, cnt, 0, op);
         goto done;
     }
     case R_NORM:
         switch (a->ord) {
         case ORD_2:
-            if (pf_reduce_run(g, PF_RK_SUMSQ, comp, 0, NULL, v, NULL, op) < 0) {
+            if (run_pass(b, g, PF_RK_SUMSQ, comp, 0, NULL, v, NULL, op) < 0) {
                 return -1;
             }
-            pf_reduce_finish(PF_RF_SQRT, comp, v, NULL, cnt, 0);
-            return 0;
+            return run_finish(b, PF_RF_SQRT, comp, v, NULL, cnt, 0, op);
         case ORD_1:
-            return pf_reduce_run(g, PF_RK_SUMABS, comp, 0, NULL, v, NULL, op);
+            return run_pass(b, g, PF_RK_SUMABS, comp, 0, NULL, v, NULL, op);
         case ORD_INF:
-            return pf_reduce_run(g, PF_RK_MAXABS, comp, 0, NULL, v, NULL, op);
+            return run_pass(b, g, PF_RK_MAXABS, comp, 0, NULL, v, NULL, op);
         case ORD_NINF:
-            return pf_reduce_run(g, PF_RK_MINABS, comp, 0, NULL, v, NULL, op);
+            return run_pass(b, g, PF_RK_MINABS, comp, 0, NULL, v, NULL, op);
         case ORD_0:
-            return pf_reduce_run(g, PF_RK_NNZ, comp, 0, NULL, v, NULL, op);
+            return run_pass(b, g, PF_RK_NNZ, comp, 0, NULL, v, NULL, op);
         case ORD_P:
-            if (pf_reduce_run(g, PF_RK_SUMPOW, comp, a->p, NULL, v, NULL, op) < 0) {
+            if (run_pass(b, g, PF_RK_SUMPOW, comp, a->p, NULL, v, NULL, op) < 0) {
                 return -1;
             }
-            pf_reduce_finish(PF_RF_ROOT, comp, v, NULL, cnt, a->p);
-            return 0;
+            return run_finish(b, PF_RF_ROOT, comp, v, NULL, cnt, a->p, op);
         }
         return 0;
     }
@@ -387,6 +505,10 @@ static PyObject *red_run(red_args *a)
         return NULL;
     }
     int arg = a->op == R_ARGMAX || a->op == R_ARGMIN;
+    red_backend b;
+    if (pick_backend(x, op, &b) < 0) {
+        return NULL;
+    }
     pf_device dev = x->storage->device;
     PfTensor *acc = pf_tensor_empty(ondim, oshape, comp, dev, op);
     PfTensor *idx = arg ? pf_tensor_empty(ondim, oshape, PF_INT64, dev, op) : NULL;
@@ -395,10 +517,12 @@ static PyObject *red_run(red_args *a)
         goto done;
     }
     if (g.outer > 0 && g.n == 0) {
-        fill_value(acc, empty_value(a));
+        if (fill_value(acc, empty_value(a), op) < 0) {
+            goto done;
+        }
     }
     else if (g.outer > 0 &&
-             red_compute(a, &g, comp, acc, arg ? (int64_t *)pf_tensor_data(idx) : NULL) < 0) {
+             red_compute(a, &b, &g, comp, acc, arg ? (int64_t *)pf_tensor_data(idx) : NULL) < 0) {
         goto done;
     }
     if (arg) {
@@ -408,7 +532,7 @@ static PyObject *red_run(red_args *a)
         result = (PfTensor *)Py_NewRef(acc);
     }
     else {
-        result = pf_tensor_copy_as(acc, res, op);
+        result = convert_result(&b, acc, res, op);
     }
 done:
     Py_XDECREF(acc);
@@ -622,17 +746,32 @@ static PyObject *scan_entry(int prod, const char *op, PyObject *const *args, Py_
     if (flat) {
         yshape[0] = numel;
     }
-    if (pf_tensor_is_contiguous(x) && x->dtype == comp) {
+    red_backend b;
+    if (pick_backend(x, op, &b) < 0) {
+        goto done;
+    }
+    /* the library's scan converts as it reads: a contiguous source of any dtype does */
+    if (pf_tensor_is_contiguous(x) && (x->dtype == comp || b.lib != NULL)) {
         src = (PfTensor *)Py_NewRef(x);
     }
-    else if ((src = pf_tensor_copy_as(x, comp, op)) == NULL) {
+    else if ((src = pf_tensor_copy_as(x, b.lib != NULL ? x->dtype : comp, op)) == NULL) {
         goto done;
     }
     if ((y = pf_tensor_empty(yndim, yshape, comp, x->storage->device, op)) == NULL) {
         goto done;
     }
-    pf_scan(pf_tensor_data(src), pf_tensor_data(y), pre, n, post, comp, prod);
-    result = res == comp ? (PfTensor *)Py_NewRef(y) : pf_tensor_copy_as(y, res, op);
+    if (b.lib == NULL) {
+        pf_scan(pf_tensor_data(src), pf_tensor_data(y), pre, n, post, comp, prod);
+    }
+    else {
+        int status = b.lib->scan(b.device, pf_tensor_data(src), (int)src->dtype,
+                                 pf_tensor_data(y), (int)comp, pre, n, post, prod);
+        if (status != 0) {
+            pf_cuda_raise(b.lib, op, status);
+            goto done;
+        }
+    }
+    result = res == comp ? (PfTensor *)Py_NewRef(y) : convert_result(&b, y, res, op);
     result = (PfTensor *)deliver(result, out, op);
 done:
     Py_XDECREF(src);
@@ -802,5 +941,53 @@ PyMethodDef pf_softmax_cuda_host_methods[] = {
     {"_cuda_host_softmax", py_cuda_host_softmax, METH_VARARGS,
      "_cuda_host_softmax(out, x, pre, n, post, is_log): the CUDA softmax kernel's code run on "
      "the host (tests)"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------ the host self-test binding */
+
+/*
+ * _cuda_host_reduce(name, *args, **kwargs): pf.<name>(*args, **kwargs) on
+ * CPU tensors with every pass run by libpyframe_cuda.so's host self-test
+ * (the per-element functions of its kernels, in a loop, no device) instead
+ * of the cpu loops.  Tests only: it compares the device code's math, dtype
+ * handling and index arithmetic with the cpu path on machines without a GPU.
+ */
+static PyObject *py_cuda_host_reduce(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames)
+{
+    static const struct {
+        const char *name;
+        PyObject *(*fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+    } entries[] = {
+        {"sum", pf_op_sum}, {"mean", pf_op_mean}, {"prod", pf_op_prod}, {"max", pf_op_max},
+        {"min", pf_op_min}, {"argmax", pf_op_argmax}, {"argmin", pf_op_argmin},
+        {"var", pf_op_var}, {"std", pf_op_std}, {"logsumexp", pf_op_logsumexp},
+        {"norm", pf_op_norm}, {"all", pf_op_all}, {"any", pf_op_any},
+        {"cumsum", pf_op_cumsum}, {"cumprod", pf_op_cumprod},
+    };
+    const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    if (name == NULL) {
+        return PF_ERR(PyExc_TypeError, "_cuda_host_reduce: the first argument must be the name "
+                      "of a reduction or scan (a str)");
+    }
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        if (strcmp(entries[i].name, name) == 0) {
+            route_to_cuda_host = 1;
+            PyObject *r = entries[i].fn(m, args + 1, nargs - 1, kwnames);
+            route_to_cuda_host = 0;
+            return r;
+        }
+    }
+    return PF_ERR(PyExc_ValueError, "_cuda_host_reduce: %s is not a reduction or scan with a "
+                  "CUDA kernel; expected one of sum, mean, prod, max, min, argmax, argmin, var, "
+                  "std, logsumexp, norm, all, any, cumsum, cumprod", name);
+}
+
+PyMethodDef pf_reduce_module_methods[] = {
+    {"_cuda_host_reduce", (PyCFunction)(void (*)(void))py_cuda_host_reduce,
+     METH_FASTCALL | METH_KEYWORDS,
+     "_cuda_host_reduce(name, *args, **kw): the reduction on CPU tensors through the CUDA "
+     "library's host self-test (tests only)"},
     {NULL, NULL, 0, NULL},
 };

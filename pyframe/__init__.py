@@ -15,6 +15,7 @@ from ._C import (  # noqa: F401
     arange, linspace, eye,
     rand, randn, randint, normal, uniform, manual_seed, get_rng_state, set_rng_state,
     set_num_threads, get_num_threads, memory_stats, empty_cache,
+    set_float32_matmul_precision, get_float32_matmul_precision,
 )
 # every row of the op table (csrc/ops.def) and its aliases: pf.add, pf.exp, pf.sub ...
 for _row in _C._op_table():

@@ -27,7 +27,7 @@ __all__ = [
     "synchronize", "mem_get_info", "memory_allocated", "memory_reserved",
     "max_memory_allocated", "max_memory_reserved", "reset_peak_memory_stats", "memory_stats",
     "empty_cache", "Stream", "Event", "current_stream", "default_stream", "set_stream",
-    "stream",
+    "stream", "cublas_status",
 ]
 
 DeviceProperties = namedtuple(
@@ -86,6 +86,37 @@ def status():
     return (f"{n} device{'s' if n != 1 else ''}: {'; '.join(devices)} "
             f"[CUDA runtime {_version(s['runtime_version'])}, driver supports "
             f"{_version(s['driver_version'])}]")
+
+
+def _cublas_search_dirs():
+    """Where cuBLAS may be, after the dynamic loader's own path: the nvidia-cublas wheel's
+    lib directory (found without importing anything heavy), then a CUDA toolkit's.
+
+    Called by pyframe._C on the first product of CUDA tensors.
+    """
+    import importlib.util
+    import os
+
+    dirs = []
+    try:
+        spec = importlib.util.find_spec("nvidia.cublas")
+    except (ImportError, ValueError):
+        spec = None
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        dirs.append(os.path.join(root, "lib"))
+    for env in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(env):
+            dirs.append(os.path.join(os.environ[env], "lib64"))
+    dirs.append("/usr/local/cuda/lib64")
+    return [d for i, d in enumerate(dirs) if d not in dirs[:i]]
+
+
+def cublas_status():
+    """Loads cuBLAS for the CUDA products if not yet (no GPU needed) and says how it went:
+    a dict with ``loaded`` (bool), ``library`` (its path, or None) and ``message`` (where it
+    was found, or everything that was tried and how to install it).  Raises RuntimeError
+    when pyframe's CUDA library itself is not usable."""
+    return _C._cuda_blas_probe("pf.cuda.cublas_status")
 
 
 def current_device():

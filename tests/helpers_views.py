@@ -138,9 +138,11 @@ def basic_index(draw, shape, allow_none=True, allow_ellipsis=True):
     items = []
     dim = 0
     after_ellipsis = False
+    nones = 0
     for _ in range(draw(st.integers(0, ndim + 2))):
         kinds = ["axis"] * 3
-        if allow_none:
+        # each None adds a dimension: the result keeps at most MAX_DIMS (8) of them
+        if allow_none and ndim + nones < 8:
             kinds.append("none")
         if allow_ellipsis and not after_ellipsis:
             kinds.append("ellipsis")
@@ -150,6 +152,7 @@ def basic_index(draw, shape, allow_none=True, allow_ellipsis=True):
             dim += 1
         elif kind == "none":
             items.append(None)
+            nones += 1
         elif kind == "ellipsis":
             items.append(Ellipsis)
             after_ellipsis = True

@@ -166,6 +166,98 @@ typedef int pf_cuda_memcpy_h2d_async_fn(void *dst, int device, const void *src, 
                                         size_t nbytes);
 
 /*
+ * Reductions and scans (reduce.cu).  The geometry is reduce_kernels.h's
+ * pf_rgeom: output o lies at the row-major position o of the kept
+ * dimensions, element r of its region at the row-major position r of the
+ * reduced dimensions (both lists at least one dimension long; strides in
+ * elements of `dtype`).  The kinds and finishing steps are numbered as
+ * pf_rkind and pf_rfinish (reduce.c checks that).
+ *
+ * Every reduce entry takes a device, or PF_CUDA_HOST: then the pointers are
+ * host memory and the same per-element functions run in a plain loop on the
+ * calling thread, with no device and no driver (the host self-test).
+ */
+typedef struct PfCudaReduceGeom {
+    const void *base;
+    int dtype;                      /* the input's dtype (any) */
+    int knd, rnd;
+    int64_t kshape[PF_CUDA_MAX_DIMS], kstride[PF_CUDA_MAX_DIMS];
+    int64_t rshape[PF_CUDA_MAX_DIMS], rstride[PF_CUDA_MAX_DIMS];
+    int64_t outer;                  /* outputs */
+    int64_t n;                      /* elements reduced into each output (>= 1) */
+} PfCudaReduceGeom;
+enum {
+    PF_CUDA_RK_SUM, PF_CUDA_RK_PROD, PF_CUDA_RK_MAX, PF_CUDA_RK_MIN, PF_CUDA_RK_ALL,
+    PF_CUDA_RK_ANY, PF_CUDA_RK_SUMABS, PF_CUDA_RK_SUMSQ, PF_CUDA_RK_MAXABS, PF_CUDA_RK_MINABS,
+    PF_CUDA_RK_NNZ, PF_CUDA_RK_SUMPOW, PF_CUDA_RK_SUMSQDEV, PF_CUDA_RK_SUMEXP,
+    PF_CUDA_RK_ARGMAX, PF_CUDA_RK_ARGMIN, PF_CUDA_RK_COUNT
+};
+enum {
+    PF_CUDA_RF_SCALE, PF_CUDA_RF_SQRT, PF_CUDA_RF_SCALE_SQRT, PF_CUDA_RF_ROOT,
+    PF_CUDA_RF_CENTER, PF_CUDA_RF_LOG_ADD,
+    PF_CUDA_RF_NONE                 /* only the conversion to out_dtype */
+};
+/*
+ * One reduction pass: g->outer values of `comp` (float32, float64 or int64;
+ * the float-only kinds take no int64) to out, and for ARGMAX/ARGMIN the
+ * first index of the extreme to idx.  center: g->outer values of comp for
+ * SUMSQDEV and SUMEXP, else NULL; p the power of SUMPOW.  Queued, not waited for.
+ */
+typedef int pf_cuda_reduce_fn(int device, const PfCudaReduceGeom *g, int kind, int comp,
+                              double p, const void *center, void *out, int64_t *idx);
+/*
+ * out[i] = finish(v[i]) converted to out_dtype, for i < count: v holds
+ * values of comp, aux (LOG_ADD) count more; out may be v when out_dtype is comp.
+ */
+typedef int pf_cuda_reduce_finish_fn(int device, int finish, int comp, const void *v,
+                                     const void *aux, int64_t count, double a, int out_dtype,
+                                     void *out);
+/*
+ * Inclusive sum (prod = 0) or product scan along the middle axis of the
+ * contiguous (pre, n, post) block x of x_dtype, into y of comp (float32,
+ * float64 or int64), contiguous of the same shape.
+ */
+typedef int pf_cuda_scan_fn(int device, const void *x, int x_dtype, void *y, int comp,
+                            int64_t pre, int64_t n, int64_t post, int prod);
+
+/*
+ * Matrix products through cuBLAS (blas.cu), which the library does not
+ * link: pf_cuda_blas_load dlopen()s libcublas.so.13 on first use, from the
+ * loader's search path and then from each of `dirs` (pyframe/cuda.py finds
+ * the nvidia-cublas wheel's and a toolkit's directories).  It returns 0 once
+ * loaded (then every later call too), else PF_CUDA_ERROR_LIBRARY; either
+ * way `report` says where it was found, or everything that was tried.
+ */
+#define PF_CUDA_ERROR_LIBRARY 1000  /* a library loaded at run time (cuBLAS) is missing or failed */
+typedef int pf_cuda_blas_load_fn(const char *const *dirs, int ndirs, char *report,
+                                 size_t report_size);
+/*
+ * C = A B for every index of the batch shape, as gemm.h's pf_gemm (strides
+ * in elements, batch strides 0 where an operand broadcasts), in one dtype:
+ * float16 and bfloat16 (accumulated in float32), float32 (TF32 tensor cores
+ * only when allow_tf32 is set), float64.  A and B must each have contiguous
+ * rows or columns, and so must C; k == 0 writes zeros.  Queued, not waited for.
+ * With device == PF_CUDA_HOST the same mapping onto cuBLAS's column-major
+ * parameters (transposes, leading dimensions, batch strides) is run by a
+ * plain host loop over host pointers, with no cuBLAS and no device: the
+ * host self-test of the mapping.
+ */
+typedef struct PfCudaGemmMat {
+    void *data;
+    int64_t bstrides[PF_CUDA_MAX_DIMS];
+    int64_t rs, cs;
+} PfCudaGemmMat;
+typedef struct PfCudaGemm {
+    int dtype;
+    int allow_tf32;
+    int nb;
+    int64_t bshape[PF_CUDA_MAX_DIMS];
+    int64_t m, n, k;
+    PfCudaGemmMat a, b, c;
+} PfCudaGemm;
+typedef int pf_cuda_gemm_fn(int device, const PfCudaGemm *g);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -180,8 +272,10 @@ typedef int pf_cuda_memcpy_h2d_async_fn(void *dst, int device, const void *src, 
     X(event_record) X(event_synchronize) X(event_query) X(event_elapsed) X(record_stream)     \
     X(host_alloc) X(host_free) X(memcpy_h2d_async)
 #define PF_CUDA_EW_ENTRIES(X)
-#define PF_CUDA_REDUCE_ENTRIES(X)
-#define PF_CUDA_BLAS_ENTRIES(X)
+/* reduce.cu: reductions, their finishing steps, scans */
+#define PF_CUDA_REDUCE_ENTRIES(X) X(reduce) X(reduce_finish) X(scan)
+/* blas.cu: cuBLAS, loaded at run time, and the batched GEMM of linalg.c */
+#define PF_CUDA_BLAS_ENTRIES(X) X(blas_load) X(gemm)
 /*
  * Random draws (random.cu), the same numbers as the cpu's for the same state
  * (the transforms of kernels/philox.h, shared with random.c).  rng_fill
