@@ -11,6 +11,7 @@
  */
 #include "cuda_backend.h"
 #include "ops.h"
+#include "nn_conv.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -527,6 +528,9 @@ static PyObject *py_cuda_kernel_dtypes(PyObject *Py_UNUSED(m), PyObject *Py_UNUS
 }
 
 PyMethodDef pf_cuda_module_methods[] = {
+    {"_cuda_host_nn_selftest", pf_nn_cuda_selftest_py, METH_O,
+     "_cuda_host_nn_selftest(on) -> previous: run the nn ops' cpu tensors through the CUDA "
+     "library's host self-test of its kernels (tests only)"},
     {"_cuda_kernel_dtypes", py_cuda_kernel_dtypes, METH_NOARGS,
      "{op: [dtypes]} the CUDA library has kernels for (loads it; needs no device)"},
     {"_cuda_status", py_cuda_status, METH_NOARGS,
