@@ -91,7 +91,8 @@ __host__ __device__ inline idx3 split3(int64_t v, int64_t h, int64_t w)
 /*
  * A problem gives the GEMM's sizes per group (M rows, N columns, K), the
  * per-row and per-column contexts a thread decodes once (row(), col()),
- * the gathered elements a(row, k) and b(col, k), and store().
+ * the decoding of a K index shared by both operands (kdec()), the gathered
+ * elements a(row, k) and b(col, k), and store().
  */
 template <typename T> struct conv_fwd {
     typedef typename pfc_acc<T>::type Acc;
@@ -109,18 +110,18 @@ template <typename T> struct conv_fwd {
         return p;
     }
     __host__ __device__ Col col(int64_t n, int64_t grp) const { return grp * og + n; }
-    __host__ __device__ Acc a(const Row &r, int64_t k, int64_t grp) const
+    /* k as (c, i, j), decoded once for both operands */
+    __host__ __device__ idx3 kdec(int64_t k) const { return split3(k, g.kh, g.kw); }
+    __host__ __device__ Acc a(const Row &r, const idx3 &t, int64_t grp) const
     {
-        idx3 t = split3(k, g.kh, g.kw);
         int64_t ih = r.b + t.b * g.dh, iw = r.c + t.c * g.dw;
         if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) {
             return Acc(0);
         }
         return pfc_in(x.at(r.a, grp * cg + t.a, ih, iw));
     }
-    __host__ __device__ Acc b(const Col &o, int64_t k, int64_t) const
+    __host__ __device__ Acc b(const Col &o, const idx3 &t, int64_t) const
     {
-        idx3 t = split3(k, g.kh, g.kw);
         return pfc_in(w.at(o, t.a, t.b, t.c));
     }
     __host__ __device__ void store(int64_t m, int64_t n, int64_t grp, int64_t, Acc v) const
@@ -150,10 +151,11 @@ template <typename T> struct conv_igrad {
         return p;
     }
     __host__ __device__ Col col(int64_t n, int64_t) const { return n; }
+    /* k as (o, i, j) */
+    __host__ __device__ idx3 kdec(int64_t k) const { return split3(k, g.kh, g.kw); }
     /* the output pixel whose tap (i, j) read input pixel r, if any */
-    __host__ __device__ Acc a(const Row &r, int64_t k, int64_t grp) const
+    __host__ __device__ Acc a(const Row &r, const idx3 &t, int64_t grp) const
     {
-        idx3 t = split3(k, g.kh, g.kw);
         int64_t th = r.b - t.b * g.dh, tw = r.c - t.c * g.dw;
         if (th < 0 || tw < 0 || th % g.sh != 0 || tw % g.sw != 0) {
             return Acc(0);
@@ -164,9 +166,8 @@ template <typename T> struct conv_igrad {
         }
         return pfc_in(gy.at(r.a, grp * og + t.a, oh, ow));
     }
-    __host__ __device__ Acc b(const Col &c, int64_t k, int64_t grp) const
+    __host__ __device__ Acc b(const Col &c, const idx3 &t, int64_t grp) const
     {
-        idx3 t = split3(k, g.kh, g.kw);
         return pfc_in(w.at(grp * og + t.a, c, t.b, t.c));
     }
     __host__ __device__ void store(int64_t m, int64_t n, int64_t grp, int64_t, Acc v) const
@@ -195,14 +196,14 @@ template <typename T> struct conv_wgrad {
         t.a += grp * cg;
         return t;
     }
-    __host__ __device__ Acc a(const Row &o, int64_t k, int64_t) const
+    /* k as the output pixel (n, oh, ow) */
+    __host__ __device__ idx3 kdec(int64_t k) const { return split3(k, g.oh, g.ow); }
+    __host__ __device__ Acc a(const Row &o, const idx3 &p, int64_t) const
     {
-        idx3 p = split3(k, g.oh, g.ow);
         return pfc_in(gy.at(p.a, o, p.b, p.c));
     }
-    __host__ __device__ Acc b(const Col &t, int64_t k, int64_t) const
+    __host__ __device__ Acc b(const Col &t, const idx3 &p, int64_t) const
     {
-        idx3 p = split3(k, g.oh, g.ow);
         int64_t ih = p.b * g.sh - g.ph + t.b * g.dh, iw = p.c * g.sw - g.pw + t.c * g.dw;
         if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) {
             return Acc(0);
@@ -245,8 +246,9 @@ __host__ __device__ void tile_load(const P &p, tiles<typename P::Acc> &s, int t,
         int kk = k4 + 4 * q;
         int64_t k = kb + kk;
         bool kv = k < at.k1;
-        s.a[kk][lane] = mv && kv ? p.a(r, k, at.grp) : Acc(0);
-        s.b[kk][lane] = nv && kv ? p.b(c, k, at.grp) : Acc(0);
+        idx3 kd = p.kdec(kv ? k : 0);
+        s.a[kk][lane] = mv && kv ? p.a(r, kd, at.grp) : Acc(0);
+        s.b[kk][lane] = nv && kv ? p.b(c, kd, at.grp) : Acc(0);
     }
 }
 
