@@ -304,7 +304,7 @@ def test_host_pool_helpers(dtype):
             {"g": gy}, dtype, "host", ("g",))
 
 
-def bn_call(training, axis=1, momentum=0.1, affine=True, C=5):
+def bn_call(training, axis=1, momentum=0.1):
     def fn(x, w=None, b=None, rm=None, rv=None):
         return pf.batch_norm(x, rm, rv, w, b, training=training, momentum=momentum, eps=1e-4,
                              axis=axis)
