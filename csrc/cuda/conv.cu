@@ -79,6 +79,16 @@ struct idx3 {
 __host__ __device__ inline idx3 split3(int64_t v, int64_t h, int64_t w)
 {
     idx3 r;
+    /* 32-bit division where everything fits (always, but for huge batches): a 64-bit
+       division is a long software routine on the GPU, and this runs per gathered element */
+    if ((uint64_t)(v | (h * w)) <= UINT32_MAX) {
+        uint32_t v32 = (uint32_t)v, h32 = (uint32_t)h, w32 = (uint32_t)w;
+        r.c = v32 % w32;
+        v32 /= w32;
+        r.b = v32 % h32;
+        r.a = v32 / h32;
+        return r;
+    }
     r.c = v % w;
     v /= w;
     r.b = v % h;
@@ -157,10 +167,10 @@ template <typename T> struct conv_igrad {
     __host__ __device__ Acc a(const Row &r, const idx3 &t, int64_t grp) const
     {
         int64_t th = r.b - t.b * g.dh, tw = r.c - t.c * g.dw;
-        if (th < 0 || tw < 0 || th % g.sh != 0 || tw % g.sw != 0) {
+        if (th < 0 || tw < 0 || pfc_mod(th, g.sh) != 0 || pfc_mod(tw, g.sw) != 0) {
             return Acc(0);
         }
-        int64_t oh = th / g.sh, ow = tw / g.sw;
+        int64_t oh = pfc_div(th, g.sh), ow = pfc_div(tw, g.sw);
         if (oh >= g.oh || ow >= g.ow) {
             return Acc(0);
         }

@@ -77,6 +77,19 @@ template <> __host__ __device__ inline __nv_bfloat16 pfc_store<__nv_bfloat16, fl
     return pfc_outf<__nv_bfloat16>(v);
 }
 
+/*
+ * a / b and a % b for a >= 0, b > 0, in 32 bits when both fit: a 64-bit
+ * division is a long software routine on the GPU, and these run per element.
+ */
+__host__ __device__ static inline int64_t pfc_div(int64_t a, int64_t b)
+{
+    return (uint64_t)(a | b) <= UINT32_MAX ? (int64_t)((uint32_t)a / (uint32_t)b) : a / b;
+}
+__host__ __device__ static inline int64_t pfc_mod(int64_t a, int64_t b)
+{
+    return (uint64_t)(a | b) <= UINT32_MAX ? (int64_t)((uint32_t)a % (uint32_t)b) : a % b;
+}
+
 /* Element i of a vector of any float dtype, as double; absent (data NULL): dflt. */
 __host__ __device__ static inline double pfc_vec_get(const PfCudaVec &v, int64_t i, double dflt)
 {

@@ -75,7 +75,7 @@ template <typename T> __host__ __device__ inline double ld(const void *p, int64_
 
 __host__ __device__ inline int64_t rn_weight(const PfCudaRowNorm &P, int64_t r, int64_t j)
 {
-    return (r % P.groups) * P.nch + j / P.inner;
+    return pfc_mod(r, P.groups) * P.nch + pfc_div(j, P.inner);
 }
 
 /*
@@ -221,7 +221,7 @@ __host__ __device__ double rn_wsum(const rn_args &A, int64_t c, int which, int t
     int64_t per = P.rows / P.groups, count = per * P.inner;
     double acc = 0;
     for (int64_t e = t; e < count; e += NT) {
-        int64_t r = (e / P.inner) * P.groups + blk, j = j0 + e % P.inner;
+        int64_t r = pfc_div(e, P.inner) * P.groups + blk, j = j0 + pfc_mod(e, P.inner);
         double gv = ld<T>(A.g, r * P.n + j);
         acc += which == 1 ? gv : gv * (ld<T>(A.x, r * P.n + j) - A.stats[2 * r]) *
                                      A.stats[2 * r + 1];
@@ -295,7 +295,7 @@ struct bn_args {
 
 __host__ __device__ inline int64_t bn_at(const PfCudaBatchNorm &B, int64_t c, int64_t e)
 {
-    return ((e / B.inner) * B.c + c) * B.inner + e % B.inner;
+    return (pfc_div(e, B.inner) * B.c + c) * B.inner + pfc_mod(e, B.inner);
 }
 
 /* phase 0: sum x; 1: sum (x - mean)^2; 2: sum g; 3: sum g (x - mean) -- thread t's share */
@@ -427,7 +427,7 @@ template <typename T> void bn_coef_host(const bn_args &A, bool backward, double 
 /* Element i of the map: out = u A + (x - mean) B + D, u = x (forward) or g (backward). */
 template <typename T> __host__ __device__ void bn_map_one(const bn_args &A, bool backward, int64_t i)
 {
-    int64_t C = A.B.c, c = (i / A.B.inner) % C;
+    int64_t C = A.B.c, c = pfc_mod(pfc_div(i, A.B.inner), C);
     const double *k = A.coef;
     double xv = ld<T>(A.x, i);
     double u = backward ? ld<T>(A.g, i) : xv;

@@ -110,10 +110,10 @@ __host__ __device__ inline bool tap_row(int64_t h, int64_t i, int64_t s, int64_t
                                         int64_t out, int64_t *o)
 {
     int64_t t = h + p - i * d;
-    if (t < 0 || t % s != 0 || t / s >= out) {
+    if (t < 0 || pfc_mod(t, s) != 0 || pfc_div(t, s) >= out) {
         return false;
     }
-    *o = t / s;
+    *o = pfc_div(t, s);
     return true;
 }
 
@@ -124,8 +124,10 @@ template <typename T> __host__ __device__ void pool_one(const pool_args &P, int6
     const PfCudaPoolGeom &g = P.g;
     bool full = P.kind == PF_CUDA_MAX_POOL_BACKWARD || P.kind == PF_CUDA_AVG_POOL_BACKWARD;
     int64_t rows = full ? g.h : g.oh, cols = full ? g.w : g.ow;
-    int64_t x1 = e % cols, x0 = (e / cols) % rows, c = (e / (cols * rows)) % g.c;
-    int64_t n = e / (cols * rows * g.c);
+    int64_t x1 = pfc_mod(e, cols), rest = pfc_div(e, cols);
+    int64_t x0 = pfc_mod(rest, rows);
+    rest = pfc_div(rest, rows);
+    int64_t c = pfc_mod(rest, g.c), n = pfc_div(rest, g.c);
     A r = A(0);
     switch (P.kind) {
     case PF_CUDA_MAX_POOL: {
