@@ -501,3 +501,18 @@ def test_host_conv_with_an_empty_batch_gives_zero_weight_gradients():
         gw = _C._conv_weight_grad(pf.tensor(x, dtype=pf.float32), pf.zeros((0, 4, 6, 6)), 3,
                                   padding=1)
     assert gw.shape == (4, 3, 3, 3) and not np.any(to_np(gw))
+
+
+fake = pytest.mark.skipif(CUDA, reason="_fake_cuda_tensor is for machines without a GPU")
+
+
+@fake
+def test_an_array_argument_with_a_device_tensor_names_both_devices():
+    """An array or list argument becomes a cpu tensor: with a device input that is a mix."""
+    x = _C._fake_cuda_tensor((1, 2, 5, 5), "float32", 0)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    with pytest.raises(RuntimeError, match=r"^conv2d: tensors on cuda:0 and cpu; move them to "
+                                           r"one device with \.to\(\.\.\.\)"):
+        pf.nn.functional.conv2d(x, w)
+    with pytest.raises(RuntimeError, match=r"^group_norm: tensors on cuda:0 and cpu"):
+        pf.group_norm(_C._fake_cuda_tensor((2, 4, 3), "float32", 0), 2, [1.0] * 4)
