@@ -17,6 +17,7 @@
  */
 #include "backward.h"
 #include "nn_ops.h"
+#include "nn_conv.h"
 #include <math.h>
 
 #pragma GCC diagnostic ignored "-Wfloat-equal"
@@ -142,6 +143,103 @@ static void channel_shape(int ndim, int axis, int64_t n, int64_t *shape)
 
 /* ------------------------------------------------------------ layer, RMS, group norm */
 
+
+/* ------------------------------------------------------------ norms on CUDA */
+
+/*
+ * The fused gradients of a norm on a CUDA device (or the host self-test):
+ * g made contiguous in x's dtype (it is x's dtype: the output's), dx in
+ * x's dtype, dw and db in the dtypes and shapes of the weight and bias.
+ * want[3]: dx, dw, db; like[3]: x, w, b (the shapes and dtypes to give).
+ * out[k] gets a new reference for each wanted gradient.
+ */
+static int cuda_grad_outputs(const char *op, PfTensor *g, PfTensor *x, PfTensor **like,
+                             const int *want, PfTensor **gc, PfTensor **out)
+{
+    if (g->dtype != x->dtype) {
+        return PF_ERRI(PyExc_TypeError, "%s: the gradient's dtype (%s) differs from the "
+                       "input's (%s); on CUDA the fused backward takes them equal", op,
+                       pf_dtypes[g->dtype].name, pf_dtypes[x->dtype].name);
+    }
+    if ((*gc = pf_nn_contig(g, g->dtype, op)) == NULL) {
+        return -1;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (want[k] && (out[k] = pf_tensor_empty(like[k]->ndim, like[k]->shape, like[k]->dtype,
+                                                 x->storage->device, op)) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void cuda_grads_clear(PfTensor **gc, PfTensor **xc, PfTensor **out)
+{
+    Py_CLEAR(*gc);
+    Py_CLEAR(*xc);
+    for (int k = 0; k < 3; k++) {
+        Py_CLEAR(out[k]);
+    }
+}
+
+static int rownorm_bwd_cuda(const char *op, const pf_rownorm *P, PfTensor *g, PfTensor *x,
+                            PfTensor *w, PfTensor *b, const int *want, int device,
+                            const PfCudaLib *lib, PfTensor **out)
+{
+    PfTensor *gc = NULL, *xc = NULL, *wc = NULL, *like[3] = {x, w, b};
+    if (cuda_grad_outputs(op, g, x, like, want, &gc, out) < 0 ||
+        (xc = pf_nn_contig(x, x->dtype, op)) == NULL ||
+        (w != NULL && (wc = pf_nn_contig(w, w->dtype, op)) == NULL)) {
+        goto fail;
+    }
+    PfCudaRowNorm R = {P->rows, P->n, P->groups, P->nch, P->inner, P->eps, P->rms};
+    PfCudaVec wv = pf_nn_cuda_vec(wc), dw = pf_nn_cuda_vec(out[1]), db = pf_nn_cuda_vec(out[2]);
+    int status = lib->rownorm_backward(device, (int)x->dtype, &R, pf_tensor_data(gc),
+                                       pf_tensor_data(xc), &wv,
+                                       out[0] != NULL ? pf_tensor_data(out[0]) : NULL, &dw, &db);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        goto fail;
+    }
+    Py_DECREF(gc);
+    Py_DECREF(xc);
+    Py_XDECREF(wc);
+    return 0;
+fail:
+    Py_XDECREF(wc);
+    cuda_grads_clear(&gc, &xc, out);
+    return -1;
+}
+
+static int batch_norm_bwd_cuda(const char *op, const pf_bn_geom *G, int training, double eps,
+                               PfTensor *g, PfTensor *x, PfTensor *rm, PfTensor *rv, PfTensor *w,
+                               PfTensor *b, const int *want, int device, const PfCudaLib *lib,
+                               PfTensor **out)
+{
+    PfTensor *gc = NULL, *xc = NULL, *like[3] = {x, w, b};
+    if (cuda_grad_outputs(op, g, x, like, want, &gc, out) < 0 ||
+        (xc = pf_nn_contig(x, x->dtype, op)) == NULL) {
+        goto fail;
+    }
+    PfCudaBatchNorm B = {G->outer, G->C, G->inner, training, 0.0, eps};
+    PfCudaVec vm = pf_nn_cuda_vec(rm), vv = pf_nn_cuda_vec(rv), vw = pf_nn_cuda_vec(w),
+              dw = pf_nn_cuda_vec(out[1]), db = pf_nn_cuda_vec(out[2]);
+    int status = lib->batch_norm_backward(device, (int)x->dtype, &B, pf_tensor_data(gc),
+                                          pf_tensor_data(xc), &vm, &vv, &vw,
+                                          out[0] != NULL ? pf_tensor_data(out[0]) : NULL, &dw,
+                                          &db);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        goto fail;
+    }
+    Py_DECREF(gc);
+    Py_DECREF(xc);
+    return 0;
+fail:
+    cuda_grads_clear(&gc, &xc, out);
+    return -1;
+}
+
 typedef enum { NORM_LAYER, NORM_RMS, NORM_GROUP } norm_kind;
 
 static int bw_rownorm(PfNode *n, PyObject **gout, PyObject **gin, norm_kind kind)
@@ -179,7 +277,27 @@ static int bw_rownorm(PfNode *n, PyObject **gout, PyObject **gin, norm_kind kind
     int wx = wants(n, slot[0]), ww = wants(n, slot[2]), wb = ib >= 0 && wants(n, slot[ib]);
     PyObject *g = gout[0];
     PyObject *dx = NULL, *dw = NULL, *db = NULL;
-    if (!pf_grad_enabled()) {
+    int where = PF_NN_ON_CPU;
+    const PfCudaLib *lib = NULL;
+    if (!pf_grad_enabled() && kind != NORM_LAYER) {
+        PfTensor *ts[3] = {(PfTensor *)g, x, w};
+        if ((where = pf_nn_cuda_route(op, ts, 3, &lib)) == PF_NN_ROUTE_ERROR) {
+            goto done;
+        }
+    }
+    if (where != PF_NN_ON_CPU) {
+        /* the fused backward kernels of the CUDA library */
+        int want[3] = {wx, ww, wb};
+        PfTensor *r[3] = {NULL, NULL, NULL};
+        if (rownorm_bwd_cuda(op, &P, (PfTensor *)g, x, w, wb ? (PfTensor *)v[ib] : NULL, want,
+                             where, lib, r) < 0) {
+            goto done;
+        }
+        dx = r[0] != NULL ? A_t(A, r[0]) : NULL;
+        dw = r[1] != NULL ? A_t(A, r[1]) : NULL;
+        db = r[2] != NULL ? A_t(A, r[2]) : NULL;
+    }
+    else if (!pf_grad_enabled()) {
         /* the fused backward kernel */
         pf_dtype comp = pf_nn_comp(x->dtype);
         int64_t wlen = P.groups * P.nch;
@@ -358,7 +476,28 @@ static int bw_batch_norm(PfNode *n, PyObject **gout, PyObject **gin)
     int64_t C = G.C;
     double M = (double)(G.outer * G.inner);
     PyObject *g = gout[0], *dx = NULL, *dw = NULL, *db = NULL;
+    int where = PF_NN_ON_CPU;
+    const PfCudaLib *lib = NULL;
     if (!pf_grad_enabled()) {
+        PfTensor *ts[5] = {(PfTensor *)g, x, w, (PfTensor *)rmo, (PfTensor *)rvo};
+        if ((where = pf_nn_cuda_route(op, ts, 5, &lib)) == PF_NN_ROUTE_ERROR) {
+            goto done;
+        }
+    }
+    if (where != PF_NN_ON_CPU) {
+        /* the fused backward kernels of the CUDA library */
+        int want[3] = {wx, ww, wb};
+        PfTensor *r[3] = {NULL, NULL, NULL};
+        if (batch_norm_bwd_cuda(op, &G, training, eps, (PfTensor *)g, x, (PfTensor *)rmo,
+                                (PfTensor *)rvo, w, wb ? (PfTensor *)v[4] : NULL, want, where,
+                                lib, r) < 0) {
+            goto done;
+        }
+        dx = r[0] != NULL ? A_t(A, r[0]) : NULL;
+        dw = r[1] != NULL ? A_t(A, r[1]) : NULL;
+        db = r[2] != NULL ? A_t(A, r[2]) : NULL;
+    }
+    else if (!pf_grad_enabled()) {
         pf_dtype comp = pf_nn_comp(x->dtype);
         PfTensor *gc = (PfTensor *)A_t(A, pf_nn_contig((PfTensor *)g, comp, op));
         PfTensor *xc = (PfTensor *)A_t(A, pf_nn_contig(x, comp, op));

@@ -11,6 +11,7 @@
  */
 #include "cuda_backend.h"
 #include "ops.h"
+#include "nn_conv.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -688,6 +689,9 @@ PyMethodDef pf_cuda_module_methods[] = {
      "_cuda_stream_op(caller, what, device, a=0, b=0): streams and events (pf.cuda)"},
     {"_cuda_record_stream", py_cuda_record_stream, METH_VARARGS,
      "_cuda_record_stream(caller, tensor, stream): the tensor's block is used on stream"},
+    {"_cuda_host_nn_selftest", pf_nn_cuda_selftest_py, METH_O,
+     "_cuda_host_nn_selftest(on) -> previous: run the nn ops' cpu tensors through the CUDA "
+     "library's host self-test of its kernels (tests only)"},
     {"_cuda_kernel_dtypes", py_cuda_kernel_dtypes, METH_NOARGS,
      "{op: [dtypes]} the CUDA library has kernels for (loads it; needs no device)"},
     {"_cuda_status", py_cuda_status, METH_NOARGS,

@@ -347,17 +347,17 @@ static int act_channels_last(const PfTensor *t, int nd, int batched)
  * channel dim innermost, then the spatial dims, then the batch), else
  * contiguous.
  */
-static PfTensor *new_act(int ndim, const int64_t *shape, int nd, int cl, pf_dtype dt,
-                         const char *op)
+static PfTensor *new_act_on(int ndim, const int64_t *shape, int nd, int cl, pf_dtype dt,
+                            pf_device dev, const char *op)
 {
     if (!cl) {
-        return pf_tensor_empty(ndim, shape, dt, CPU, op);
+        return pf_tensor_empty(ndim, shape, dt, dev, op);
     }
     int64_t nbytes = pf_checked_nbytes(shape, ndim, pf_dtypes[dt].itemsize, op);
     if (nbytes < 0) {
         return NULL;
     }
-    pf_storage *s = pf_storage_new((size_t)nbytes, CPU, op);
+    pf_storage *s = pf_storage_new((size_t)nbytes, dev, op);
     if (s == NULL) {
         return NULL;
     }
@@ -376,6 +376,12 @@ static PfTensor *new_act(int ndim, const int64_t *shape, int nd, int cl, pf_dtyp
     PfTensor *t = pf_tensor_wrap(s, dt, ndim, shape, st, 0);
     pf_storage_decref(s);
     return t;
+}
+
+static PfTensor *new_act(int ndim, const int64_t *shape, int nd, int cl, pf_dtype dt,
+                         const char *op)
+{
+    return new_act_on(ndim, shape, nd, cl, dt, CPU, op);
 }
 
 static pf_dtype compute_dtype(pf_dtype d)
@@ -788,6 +794,132 @@ static int act_shape(const pf_conv_call *c, int64_t C, int64_t h, int64_t w, int
     return k;
 }
 
+/* ------------------------------------------------------------------ CUDA */
+
+/* Set while the tests route the nn ops' cpu tensors to the CUDA library's host self-test. */
+static int cuda_selftest;
+
+PyObject *pf_nn_cuda_selftest_py(PyObject *Py_UNUSED(m), PyObject *on)
+{
+    int v = PyObject_IsTrue(on);
+    if (v < 0) {
+        return NULL;
+    }
+    if (v && pf_cuda_library("_cuda_host_nn_selftest") == NULL) {
+        return NULL;
+    }
+    int was = cuda_selftest;
+    cuda_selftest = v;
+    return PyBool_FromLong(was);
+}
+
+int pf_nn_cuda_route(const char *op, PfTensor *const *ts, int n, const PfCudaLib **lib)
+{
+    const PfTensor *on_dev = NULL;
+    for (int k = 0; k < n && on_dev == NULL; k++) {
+        if (ts[k] != NULL && !pf_tensor_on_cpu(ts[k])) {
+            on_dev = ts[k];
+        }
+    }
+    if (on_dev == NULL) {
+        if (!cuda_selftest) {
+            return PF_NN_ON_CPU;
+        }
+        *lib = pf_cuda_library(op);
+        return *lib == NULL ? PF_NN_ROUTE_ERROR : PF_CUDA_HOST;
+    }
+    pf_device dev = on_dev->storage->device;
+    for (int k = 0; k < n; k++) {
+        if (ts[k] != NULL && !pf_device_eq(ts[k]->storage->device, dev)) {
+            char a[32], b[32];
+            PyErr_Format(PyExc_RuntimeError, "%s: tensors on %s and %s; move them to one device "
+                         "with .to(...)", op, pf_device_str(dev, a, sizeof(a)),
+                         pf_device_str(ts[k]->storage->device, b, sizeof(b)));
+            return PF_NN_ROUTE_ERROR;
+        }
+    }
+    *lib = pf_cuda_lib(op);
+    return *lib == NULL ? PF_NN_ROUTE_ERROR : dev.index;
+}
+
+PfCudaVec pf_nn_cuda_vec(const PfTensor *t)
+{
+    PfCudaVec v = {NULL, PF_CUDA_FLOAT32, 0};
+    if (t != NULL) {
+        v.data = pf_tensor_data(t);
+        v.dtype = (int)t->dtype;
+        v.stride = t->ndim == 1 ? t->strides[0] : 1;
+    }
+    return v;
+}
+
+static PfCudaNd4 cuda_nd4(const pf_nd4 *a)
+{
+    PfCudaNd4 r = {a->data, {a->s[0], a->s[1], a->s[2], a->s[3]}};
+    return r;
+}
+
+static PyObject *cuda_result(const PfCudaLib *lib, const char *op, int status, PfTensor *out)
+{
+    if (status != 0) {
+        Py_DECREF(out);
+        pf_cuda_raise(lib, op, status);
+        return NULL;
+    }
+    return (PyObject *)out;
+}
+
+/*
+ * A convolution-family call on a CUDA device (or the host self-test): the
+ * kernels take every dtype and layout as they are, so nothing is converted
+ * or copied; the output is allocated on the device in the layout the cpu
+ * path gives (following the first tensor).
+ */
+static PyObject *conv_cuda(pf_op op, const pf_conv_call *c, conv_tensors *ts, int device,
+                           const PfCudaLib *lib)
+{
+    const char *name = pf_ops[op].name;
+    PfTensor *a = ts->t[0], *b = ts->t[1], *out;
+    const pf_conv_geom *g = &c->g;
+    int nd = c->nd, kind, ndim;
+    pf_device dev = a->storage->device;
+    int64_t shape[PF_MAX_DIMS], s4[4];
+    pf_nd4 a4, b4, o4;
+    if (op == PF_OP_CONV_WEIGHT_GRAD) {
+        kind = PF_CUDA_CONV_WEIGHT_GRAD;
+        shape[0] = g->o;
+        shape[1] = g->c / g->groups;
+        shape[2] = nd == 2 ? g->kh : g->kw;
+        shape[3] = g->kw;
+        ndim = nd + 2;
+        if ((out = pf_tensor_empty(ndim, shape, a->dtype, dev, name)) == NULL) {
+            return NULL;
+        }
+        act_nd4(a, nd, 1, s4, &a4);
+        act_nd4(b, nd, 1, s4, &b4);
+        weight_nd4(out, &o4);
+    }
+    else {
+        int cl = act_channels_last(a, nd, c->batched);
+        kind = op == PF_OP_CONV_INPUT_GRAD || op == PF_OP_CONV_TRANSPOSE2D
+                   ? PF_CUDA_CONV_INPUT_GRAD : PF_CUDA_CONV_FORWARD;
+        ndim = kind == PF_CUDA_CONV_FORWARD ? act_shape(c, g->o, g->oh, g->ow, shape)
+                                            : act_shape(c, g->c, g->h, g->w, shape);
+        if ((out = new_act_on(ndim, shape, nd, cl, a->dtype, dev, name)) == NULL) {
+            return NULL;
+        }
+        act_nd4(a, nd, c->batched, s4, &a4);
+        weight_nd4(b, &b4);
+        act_nd4(out, nd, c->batched, s4, &o4);
+    }
+    PfCudaConvGeom cg = {g->n, g->c, g->h, g->w, g->o, g->kh, g->kw, g->oh, g->ow,
+                         g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, g->groups};
+    PfCudaNd4 A = cuda_nd4(&a4), B = cuda_nd4(&b4), O = cuda_nd4(&o4);
+    PfCudaVec bias = pf_nn_cuda_vec(ts->t[2]);
+    return cuda_result(lib, name, lib->conv(device, kind, (int)a->dtype, &cg, &A, &B, &bias, &O),
+                       out);
+}
+
 static PyObject *conv_call(pf_op op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     const char *name = pf_ops[op].name;
@@ -797,6 +929,13 @@ static PyObject *conv_call(pf_op op, PyObject *const *args, Py_ssize_t nargs, Py
     if (pf_parse_args(name, args, nargs, kwnames, pf_conv_arg_names(op), nrequired(op), v) < 0 ||
         parse_conv_tensors(op, v, &c, &ts) < 0) {
         return NULL;
+    }
+    const PfCudaLib *lib = NULL;
+    int where = pf_nn_cuda_route(name, ts.t, 3, &lib);
+    if (where != PF_NN_ON_CPU) {
+        PyObject *r = where == PF_NN_ROUTE_ERROR ? NULL : conv_cuda(op, &c, &ts, where, lib);
+        tensors_clear(&ts);
+        return r;
     }
     PfTensor *a = ts.t[0], *b = ts.t[1], *bias = ts.t[2];
     PfTensor *ac = NULL, *bc = NULL, *biasc = NULL, *out = NULL;
@@ -1135,6 +1274,58 @@ int pf_pool_parse(pf_op op, PyObject **v, pf_pool_call *c)
     return 0;
 }
 
+/*
+ * A pooling call on a CUDA device (or the host self-test), in the input's
+ * dtype and layout.  t[0] is the tensor whose windows are read (grad for
+ * _avg_pool_backward), t[1] the grad or values of the max-pool helpers.
+ */
+static PyObject *pool_cuda(pf_op op, const pf_pool_call *c, PfTensor **t, int device,
+                           const PfCudaLib *lib)
+{
+    const char *name = pf_ops[op].name;
+    const pf_pool_geom *g = &c->g;
+    int nd = c->nd, kind;
+    int full = op == PF_OP_MAX_POOL_BACKWARD || op == PF_OP_AVG_POOL_BACKWARD;
+    int64_t shape[PF_MAX_DIMS], s4[4];
+    int k = 0;
+    if (c->batched) {
+        shape[k++] = g->n;
+    }
+    shape[k++] = g->c;
+    if (nd == 2) {
+        shape[k++] = full ? g->h : g->oh;
+    }
+    shape[k++] = full ? g->w : g->ow;
+    PfTensor *out = new_act_on(k, shape, nd, act_channels_last(t[0], nd, c->batched),
+                               t[0]->dtype, t[0]->storage->device, name);
+    if (out == NULL) {
+        return NULL;
+    }
+    pf_nd4 x4, o4, y4;
+    act_nd4(t[0], nd, c->batched, s4, &x4);
+    act_nd4(out, nd, c->batched, s4, &y4);
+    o4 = x4;
+    if (t[1] != NULL) {
+        act_nd4(t[1], nd, 1, s4, &o4);
+    }
+    PfCudaNd4 A = cuda_nd4(&x4), B = cuda_nd4(&x4), Y = cuda_nd4(&y4);
+    switch (op) {
+    case PF_OP_MAX_POOL_BACKWARD:
+    case PF_OP_MAX_POOL_SELECT:
+        kind = op == PF_OP_MAX_POOL_BACKWARD ? PF_CUDA_MAX_POOL_BACKWARD : PF_CUDA_MAX_POOL_SELECT;
+        A = cuda_nd4(&o4);
+        break;
+    case PF_OP_AVG_POOL_BACKWARD: kind = PF_CUDA_AVG_POOL_BACKWARD; break;
+    case PF_OP_AVG_POOL1D:
+    case PF_OP_AVG_POOL2D: kind = PF_CUDA_AVG_POOL; break;
+    default: kind = PF_CUDA_MAX_POOL; break;
+    }
+    PfCudaPoolGeom pg = {g->n, g->c, g->h, g->w, g->oh, g->ow, g->kh, g->kw, g->sh, g->sw,
+                         g->ph, g->pw, g->dh, g->dw, g->count_include_pad, g->divisor};
+    return cuda_result(lib, name, lib->pool(device, kind, (int)t[0]->dtype, &pg, &A, &B, &Y),
+                       out);
+}
+
 static PyObject *pool_call(pf_op op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     const char *name = pf_ops[op].name;
@@ -1145,6 +1336,14 @@ static PyObject *pool_call(pf_op op, PyObject *const *args, Py_ssize_t nargs, Py
     if (pf_parse_args(name, args, nargs, kwnames, pf_pool_arg_names(op), nrequired(op), v) < 0 ||
         parse_pool_tensors(op, v, &c, t) < 0) {
         return NULL;
+    }
+    const PfCudaLib *lib = NULL;
+    int where = pf_nn_cuda_route(name, t, 2, &lib);
+    if (where != PF_NN_ON_CPU) {
+        res = where == PF_NN_ROUTE_ERROR ? NULL : pool_cuda(op, &c, t, where, lib);
+        Py_XDECREF(t[0]);
+        Py_XDECREF(t[1]);
+        return res;
     }
     const pf_pool_geom *g = &c.g;
     int nd = c.nd;

@@ -8,6 +8,7 @@
 #define PF_NN_CONV_H
 
 #include "autograd.h"
+#include "cuda_backend.h"
 #include "kernels/conv.h"
 
 /*
@@ -37,5 +38,21 @@ typedef struct {
 
 const char *const *pf_pool_arg_names(pf_op op);
 int pf_pool_parse(pf_op op, PyObject **v, pf_pool_call *c);
+
+/*
+ * Where an nn op (convolution, pooling, the norms) runs, from its tensors
+ * (NULLs skipped): PF_NN_ON_CPU for the cpu kernels; a CUDA device index,
+ * with *lib the loaded library; or PF_CUDA_HOST, the library's host
+ * self-test, when the tests switched it on (_C._cuda_host_nn_selftest) and
+ * the tensors are on the cpu.  PF_NN_ROUTE_ERROR with an exception set for
+ * tensors on two devices or CUDA not usable.  Errors name op.
+ */
+#define PF_NN_ON_CPU (-2)
+#define PF_NN_ROUTE_ERROR (-3)
+int pf_nn_cuda_route(const char *op, PfTensor *const *ts, int n, const PfCudaLib **lib);
+/* A float vector argument for the library: data, dtype, stride (NULL: absent). */
+PfCudaVec pf_nn_cuda_vec(const PfTensor *t);
+/* _C._cuda_host_nn_selftest(on): route the nn ops' cpu tensors to the host self-test. */
+PyObject *pf_nn_cuda_selftest_py(PyObject *m, PyObject *on);
 
 #endif /* PF_NN_CONV_H */

@@ -21,6 +21,7 @@
  */
 #include "nn_ops.h"
 #include "cuda_backend.h"
+#include "nn_conv.h"
 #include <float.h>
 #include <math.h>
 
@@ -354,6 +355,40 @@ int pf_nn_batch_norm_geom(const PfTensor *x, PyObject *axis, const char *op, pf_
 /* ------------------------------------------------------------ norms: bindings */
 
 typedef enum { NORM_LAYER, NORM_RMS, NORM_GROUP } norm_kind;
+/*
+ * rms_norm or group_norm on a CUDA device (or the host self-test): x in its
+ * own dtype, made contiguous on its device when it is not; the weight and
+ * bias read in theirs.  The result is new, on x's device.
+ */
+static PyObject *rownorm_cuda(const char *op, const pf_rownorm *P, PfTensor *x, PfTensor *w,
+                              PfTensor *b, int device, const PfCudaLib *lib)
+{
+    PfTensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
+    PyObject *res = NULL;
+    if ((xc = pf_nn_contig(x, x->dtype, op)) == NULL ||
+        (w != NULL && (wc = pf_nn_contig(w, w->dtype, op)) == NULL) ||
+        (b != NULL && (bc = pf_nn_contig(b, b->dtype, op)) == NULL) ||
+        (y = pf_tensor_empty(x->ndim, x->shape, x->dtype, x->storage->device, op)) == NULL) {
+        goto done;
+    }
+    PfCudaRowNorm R = {P->rows, P->n, P->groups, P->nch, P->inner, P->eps, P->rms};
+    PfCudaVec wv = pf_nn_cuda_vec(wc), bv = pf_nn_cuda_vec(bc);
+    int status = lib->rownorm(device, (int)x->dtype, &R, pf_tensor_data(xc), &wv, &bv,
+                              pf_tensor_data(y));
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        goto done;
+    }
+    res = (PyObject *)y;
+    y = NULL;
+done:
+    Py_XDECREF(xc);
+    Py_XDECREF(wc);
+    Py_XDECREF(bc);
+    Py_XDECREF(y);
+    return res;
+}
+
 
 int pf_layer_norm_cuda(PfTensor *x, PfTensor *w, PfTensor *b, PfTensor *y, int64_t rows,
                        int64_t n, double eps, const char *op)
@@ -433,6 +468,15 @@ static PyObject *rownorm_entry(const char *op, norm_kind kind, PyObject *xo, PyO
             goto done;
         }
     }
+    if (kind != NORM_LAYER) {
+        PfTensor *ts[3] = {x, w, b};
+        const PfCudaLib *lib = NULL;
+        int where = pf_nn_cuda_route(op, ts, 3, &lib);
+        if (where != PF_NN_ON_CPU) {
+            res = where == PF_NN_ROUTE_ERROR ? NULL : rownorm_cuda(op, &P, x, w, b, where, lib);
+            goto done;
+        }
+    }
     pf_dtype comp = pf_nn_comp(x->dtype);
     if ((xc = pf_nn_contig(x, comp, op)) == NULL ||
         (w != NULL && (wc = pf_nn_contig(w, comp, op)) == NULL) ||
@@ -498,6 +542,42 @@ PyObject *pf_op_group_norm(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssi
         return NULL;
     }
     return rownorm_entry(op, NORM_GROUP, v[0], v[1], v[2], v[3], v[4]);
+}
+
+/*
+ * batch_norm on a CUDA device (or the host self-test): x in its own dtype
+ * (made contiguous on its device when it is not), the vectors read and the
+ * running buffers written in place in theirs.
+ */
+static PyObject *batch_norm_cuda(const char *op, const pf_bn_geom *G, PfTensor *x, PfTensor *rm,
+                                 PfTensor *rv, PfTensor *w, PfTensor *b, int training,
+                                 double momentum, double eps, int device, const PfCudaLib *lib)
+{
+    PfTensor *xc = NULL, *y = NULL;
+    PyObject *res = NULL;
+    if ((xc = pf_nn_contig(x, x->dtype, op)) == NULL ||
+        (y = pf_tensor_empty(x->ndim, x->shape, x->dtype, x->storage->device, op)) == NULL) {
+        goto done;
+    }
+    PfCudaBatchNorm B = {G->outer, G->C, G->inner, training, momentum, eps};
+    PfCudaVec vm = pf_nn_cuda_vec(rm), vv = pf_nn_cuda_vec(rv), vw = pf_nn_cuda_vec(w),
+              vb = pf_nn_cuda_vec(b);
+    int status = lib->batch_norm(device, (int)x->dtype, &B, pf_tensor_data(xc),
+                                 pf_tensor_data(y), &vm, &vv, &vw, &vb);
+    if (status != 0) {
+        pf_cuda_raise(lib, op, status);
+        goto done;
+    }
+    if (training && rm != NULL) {
+        rm->storage->version++;
+        rv->storage->version++;
+    }
+    res = (PyObject *)y;
+    y = NULL;
+done:
+    Py_XDECREF(xc);
+    Py_XDECREF(y);
+    return res;
 }
 
 /*
@@ -567,6 +647,16 @@ PyObject *pf_op_batch_norm(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssi
                      "training; got input shape %s (axis %d); use a bigger batch or "
                      "training=False", op, pf_shape_str(x->shape, x->ndim, s1, sizeof(s1)), ax);
         goto done;
+    }
+    {
+        PfTensor *ts[5] = {x, rm, rv, w, b};
+        const PfCudaLib *lib = NULL;
+        int where = pf_nn_cuda_route(op, ts, 5, &lib);
+        if (where != PF_NN_ON_CPU) {
+            res = where == PF_NN_ROUTE_ERROR ? NULL
+                  : batch_norm_cuda(op, &G, x, rm, rv, w, b, training, momentum, eps, where, lib);
+            goto done;
+        }
     }
     pf_dtype comp = pf_nn_comp(x->dtype);
     buf = PyMem_Malloc(sizeof(double) * (size_t)(4 * (C > 0 ? C : 1)));

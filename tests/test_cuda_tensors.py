@@ -247,7 +247,34 @@ def _op_calls():
     return calls
 
 
-OP_CALLS = _op_calls()
+# the nn ops with a CUDA path: called with shapes their checks accept, they reach the library
+NN_CUDA_CALLS = {
+    "conv1d": lambda f: _C.conv1d(f((1, 2, 7)), f((3, 2, 3))),
+    "conv2d": lambda f: _C.conv2d(f((1, 2, 5, 5)), f((3, 2, 3, 3)), f((3,))),
+    "conv_transpose2d": lambda f: _C.conv_transpose2d(f((1, 2, 5, 5)), f((2, 3, 3, 3))),
+    "_conv": lambda f: _C._conv(f((1, 2, 5, 5)), f((3, 2, 3, 3)), (3, 3)),
+    "_conv_input_grad": lambda f: _C._conv_input_grad(f((1, 3, 3, 3)), f((3, 2, 3, 3)), (5, 5)),
+    "_conv_weight_grad": lambda f: _C._conv_weight_grad(f((1, 2, 5, 5)), f((1, 3, 3, 3)), 3),
+    "max_pool1d": lambda f: _C.max_pool1d(f((1, 2, 6)), 2),
+    "max_pool2d": lambda f: _C.max_pool2d(f((1, 2, 6, 6)), 2),
+    "avg_pool1d": lambda f: _C.avg_pool1d(f((1, 2, 6)), 2),
+    "avg_pool2d": lambda f: _C.avg_pool2d(f((1, 2, 6, 6)), 2),
+    "_max_pool_backward": lambda f: _C._max_pool_backward(f((1, 2, 3, 3)), f((1, 2, 6, 6)), 2),
+    "_max_pool_select": lambda f: _C._max_pool_select(f((1, 2, 6, 6)), f((1, 2, 6, 6)), 2),
+    "_avg_pool_backward": lambda f: _C._avg_pool_backward(f((1, 2, 3, 3)), (6, 6), 2),
+    "batch_norm": lambda f: _C.batch_norm(f((4, 3)), f((3,)), f((3,)), training=True),
+    "group_norm": lambda f: _C.group_norm(f((2, 4, 3)), 2, f((4,)), f((4,))),
+    "rms_norm": lambda f: _C.rms_norm(f((2, 4)), (4,), f((4,))),
+}
+OP_CALLS = [c for c in _op_calls() if c[0] not in NN_CUDA_CALLS]
+
+
+@fake
+@pytest.mark.parametrize("name", sorted(NN_CUDA_CALLS))
+def test_nn_ops_with_a_cuda_path_reach_the_library(name):
+    """Their checks pass without reading the (unreadable) memory; CUDA itself is missing."""
+    with pytest.raises(RuntimeError, match=unavailable(name)):
+        NN_CUDA_CALLS[name](_fake)
 RUNS_ON_CUDA = {r["name"] for r in _C._op_table() if r["cuda"] == "kernel"}
 
 

@@ -333,9 +333,92 @@ typedef int pf_cuda_layer_norm_bwd_fn(int device, const void *g, const void *x, 
                                       void *dx, void *dw, void *db, int64_t rows, int64_t n,
                                       double eps, int is_double);
 typedef pf_cuda_layer_norm_bwd_fn pf_cuda_layer_norm_bwd_host_fn;
+/*
+ * The nn family (conv.cu, pool.cu, norm.cu).  Each takes a device, or
+ * PF_CUDA_HOST for its host self-test: the pointers are then host memory and
+ * the same per-tile / per-element functions the kernels run are called in
+ * plain loops (no device needed), so the tests check the kernels' index
+ * arithmetic and dtype handling on any machine.  dtype is one of
+ * PF_CUDA_FLOAT16, _BFLOAT16, _FLOAT32, _FLOAT64 (sums in float32, or float64
+ * for float64; the norms' statistics in float64).
+ */
+/* A strided 4-D operand (N, C, H, W) or (O, C / groups, KH, KW): element strides. */
+typedef struct PfCudaNd4 {
+    void *data;
+    int64_t s[4];
+} PfCudaNd4;
+/* A vector of any float dtype (its own), element stride; data NULL: absent. */
+typedef struct PfCudaVec {
+    void *data;
+    int dtype;
+    int64_t stride;
+} PfCudaVec;
+/* A convolution's geometry, as csrc/kernels/conv.h's pf_conv_geom. */
+typedef struct PfCudaConvGeom {
+    int64_t n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups;
+} PfCudaConvGeom;
+enum { PF_CUDA_CONV_FORWARD, PF_CUDA_CONV_INPUT_GRAD, PF_CUDA_CONV_WEIGHT_GRAD };
+/*
+ * FORWARD: out (N, O, OH, OW) = conv(a = x (N, C, H, W), b = w) + bias (O);
+ * INPUT_GRAD: out (N, C, H, W) = the transposed convolution of a = gy
+ *   (N, O, OH, OW) with b = w, + bias (C) (conv_transpose2d);
+ * WEIGHT_GRAD: out (O, C / groups, KH, KW) from a = x and b = gy (bias unused).
+ * Every operand takes any strides; bias is of dtype, or NULL.
+ */
+typedef int pf_cuda_conv_fn(int device, int kind, int dtype, const PfCudaConvGeom *g,
+                            const PfCudaNd4 *a, const PfCudaNd4 *b, const PfCudaVec *bias,
+                            const PfCudaNd4 *out);
+/* A pooling window's geometry, as pf_pool_geom. */
+typedef struct PfCudaPoolGeom {
+    int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+    int64_t count_include_pad, divisor;
+} PfCudaPoolGeom;
+enum {
+    PF_CUDA_MAX_POOL, PF_CUDA_AVG_POOL,     /* out (N, C, OH, OW) from a = x */
+    PF_CUDA_MAX_POOL_BACKWARD,              /* out (N, C, H, W) from a = gy, b = x */
+    PF_CUDA_MAX_POOL_SELECT,                /* out (N, C, OH, OW) from a = values, b = x */
+    PF_CUDA_AVG_POOL_BACKWARD               /* out (N, C, H, W) from a = gy */
+};
+typedef int pf_cuda_pool_fn(int device, int kind, int dtype, const PfCudaPoolGeom *g,
+                            const PfCudaNd4 *a, const PfCudaNd4 *b, const PfCudaNd4 *out);
+/* pf_rownorm: rows of n contiguous elements; weight block r % groups of nch, each for inner. */
+typedef struct PfCudaRowNorm {
+    int64_t rows, n, groups, nch, inner;
+    double eps;
+    int rms;
+} PfCudaRowNorm;
+/* y (rows, n) = the norm of x (rows, n), contiguous; w, b (groups * nch) or absent. */
+typedef int pf_cuda_rownorm_fn(int device, int dtype, const PfCudaRowNorm *P, const void *x,
+                               const PfCudaVec *w, const PfCudaVec *b, void *y);
+/* Its gradient: dx (rows, n, may be NULL), dw and db (written in their own dtypes, or absent). */
+typedef int pf_cuda_rownorm_backward_fn(int device, int dtype, const PfCudaRowNorm *P,
+                                        const void *g, const void *x, const PfCudaVec *w,
+                                        void *dx, const PfCudaVec *dw, const PfCudaVec *db);
+/* batch_norm over x (outer, C, inner), contiguous. */
+typedef struct PfCudaBatchNorm {
+    int64_t outer, c, inner;
+    int training;
+    double momentum, eps;
+} PfCudaBatchNorm;
+/*
+ * y = (x - mean) / sqrt(var + eps) * w + b with the batch's statistics
+ * (training) or running_mean / running_var; training updates the running
+ * buffers (when given) in place with the unbiased variance.
+ */
+typedef int pf_cuda_batch_norm_fn(int device, int dtype, const PfCudaBatchNorm *B, const void *x,
+                                  void *y, const PfCudaVec *running_mean,
+                                  const PfCudaVec *running_var, const PfCudaVec *w,
+                                  const PfCudaVec *b);
+/* Its gradient: dx (may be NULL), dw and db (absent when not wanted). */
+typedef int pf_cuda_batch_norm_backward_fn(int device, int dtype, const PfCudaBatchNorm *B,
+                                           const void *g, const void *x,
+                                           const PfCudaVec *running_mean,
+                                           const PfCudaVec *running_var, const PfCudaVec *w,
+                                           void *dx, const PfCudaVec *dw, const PfCudaVec *db);
 #define PF_CUDA_NN_ENTRIES(X)                                                                \
     X(softmax) X(softmax_host) X(layer_norm) X(layer_norm_host) X(layer_norm_bwd)            \
-    X(layer_norm_bwd_host)
+    X(layer_norm_bwd_host) X(conv) X(pool) X(rownorm) X(rownorm_backward) X(batch_norm)      \
+    X(batch_norm_backward)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_STREAM_ENTRIES(X)                \
