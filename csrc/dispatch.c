@@ -580,30 +580,27 @@ static void ew_run_cpu(pf_op op, PfTensor *const *t, int nin, PfTensor *dst,
 
 /*
  * The dtype a CUDA kernel runs in: the cpu's compute dtype, except that
- * float16 and bfloat16 values are read and written as such (the kernels
- * compute them in float32, as the cpu does after converting), so that
- * mixed precision pays no conversion pass.
+ * operands all of float16 (or all of bfloat16) are read and written as
+ * such, computed in float32 inside the kernel as the cpu computes them
+ * after converting: mixed precision pays no conversion pass.  Operands of
+ * mixed dtypes are each converted to the compute dtype, as on the cpu
+ * (converting an int32 to float16 on the way would round it twice).
  */
-static pf_dtype cuda_kernel_dtype(pf_op op, const pf_dtype *in, int nin, pf_dtype compute,
-                                  pf_dtype res)
+static pf_dtype cuda_kernel_dtype(pf_op op, const pf_dtype *in, int nin, pf_dtype compute)
 {
-    pf_dtype r = in[0];
-    for (int i = 1; i < nin; i++) {
-        r = pf_promote(r, in[i]);
-    }
-    int half = compute == PF_FLOAT32;
-    switch (pf_ops[op].kind) {
-    case PF_OK_UPRED:
-    case PF_OK_COMPARE:
-        return half && (r == PF_FLOAT16 || r == PF_BFLOAT16) ? r : compute;
-    case PF_OK_UFLOAT:
-    case PF_OK_USAME:
-    case PF_OK_BARITH:
-    case PF_OK_BFLOAT:
-        return half && (res == PF_FLOAT16 || res == PF_BFLOAT16) ? res : compute;
-    default:
+    pf_opkind kind = pf_ops[op].kind;
+    if (compute != PF_FLOAT32 || !(kind == PF_OK_UFLOAT || kind == PF_OK_USAME ||
+                                   kind == PF_OK_BARITH || kind == PF_OK_BFLOAT ||
+                                   kind == PF_OK_UPRED || kind == PF_OK_COMPARE)) {
         return compute;
     }
+    pf_dtype h = in[0];
+    for (int i = 0; i < nin; i++) {
+        if (in[i] != h || (h != PF_FLOAT16 && h != PF_BFLOAT16)) {
+            return compute;
+        }
+    }
+    return h;
 }
 
 static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
@@ -698,7 +695,7 @@ static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
         goto done;
     }
     pf_loop kernel = NULL;
-    pf_dtype cuda_dtype = cuda_kernel_dtype(op, in_dt, nin, compute, res);
+    pf_dtype cuda_dtype = cuda_kernel_dtype(op, in_dt, nin, compute);
     if (target != PF_EW_CPU) {
         int has = pf_ew_cuda_has_kernel(op, cuda_dtype, target, name);
         if (has < 0) {

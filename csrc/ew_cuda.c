@@ -216,7 +216,33 @@ static PyObject *py_cuda_host_ew(PyObject *Py_UNUSED(m), PyObject *args, PyObjec
                                         out == Py_None ? NULL : (PfTensor *)out, &p);
 }
 
+/* _cuda_host_cast(t, dtype): t (a cpu tensor, any strides) converted by the cast kernel's host code. */
+static PyObject *py_cuda_host_cast(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *caller = "_cuda_host_cast";
+    PyObject *src, *dt;
+    if (!PyArg_ParseTuple(args, "OO:_cuda_host_cast", &src, &dt)) {
+        return NULL;
+    }
+    if (!PfTensor_Check(src) || !pf_tensor_on_cpu((PfTensor *)src)) {
+        return PF_ERR(PyExc_TypeError, "%s: expected a cpu tensor; got %s", caller,
+                      Py_TYPE(src)->tp_name);
+    }
+    pf_dtype d;
+    if (pf_dtype_from_object(dt, caller, &d) < 0) {
+        return NULL;
+    }
+    const PfCudaLib *lib = pf_cuda_library(caller);
+    if (lib == NULL) {
+        return NULL;
+    }
+    return (PyObject *)converted(lib, PF_EW_CUDA_HOST, (PfTensor *)src, d, caller);
+}
+
 PyMethodDef pf_ew_cuda_module_methods[] = {
+    {"_cuda_host_cast", py_cuda_host_cast, METH_VARARGS,
+     "_cuda_host_cast(t, dtype): a cpu tensor converted by the CUDA cast kernel's element code "
+     "run on the host (tests only)"},
     {"_cuda_host_ew", (PyCFunction)(void (*)(void))py_cuda_host_ew,
      METH_VARARGS | METH_KEYWORDS,
      "_cuda_host_ew(name, inputs, params=None, out=None): an elementwise op on cpu tensors "

@@ -422,7 +422,13 @@ template <int OP, int D> PFC_HD auto pfc_unary(typename pfc_dt<D>::C v, const do
         else if constexpr (OP == PFC_OP_TANH) return pfc_tanh(v);
         else if constexpr (OP == PFC_OP_SIGMOID) return pfc_sigmoid(v);
         else if constexpr (OP == PFC_OP_SILU) return pfc_silu(v);
-        else if constexpr (OP == PFC_OP_GELU) return pfc_gelu(v, p[0]);
+        /*
+         * exact gelu in float64 whatever the dtype, as the cpu: far into the
+         * negative tail the result's relative condition is ~x^2, so -v / sqrt 2
+         * rounded to float32 would cost ~x^2 ulps
+         */
+        else if constexpr (OP == PFC_OP_GELU)
+            return p[0] != 0 ? pfc_gelu(v, p[0]) : (C)pfc_gelu((double)v, 0.0);
         else if constexpr (OP == PFC_OP_ELU) return v > 0 ? v : (C)p[0] * pfc_expm1(v);
         else if constexpr (OP == PFC_OP_SELU)
             return (C)SELU_SCALE * (v > 0 ? v : (C)SELU_ALPHA * pfc_expm1(v));
