@@ -168,3 +168,68 @@ def test_gradients_on_the_device_match_the_cpu(name):
             grads[where] = [x.grad for x in xs if x.requires_grad]
         for gc, gd in zip(grads["cpu"], grads["cuda"]):
             assert_close(gd, gc, "d%s/dx (%s)" % (name, d))
+
+
+# ------------------------------------------------ shape ops that are copies on the device
+
+SHAPE_CASES = [
+    ("concatenate", lambda x, y: pf.concatenate([x, y.astype(pf.int32), x.T.T], axis=1)),
+    ("concatenate", lambda x, y: pf.concatenate([x, y], axis=None)),
+    ("stack", lambda x, y: pf.stack([x, y[::-1]], axis=1)),
+    ("split", lambda x, y: pf.split(x, [1, 3], axis=1)),
+    ("chunk", lambda x, y: pf.chunk(y, 2, axis=0)),
+    ("tile", lambda x, y: pf.tile(x.T, (2, 1, 3))),
+    ("flip", lambda x, y: pf.flip(x, axis=(0, 1))),
+    ("roll", lambda x, y: pf.roll(x, 3)),
+    ("roll", lambda x, y: pf.roll(x[:, ::-1], (1, -2), axis=(0, 1))),
+    ("pad", lambda x, y: pf.pad(x, ((1, 2), (0, 3)), constant_values=7)),
+    ("pad", lambda x, y: pf.pad(x, 2, mode="reflect")),
+    ("pad", lambda x, y: pf.pad(x.T, (1, 2), mode="edge")),
+    ("moveaxis", lambda x, y: pf.moveaxis(x[None], 0, 2)),
+    ("isclose", lambda x, y: pf.isclose(x, y + 1e-7, equal_nan=True)),
+]
+
+
+@pytest.mark.parametrize("i", range(len(SHAPE_CASES)), ids=[c[0] for c in SHAPE_CASES])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "bool"])
+def test_shape_ops_copy_on_the_device(i, dtype):
+    name, fn = SHAPE_CASES[i]
+    rng = np.random.default_rng(5)
+    x = pf.tensor(rng.standard_normal((4, 5)) * 4).astype(dtype)
+    y = pf.tensor(rng.standard_normal((4, 5)) * 4).astype(dtype)
+    want = fn(x, y)
+    got = fn(x.to("cuda"), y.to("cuda"))
+    wants = want if isinstance(want, (list, tuple)) else [want]
+    gots = got if isinstance(got, (list, tuple)) else [got]
+    assert len(gots) == len(wants)
+    for g, w in zip(gots, wants):
+        assert g.device == "cuda:0" and g.dtype == w.dtype and g.shape == w.shape, name
+        np.testing.assert_array_equal(np.asarray(g.cpu().astype(pf.float64)),
+                                      np.asarray(w.astype(pf.float64)), err_msg=name)
+
+
+@pytest.mark.parametrize("i", [i for i, c in enumerate(SHAPE_CASES)
+                               if c[0] not in ("tile", "isclose")],
+                         ids=[c[0] for c in SHAPE_CASES if c[0] not in ("tile", "isclose")])
+def test_shape_op_gradients_on_the_device(i):
+    """(tile's gradient sums the copies: it needs the reductions' kernels)"""
+    name, fn = SHAPE_CASES[i]
+    rng = np.random.default_rng(6)
+    xv, yv = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    shapes = fn(pf.tensor(xv), pf.tensor(yv))
+    gvs = [rng.standard_normal(tuple(o.shape))
+           for o in (shapes if isinstance(shapes, (list, tuple)) else [shapes])]
+    grads = {}
+    for where in ("cpu", "cuda"):
+        x = pf.tensor(xv, dtype=pf.float32).to(where).requires_grad_()
+        y = pf.tensor(yv, dtype=pf.float32).to(where).requires_grad_()
+        outs = fn(x, y)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        gs = [pf.tensor(g, dtype=o.dtype).to(where) for g, o in zip(gvs, outs)]
+        pf.autograd.backward(list(outs), gs)
+        grads[where] = [x.grad, y.grad]
+    for gc, gd in zip(grads["cpu"], grads["cuda"]):
+        if gc is None:
+            assert gd is None
+        else:
+            assert_close(gd, gc, "d%s" % name)

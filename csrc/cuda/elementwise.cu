@@ -229,6 +229,26 @@ REG(BITWISE_XOR, INTS, PF_CUDA_BOOL)
 REG(WHERE, PF_CUDA_UINT8, PF_CUDA_INT16, PF_CUDA_INT32, PF_CUDA_INT64)
 static pfc_register reg_where_dtypes(PFC_OP_WHERE, (1u << PF_CUDA_NDTYPES) - 1u);
 
+/*
+ * Ops of the op table that run on a device without kernels of their own:
+ * isclose is built from the elementwise ops above; the joins, tiles, rolls
+ * and pads are the strided copy kernel (copy.cu) or the cast kernel below
+ * over views of their output (shape_ops.c); flip, split, chunk and
+ * moveaxis make views.  Every dtype.
+ */
+#define ALL_DTYPES ((1u << PF_CUDA_NDTYPES) - 1u)
+static pfc_register reg_isclose(PFC_OP_ISCLOSE, ALL_DTYPES);
+static pfc_register reg_concatenate(PFC_OP_CONCATENATE, ALL_DTYPES);
+static pfc_register reg_stack(PFC_OP_STACK, ALL_DTYPES);
+static pfc_register reg_split(PFC_OP_SPLIT, ALL_DTYPES);
+static pfc_register reg_chunk(PFC_OP_CHUNK, ALL_DTYPES);
+static pfc_register reg_tile(PFC_OP_TILE, ALL_DTYPES);
+static pfc_register reg_flip(PFC_OP_FLIP, ALL_DTYPES);
+static pfc_register reg_roll(PFC_OP_ROLL, ALL_DTYPES);
+static pfc_register reg_pad(PFC_OP_PAD, ALL_DTYPES);
+static pfc_register reg_moveaxis(PFC_OP_MOVEAXIS, ALL_DTYPES);
+#undef ALL_DTYPES
+
 #undef REG
 #undef INTS
 #undef FLOATS
