@@ -1311,6 +1311,57 @@ done:
 
 /* ------------------------------------------------------------ tril, triu */
 
+/* 0, 1, ..., n - 1 as an int64 tensor of shape (n, 1) or (1, n) on dev. */
+static PfTensor *index_column(int64_t n, int as_row, pf_device dev, const char *op)
+{
+    int64_t shape[2] = {as_row ? 1 : n, as_row ? n : 1};
+    pf_device cpu = {PF_DEV_CPU, 0};
+    PfTensor *h = pf_tensor_empty(2, shape, PF_INT64, cpu, op);
+    if (h == NULL) {
+        return NULL;
+    }
+    int64_t *p = (int64_t *)pf_tensor_data(h);
+    for (int64_t i = 0; i < n; i++) {
+        p[i] = i;
+    }
+    PfTensor *d = pf_tensor_to_device(h, dev, PF_INT64, op);
+    Py_DECREF(h);
+    return d;
+}
+
+/*
+ * tril / triu of a device tensor into out: where(col - row <= k (>= k for
+ * triu), x, 0) with the elementwise kernels; the mask is built on the
+ * device from two index vectors, so only m + n integers cross over.
+ */
+static int tri_device(PfTensor *x, PfTensor *out, int64_t k, int upper, const char *op)
+{
+    int nd = x->ndim, rc = -1;
+    pf_device dev = x->storage->device;
+    PyObject *rows = NULL, *cols = NULL, *diff = NULL, *kk = NULL, *mask = NULL, *r = NULL;
+    PyObject *zero = x->dtype == PF_BOOL ? Py_NewRef(Py_False) : PyLong_FromLong(0);
+    if (zero == NULL ||
+        (rows = (PyObject *)index_column(x->shape[nd - 2], 0, dev, op)) == NULL ||
+        (cols = (PyObject *)index_column(x->shape[nd - 1], 1, dev, op)) == NULL ||
+        (diff = pf_call_ew(PF_OP_SUB, cols, rows)) == NULL ||
+        (kk = PyLong_FromLongLong((long long)k)) == NULL ||
+        (mask = pf_call_ew(upper ? PF_OP_GE : PF_OP_LE, diff, kk)) == NULL) {
+        goto done;
+    }
+    PyObject *in[3] = {mask, (PyObject *)x, zero};
+    r = pf_elementwise_as(PF_OP_WHERE, in, out, NULL, op);
+    rc = r == NULL ? -1 : 0;
+done:
+    Py_XDECREF(zero);
+    Py_XDECREF(rows);
+    Py_XDECREF(cols);
+    Py_XDECREF(diff);
+    Py_XDECREF(kk);
+    Py_XDECREF(mask);
+    Py_XDECREF(r);
+    return rc;
+}
+
 static PyObject *tri_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int upper)
 {
     const char *op = upper ? "triu" : "tril";
@@ -1366,6 +1417,12 @@ static PyObject *tri_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     /* beyond these bounds every row is kept or dropped whole: clamping avoids overflow */
     k = k < -(m + 1) ? -(m + 1) : k > n + 1 ? n + 1 : k;
+    if (!pf_tensor_on_cpu(x)) {
+        if (tri_device(x, out, k, upper, op) < 0) {
+            Py_CLEAR(out);
+        }
+        goto done;
+    }
     pf_tri_rows(x->storage->data, pf_tensor_data(out), pf_dtypes[x->dtype].itemsize, batch, m,
                 n, batch_off, x->strides[nd - 2], x->strides[nd - 1], k, upper);
 done:

@@ -187,6 +187,8 @@ SHAPE_CASES = [
     ("pad", lambda x, y: pf.pad(x.T, (1, 2), mode="edge")),
     ("moveaxis", lambda x, y: pf.moveaxis(x[None], 0, 2)),
     ("isclose", lambda x, y: pf.isclose(x, y + 1e-7, equal_nan=True)),
+    ("tril", lambda x, y: pf.tril(x, -1)),
+    ("triu", lambda x, y: pf.triu(pf.stack([x, y]).T, 2)),
 ]
 
 

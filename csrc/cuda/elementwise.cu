@@ -234,7 +234,7 @@ static pfc_register reg_where_dtypes(PFC_OP_WHERE, (1u << PF_CUDA_NDTYPES) - 1u)
  * isclose is built from the elementwise ops above; the joins, tiles, rolls
  * and pads are the strided copy kernel (copy.cu) or the cast kernel below
  * over views of their output (shape_ops.c); flip, split, chunk and
- * moveaxis make views.  Every dtype.
+ * moveaxis make views; tril and triu are a where.  Every dtype.
  */
 #define ALL_DTYPES ((1u << PF_CUDA_NDTYPES) - 1u)
 static pfc_register reg_isclose(PFC_OP_ISCLOSE, ALL_DTYPES);
@@ -247,6 +247,9 @@ static pfc_register reg_flip(PFC_OP_FLIP, ALL_DTYPES);
 static pfc_register reg_roll(PFC_OP_ROLL, ALL_DTYPES);
 static pfc_register reg_pad(PFC_OP_PAD, ALL_DTYPES);
 static pfc_register reg_moveaxis(PFC_OP_MOVEAXIS, ALL_DTYPES);
+/* tril, triu: where(col - row <= k, x, 0), elementwise kernels */
+static pfc_register reg_tril(PFC_OP_TRIL, ALL_DTYPES);
+static pfc_register reg_triu(PFC_OP_TRIU, ALL_DTYPES);
 #undef ALL_DTYPES
 
 #undef REG
