@@ -126,7 +126,7 @@ def _cuda_library():
         return []
     sources = sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.c"))
     return [CudaLibrary(CUDA_LIBRARY, sources, nvcc=nvcc, required=mode == "1",
-                        depends=sorted(glob.glob("csrc/cuda/*.h") + glob.glob("csrc/cuda/*.cuh")))]
+                        depends=sorted(glob.glob("csrc/cuda/*.h") + glob.glob("csrc/cuda/*.cuh")) + ["csrc/ops.def"])]
 
 
 class build_ext(_build_ext):

@@ -418,8 +418,12 @@ PyObject *pf_elementwise(pf_op op, PyObject *const *inputs, PfTensor *out, const
     return pf_elementwise_as(op, inputs, out, p, NULL);
 }
 
-/* Any operand (or out) not on the cpu: the slow path names what is wrong (0: cpu, 1: cuda, -1). */
-static int ew_devices(pf_op op, PyObject *const *inputs, PfTensor *out, const char *name)
+/*
+ * Any operand (or out) not on the cpu: the slow path names what is wrong
+ * (0: cpu, 1: all on the CUDA device *dev, -1).
+ */
+static int ew_devices(pf_op op, PyObject *const *inputs, PfTensor *out, const char *name,
+                      pf_device *dev)
 {
     int nin = pf_ops[op].nin;
     int off_cpu = out != NULL && !pf_tensor_on_cpu(out);
@@ -435,7 +439,7 @@ static int ew_devices(pf_op op, PyObject *const *inputs, PfTensor *out, const ch
     }
     all[nin] = (PyObject *)out;
     return pf_dispatch_device(name != NULL ? name : pf_ops[op].name, pf_ops[op].flags & PF_F_G,
-                              all, nin + 1, NULL);
+                              all, nin + 1, dev);
 }
 
 /*
@@ -490,7 +494,8 @@ static PyObject *fast_same_shape(pf_op op, PyObject *const *inputs, const pf_par
 }
 
 static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
-                            const pf_params *p, const char *name);
+                            const pf_params *p, const char *name, pf_ew_target target,
+                            pf_device dev);
 
 /*
  * Every elementwise op passes here: the kernel run, and the autograd
@@ -500,9 +505,12 @@ static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
 PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
                             const char *name)
 {
-    if (ew_devices(op, inputs, out, name) < 0) {
+    pf_device dev = {PF_DEV_CPU, 0};
+    int on_cuda = ew_devices(op, inputs, out, name, &dev);
+    if (on_cuda < 0) {
         return NULL;
     }
+    pf_ew_target target = on_cuda ? PF_EW_CUDA : PF_EW_CPU;
     if (pf_grad_enabled()) {
         int nin = pf_ops[op].nin;
         int any = out != NULL && out->requires_grad;
@@ -517,7 +525,7 @@ PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, co
                 return NULL;
             }
             if (r > 0) {
-                PyObject *res = ew_compute(op, inputs, out, p, name);
+                PyObject *res = ew_compute(op, inputs, out, p, name, target, dev);
                 if (res == NULL) {
                     Py_DECREF(node);
                     return NULL;
@@ -530,13 +538,77 @@ PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, co
             }
         }
     }
-    return ew_compute(op, inputs, out, p, name);
+    return ew_compute(op, inputs, out, p, name, target, dev);
+}
+
+PyObject *pf_elementwise_host_selftest(pf_op op, PyObject *const *inputs, PfTensor *out,
+                                       const pf_params *p)
+{
+    pf_device cpu = {PF_DEV_CPU, 0};
+    return ew_compute(op, inputs, out, p, NULL, PF_EW_CUDA_HOST, cpu);
+}
+
+/* The cpu kernel over the broadcast shape, converting operands in chunks where needed. */
+static void ew_run_cpu(pf_op op, PfTensor *const *t, int nin, PfTensor *dst,
+                       const int64_t *shape, int ndim, pf_loop kernel, pf_dtype compute,
+                       const pf_params *p)
+{
+    PfTensor *ops[PF_MAX_OPERANDS + 1];
+    for (int k = 0; k < nin; k++) {
+        ops[k] = t[k];
+    }
+    ops[nin] = dst;
+    pf_iter it;
+    pf_iter_build(&it, nin + 1, ops, shape, ndim);
+    cast_ctx cc = {kernel, (void *)p, nin + 1, {0}, {0}};
+    int needs_cast = 0;
+    for (int k = 0; k <= nin; k++) {
+        cc.actual[k] = ops[k]->dtype;
+        cc.want[k] = k < nin ? kernel_in_dtype(op, k, compute) : kernel_out_dtype(op, compute);
+        if (pf_ops[op].kind == PF_OK_WHERE && k > 0) {
+            cc.want[k] = compute;
+        }
+        needs_cast |= cc.actual[k] != cc.want[k];
+    }
+    if (needs_cast) {
+        pf_iter_run(&it, cast_loop, &cc);
+    }
+    else {
+        pf_iter_run(&it, kernel, (void *)p);
+    }
+}
+
+/*
+ * The dtype a CUDA kernel runs in: the cpu's compute dtype, except that
+ * operands all of float16 (or all of bfloat16) are read and written as
+ * such, computed in float32 inside the kernel as the cpu computes them
+ * after converting: mixed precision pays no conversion pass.  Operands of
+ * mixed dtypes are each converted to the compute dtype, as on the cpu
+ * (converting an int32 to float16 on the way would round it twice).
+ */
+static pf_dtype cuda_kernel_dtype(pf_op op, const pf_dtype *in, int nin, pf_dtype compute)
+{
+    pf_opkind kind = pf_ops[op].kind;
+    if (compute != PF_FLOAT32 || !(kind == PF_OK_UFLOAT || kind == PF_OK_USAME ||
+                                   kind == PF_OK_BARITH || kind == PF_OK_BFLOAT ||
+                                   kind == PF_OK_UPRED || kind == PF_OK_COMPARE)) {
+        return compute;
+    }
+    pf_dtype h = in[0];
+    for (int i = 0; i < nin; i++) {
+        if (in[i] != h || (h != PF_FLOAT16 && h != PF_BFLOAT16)) {
+            return compute;
+        }
+    }
+    return h;
 }
 
 static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
-                            const pf_params *p, const char *name)
+                            const pf_params *p, const char *name, pf_ew_target target,
+                            pf_device dev)
 {
-    if (out == NULL && name == NULL) {
+    /* the fast path runs cpu loops: never for device memory */
+    if (out == NULL && name == NULL && target == PF_EW_CPU) {
         PyObject *r = fast_same_shape(op, inputs, p);
         if (r != NULL || PyErr_Occurred()) {
             return r;
@@ -622,8 +694,19 @@ static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
     if (ew_dtypes(op, name, in_dt, nin, &compute, &res) < 0) {
         goto done;
     }
-    pf_loop kernel = find_kernel(op, compute);
-    if (kernel == NULL) {
+    pf_loop kernel = NULL;
+    pf_dtype cuda_dtype = cuda_kernel_dtype(op, in_dt, nin, compute);
+    if (target != PF_EW_CPU) {
+        int has = pf_ew_cuda_has_kernel(op, cuda_dtype, target, name);
+        if (has < 0) {
+            goto done;
+        }
+        if (!has) {
+            dtype_error(name, in_dt, nin, "no CUDA kernel for this dtype");
+            goto done;
+        }
+    }
+    else if ((kernel = find_kernel(op, compute)) == NULL) {
         dtype_error(name, in_dt, nin, "no kernel for this dtype");
         goto done;
     }
@@ -687,34 +770,29 @@ static PyObject *ew_compute(pf_op op, PyObject *const *inputs, PfTensor *out,
         }
     }
     else {
-        dst = pf_tensor_empty(ndim, shape, res, t[0]->storage->device, name);
+        /* t[0] may be a Python scalar, on no device: the operands' device is dev */
+        dst = pf_tensor_empty(ndim, shape, res,
+                              target == PF_EW_CUDA ? dev : t[0]->storage->device, name);
         if (dst == NULL) {
             goto done;
         }
     }
 
-    PfTensor *ops[PF_MAX_OPERANDS + 1];
-    for (int k = 0; k < nin; k++) {
-        ops[k] = t[k];
-    }
-    ops[nin] = dst;
-    pf_iter it;
-    pf_iter_build(&it, nin + 1, ops, shape, ndim);
-    cast_ctx cc = {kernel, (void *)p, nin + 1, {0}, {0}};
-    int needs_cast = 0;
-    for (int k = 0; k <= nin; k++) {
-        cc.actual[k] = ops[k]->dtype;
-        cc.want[k] = k < nin ? kernel_in_dtype(op, k, compute) : kernel_out_dtype(op, compute);
-        if (pf_ops[op].kind == PF_OK_WHERE && k > 0) {
-            cc.want[k] = compute;
+    if (target != PF_EW_CPU) {
+        pf_dtype want[PF_MAX_OPERANDS + 1];
+        for (int k = 0; k <= nin; k++) {
+            want[k] = k < nin ? kernel_in_dtype(op, k, cuda_dtype)
+                              : kernel_out_dtype(op, cuda_dtype);
         }
-        needs_cast |= cc.actual[k] != cc.want[k];
-    }
-    if (needs_cast) {
-        pf_iter_run(&it, cast_loop, &cc);
+        if (pf_ew_cuda_run(op, t, weak, nin, dst, want, shape, ndim, p, target, name) < 0) {
+            if (dst != out) {
+                Py_DECREF(dst);
+            }
+            goto done;
+        }
     }
     else {
-        pf_iter_run(&it, kernel, (void *)p);
+        ew_run_cpu(op, t, nin, dst, shape, ndim, kernel, compute, p);
     }
     if (out != NULL) {
         if (tmp_out != NULL) {

@@ -167,6 +167,7 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_autocast_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_reduce_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_linalg_module_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_ew_cuda_module_methods) < 0 ||
         pf_caching_allocator_harness_init(m) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DIMS", PF_MAX_DIMS) < 0) {
         Py_DECREF(m);

@@ -146,6 +146,30 @@ PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b);
 PyObject *pf_elementwise_as(pf_op op, PyObject *const *inputs, PfTensor *out, const pf_params *p,
                             const char *name);
 
+/*
+ * Where an elementwise op runs: the cpu loops, the CUDA kernels of
+ * libpyframe_cuda.so on the operands' device, or the same kernels' element
+ * code over host buffers (the host self-test, _C._cuda_host_ew).
+ */
+typedef enum { PF_EW_CPU, PF_EW_CUDA, PF_EW_CUDA_HOST } pf_ew_target;
+
+/*
+ * The CUDA part of pf_elementwise (ew_cuda.c), once dispatch has fixed the
+ * dtypes, the broadcast shape and dst: t[k] are the inputs (weak[k] >= 0:
+ * a Python scalar in a 0-d host tensor), want[k] the dtype the kernel reads
+ * for input k and writes (want[nin]).  Operands of other dtypes are
+ * converted on their device first, dst through a temporary.  0 or -1.
+ */
+int pf_ew_cuda_run(pf_op op, PfTensor *const *t, const int *weak, int nin, PfTensor *dst,
+                   const pf_dtype *want, const int64_t *shape, int ndim, const pf_params *p,
+                   pf_ew_target target, const char *name);
+/* 1 when libpyframe_cuda.so has op's kernel for dtype, 0 when not, -1 (raised) without it. */
+int pf_ew_cuda_has_kernel(pf_op op, pf_dtype dtype, pf_ew_target target, const char *name);
+/* pf_elementwise on cpu tensors through the CUDA kernels' host code (tests only). */
+PyObject *pf_elementwise_host_selftest(pf_op op, PyObject *const *inputs, PfTensor *out,
+                                       const pf_params *p);
+extern PyMethodDef pf_ew_cuda_module_methods[];
+
 
 /* ---------------- gathering, scattering, sorting, searching (gather.c, indexing.c) */
 

@@ -274,7 +274,7 @@ PfTensor *pf_tensor_on_host(PfTensor *t, const char *op);
 int pf_copy_bytes(void *dst, pf_device dst_dev, const void *src, pf_device src_dev,
                   size_t nbytes, const char *op);
 /* Copy src into dst element by element on one CUDA device; shapes as pf_tensor_assign
-   (src broadcast to dst), same dtype, both on dst's device. */
+   (src broadcast to dst), both on dst's device; another dtype is converted on the way. */
 int pf_device_assign(PfTensor *dst, PfTensor *src, const char *op);
 /* Set every element of a CUDA tensor to the raw value (itemsize bytes). */
 int pf_device_fill(PfTensor *dst, const void *raw, const char *op);

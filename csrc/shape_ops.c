@@ -54,12 +54,13 @@ static void stack_view(PfTensor *v, const PfTensor *base, int ndim, const int64_
  * merged; if more than PF_MAX_DIMS remain (tile of an 8-d tensor), the
  * leading ones are walked here and the iterator runs the inner ones.
  */
-static void geom_copy(PfTensor *dst, int64_t doff, PfTensor *src, int64_t soff, const geom *gin)
+static int geom_copy(PfTensor *dst, int64_t doff, PfTensor *src, int64_t soff, const geom *gin,
+                     const char *op)
 {
     geom g = {0};
     for (int i = 0; i < gin->ndim; i++) {
         if (gin->shape[i] == 0) {
-            return;
+            return 0;
         }
         if (gin->shape[i] == 1) {
             continue;
@@ -89,10 +90,18 @@ static void geom_copy(PfTensor *dst, int64_t doff, PfTensor *src, int64_t soff, 
         PfTensor dv, sv;
         stack_view(&dv, dst, inner, g.shape + lead, g.dst + lead, d);
         stack_view(&sv, src, inner, g.shape + lead, g.src + lead, s);
-        PfTensor *ops[2] = {&sv, &dv};
-        pf_iter it;
-        pf_iter_build(&it, 2, ops, dv.shape, inner);
-        pf_iter_run(&it, loop, NULL);
+        if (!pf_tensor_on_cpu(dst)) {
+            /* on a device: the strided copy (or cast) kernel over the same geometry */
+            if (pf_device_assign(&dv, &sv, op) < 0) {
+                return -1;
+            }
+        }
+        else {
+            PfTensor *ops[2] = {&sv, &dv};
+            pf_iter it;
+            pf_iter_build(&it, 2, ops, dv.shape, inner);
+            pf_iter_run(&it, loop, NULL);
+        }
         int i = lead - 1;
         for (; i >= 0; i--) {
             if (++idx[i] < g.shape[i]) {
@@ -104,6 +113,7 @@ static void geom_copy(PfTensor *dst, int64_t doff, PfTensor *src, int64_t soff, 
             break;
         }
     }
+    return 0;
 }
 
 /* The geometry that copies all of `src` into a destination of the same shape. */
@@ -303,7 +313,10 @@ static PyObject *concat_flat(PfTensor **ts, Py_ssize_t n, pf_dtype dt, const cha
         geom g;
         pf_contiguous_strides(ts[i]->shape, ts[i]->ndim, cs);
         geom_same(&g, ts[i], cs);
-        geom_copy(out, pos, ts[i], ts[i]->offset, &g);
+        if (geom_copy(out, pos, ts[i], ts[i]->offset, &g, op) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
         pos += pf_numel(ts[i]->shape, ts[i]->ndim);
     }
     return (PyObject *)out;
@@ -356,7 +369,10 @@ static PyObject *concat_axis(PfTensor **ts, Py_ssize_t n, PyObject *axis_obj, pf
     for (Py_ssize_t i = 0; i < n; i++) {
         geom g;
         geom_same(&g, ts[i], out->strides);
-        geom_copy(out, pos * out->strides[ax], ts[i], ts[i]->offset, &g);
+        if (geom_copy(out, pos * out->strides[ax], ts[i], ts[i]->offset, &g, op) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
         pos += ts[i]->shape[ax];
     }
     return (PyObject *)out;
@@ -446,7 +462,10 @@ PyObject *pf_op_stack(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t 
         for (int d = 0; d < nd; d++) {
             geom_push(&g, ts[i]->shape[d], out->strides[d < ax ? d : d + 1], ts[i]->strides[d]);
         }
-        geom_copy(out, (int64_t)i * out->strides[ax], ts[i], ts[i]->offset, &g);
+        if (geom_copy(out, (int64_t)i * out->strides[ax], ts[i], ts[i]->offset, &g, op) < 0) {
+            Py_DECREF(out);
+            goto done;
+        }
     }
     res = (PyObject *)out;
 done:
@@ -664,7 +683,9 @@ PyObject *pf_op_tile(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t n
         geom_push(&g, r[k], xs[k] * out->strides[k], 0);
         geom_push(&g, xs[k], out->strides[k], xst[k]);
     }
-    geom_copy(out, 0, x, x->offset, &g);
+    if (geom_copy(out, 0, x, x->offset, &g, op) < 0) {
+        Py_CLEAR(out);
+    }
 done:
     Py_DECREF(x);
     return (PyObject *)out;
@@ -833,7 +854,9 @@ PyObject *pf_op_repeat(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
             geom_push(&g, src->shape[d], out->strides[d], src->strides[d]);
         }
     }
-    geom_copy(out, 0, src, src->offset, &g);
+    if (geom_copy(out, 0, src, src->offset, &g, op) < 0) {
+        Py_CLEAR(out);
+    }
 done:
     Py_DECREF(x);
     Py_XDECREF(src);
@@ -896,9 +919,13 @@ static PfTensor *roll_flat(PfTensor *x, const int64_t *sh, int ns, const char *o
         }
         geom g = {0};
         geom_push(&g, n - s, 1, 1);
-        geom_copy(out, s, flat, flat->offset, &g);
         g.shape[0] = s;
-        geom_copy(out, 0, flat, flat->offset + (n - s), &g);
+        geom rest = g;
+        rest.shape[0] = n - s;
+        if (geom_copy(out, s, flat, flat->offset, &rest, op) < 0 ||
+            geom_copy(out, 0, flat, flat->offset + (n - s), &g, op) < 0) {
+            Py_CLEAR(out);
+        }
     }
 done:
     Py_XDECREF(flat);
@@ -993,7 +1020,10 @@ PyObject *pf_op_roll(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t n
             }
             geom_push(&g, len, out->strides[d], x->strides[d]);
         }
-        geom_copy(out, doff, x, soff, &g);
+        if (geom_copy(out, doff, x, soff, &g, op) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
     }
 done:
     Py_DECREF(x);
@@ -1109,8 +1139,8 @@ typedef enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE } pad_mode;
  * after k only over their interior.  This processes axes in order, as
  * np.pad does, so corners come out the same.
  */
-static void pad_from_interior(PfTensor *out, const int64_t *in_shape, int64_t pw[][2], int k,
-                              pad_mode mode)
+static int pad_from_interior(PfTensor *out, const int64_t *in_shape, int64_t pw[][2], int k,
+                             pad_mode mode, const char *op)
 {
     int nd = out->ndim;
     const int64_t *os = out->strides;
@@ -1134,8 +1164,11 @@ static void pad_from_interior(PfTensor *out, const int64_t *in_shape, int64_t pw
         int64_t dst_i = side == 0 ? 0 : b + n;
         int64_t src_i = side == 0 ? (mode == PAD_REFLECT ? 2 * b : b)
                                   : (mode == PAD_REFLECT ? b + n - 2 : b + n - 1);
-        geom_copy(out, base + dst_i * os[k], out, base + src_i * os[k], &g);
+        if (geom_copy(out, base + dst_i * os[k], out, base + src_i * os[k], &g, op) < 0) {
+            return -1;
+        }
     }
+    return 0;
 }
 
 /*
@@ -1234,10 +1267,16 @@ PyObject *pf_op_pad(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t na
     }
     geom g;
     geom_same(&g, x, out->strides);
-    geom_copy(out, interior, x, x->offset, &g);
+    if (geom_copy(out, interior, x, x->offset, &g, op) < 0) {
+        Py_CLEAR(out);
+        goto done;
+    }
     for (int k = 0; k < nd; k++) {
         if (mode != PAD_CONSTANT) {
-            pad_from_interior(out, x->shape, pw, k, mode);
+            if (pad_from_interior(out, x->shape, pw, k, mode, op) < 0) {
+                Py_CLEAR(out);
+                goto done;
+            }
             continue;
         }
         /* constant: axis k's slabs span every other axis whole; later axes
@@ -1271,6 +1310,57 @@ done:
 }
 
 /* ------------------------------------------------------------ tril, triu */
+
+/* 0, 1, ..., n - 1 as an int64 tensor of shape (n, 1) or (1, n) on dev. */
+static PfTensor *index_column(int64_t n, int as_row, pf_device dev, const char *op)
+{
+    int64_t shape[2] = {as_row ? 1 : n, as_row ? n : 1};
+    pf_device cpu = {PF_DEV_CPU, 0};
+    PfTensor *h = pf_tensor_empty(2, shape, PF_INT64, cpu, op);
+    if (h == NULL) {
+        return NULL;
+    }
+    int64_t *p = (int64_t *)pf_tensor_data(h);
+    for (int64_t i = 0; i < n; i++) {
+        p[i] = i;
+    }
+    PfTensor *d = pf_tensor_to_device(h, dev, PF_INT64, op);
+    Py_DECREF(h);
+    return d;
+}
+
+/*
+ * tril / triu of a device tensor into out: where(col - row <= k (>= k for
+ * triu), x, 0) with the elementwise kernels; the mask is built on the
+ * device from two index vectors, so only m + n integers cross over.
+ */
+static int tri_device(PfTensor *x, PfTensor *out, int64_t k, int upper, const char *op)
+{
+    int nd = x->ndim, rc = -1;
+    pf_device dev = x->storage->device;
+    PyObject *rows = NULL, *cols = NULL, *diff = NULL, *kk = NULL, *mask = NULL, *r = NULL;
+    PyObject *zero = x->dtype == PF_BOOL ? Py_NewRef(Py_False) : PyLong_FromLong(0);
+    if (zero == NULL ||
+        (rows = (PyObject *)index_column(x->shape[nd - 2], 0, dev, op)) == NULL ||
+        (cols = (PyObject *)index_column(x->shape[nd - 1], 1, dev, op)) == NULL ||
+        (diff = pf_call_ew(PF_OP_SUB, cols, rows)) == NULL ||
+        (kk = PyLong_FromLongLong((long long)k)) == NULL ||
+        (mask = pf_call_ew(upper ? PF_OP_GE : PF_OP_LE, diff, kk)) == NULL) {
+        goto done;
+    }
+    PyObject *in[3] = {mask, (PyObject *)x, zero};
+    r = pf_elementwise_as(PF_OP_WHERE, in, out, NULL, op);
+    rc = r == NULL ? -1 : 0;
+done:
+    Py_XDECREF(zero);
+    Py_XDECREF(rows);
+    Py_XDECREF(cols);
+    Py_XDECREF(diff);
+    Py_XDECREF(kk);
+    Py_XDECREF(mask);
+    Py_XDECREF(r);
+    return rc;
+}
 
 static PyObject *tri_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int upper)
 {
@@ -1327,6 +1417,12 @@ static PyObject *tri_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     /* beyond these bounds every row is kept or dropped whole: clamping avoids overflow */
     k = k < -(m + 1) ? -(m + 1) : k > n + 1 ? n + 1 : k;
+    if (!pf_tensor_on_cpu(x)) {
+        if (tri_device(x, out, k, upper, op) < 0) {
+            Py_CLEAR(out);
+        }
+        goto done;
+    }
     pf_tri_rows(x->storage->data, pf_tensor_data(out), pf_dtypes[x->dtype].itemsize, batch, m,
                 n, batch_off, x->strides[nd - 2], x->strides[nd - 1], k, upper);
 done:

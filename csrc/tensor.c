@@ -236,9 +236,8 @@ int pf_tensor_may_overlap(const PfTensor *a, const PfTensor *b)
  * dst = src where either is on a CUDA device (pf_tensor_assign has checked
  * the shapes and that dst is writable; src has no extra leading 1-dims).
  * Into the cpu: bring src's values over, then the cpu loop.  Into a device:
- * bring src there in dst's dtype (a conversion runs on the host, so a cuda
- * source of another dtype needs a kernel not written yet), then copy on the
- * device with src broadcast.
+ * from the same device, one copy (or cast) kernel with src broadcast; from
+ * elsewhere, bring src there in dst's dtype first.
  */
 static int assign_across_devices(PfTensor *dst, PfTensor *src, const char *op)
 {
@@ -252,7 +251,7 @@ static int assign_across_devices(PfTensor *dst, PfTensor *src, const char *op)
         return r;
     }
     PfTensor *s;
-    if (pf_device_eq(src->storage->device, dst->storage->device) && src->dtype == dst->dtype) {
+    if (pf_device_eq(src->storage->device, dst->storage->device)) {
         s = (PfTensor *)Py_NewRef(src);
     }
     else {
@@ -368,19 +367,12 @@ static int copy_transposed(PfTensor *src, PfTensor *out)
 
 PfTensor *pf_tensor_copy_as(PfTensor *src, pf_dtype dtype, const char *op)
 {
-    if (!pf_tensor_on_cpu(src) && dtype != src->dtype) {
-        char what[96];
-        snprintf(what, sizeof(what), "converting %s to %s", pf_dtypes[src->dtype].name,
-                 pf_dtypes[dtype].name);
-        pf_no_cuda_kernel(op, what, src->storage->device);
-        return NULL;
-    }
     PfTensor *out = pf_tensor_empty(src->ndim, src->shape, dtype, src->storage->device, op);
     if (out == NULL) {
         return NULL;
     }
     if (!pf_tensor_on_cpu(src)) {
-        /* a contiguous copy on the device: the strided-copy kernel, or one memcpy */
+        /* a contiguous copy on the device: the strided-copy or cast kernel, or one memcpy */
         if (pf_device_assign(out, src, op) < 0) {
             Py_DECREF(out);
             return NULL;

@@ -115,6 +115,7 @@ static int assign_geometry(const PfTensor *dst, const PfTensor *src, PfCudaStrid
 
 int pf_device_assign(PfTensor *dst, PfTensor *src, const char *op)
 {
+    /* of another dtype: the cast kernel (elementwise.cu) converts on the way */
     const PfCudaLib *lib = pf_cuda_lib(op);
     if (lib == NULL) {
         return -1;
@@ -127,7 +128,12 @@ int pf_device_assign(PfTensor *dst, PfTensor *src, const char *op)
     int device = dst->storage->device.index;
     PfCudaStrided g;
     int status;
-    if (assign_geometry(dst, src, &g)) {
+    int plain = assign_geometry(dst, src, &g);
+    if (src->dtype != dst->dtype) {
+        status = lib->cast_strided(device, pf_tensor_data(dst), (int)dst->dtype,
+                                   pf_tensor_data(src), (int)src->dtype, &g);
+    }
+    else if (plain) {
         status = lib->memcpy(pf_tensor_data(dst), device, pf_tensor_data(src), device,
                              (size_t)numel * (size_t)isz);
     }
@@ -227,14 +233,9 @@ PfTensor *pf_tensor_to_device(PfTensor *src, pf_device dev, pf_dtype dtype, cons
         Py_DECREF(c);
         return out;
     }
-    if (dev.type != PF_DEV_CPU && src->dtype != dtype) {
-        char what[96];
-        snprintf(what, sizeof(what), "converting %s to %s", pf_dtypes[src->dtype].name,
-                 pf_dtypes[dtype].name);
-        pf_no_cuda_kernel(op, what, from);
-        return NULL;
-    }
-    c = contiguous_here(src, op);
+    /* to another device: convert on this one first (the cast kernel), then one copy */
+    c = dev.type != PF_DEV_CPU && src->dtype != dtype ? pf_tensor_copy_as(src, dtype, op)
+                                                       : contiguous_here(src, op);
     if (c == NULL) {
         return NULL;
     }

@@ -115,6 +115,52 @@ typedef int pf_cuda_fill_strided_fn(int device, void *dst, const void *value, in
                                     const PfCudaStrided *g);
 
 /*
+ * An elementwise op of the op table (csrc/ops.def) over one shape, every
+ * operand already in the dtype the kernel reads or writes: `dtype` for the
+ * values (float16 and bfloat16 are stored as such and computed in float32),
+ * bool for where's condition, the logical ops' operands and the bool
+ * results of predicates and comparisons (pyframe._C converts the rest
+ * first, with the cast below).  Operands are the nin inputs, then the
+ * output.  Element (i_0, ..., i_{ndim-1}) of operand k lies at
+ * data[k] + sum(i_j * strides[k][j]) elements; strides may be 0 (a
+ * broadcast) or negative.  An input with bit k of scalar_mask set is the
+ * one value in scalars[k] (its bits, in the input's dtype), and data[k] is
+ * not read.  params are the op's parameters (clip's bounds, gelu's
+ * approximate, ...).  One thread per output element.
+ */
+#define PF_CUDA_EW_MAX_OPERANDS 4
+typedef struct PfCudaEw {
+    int op;                         /* PF_OP_* (ops.def order) */
+    int dtype;                      /* PF_CUDA_* */
+    int nin;                        /* 1 to PF_CUDA_EW_MAX_OPERANDS - 1 */
+    int ndim;                       /* 1 to PF_CUDA_MAX_DIMS */
+    int64_t shape[PF_CUDA_MAX_DIMS];
+    int64_t strides[PF_CUDA_EW_MAX_OPERANDS][PF_CUDA_MAX_DIMS];
+    uint32_t scalar_mask;
+    uint64_t scalars[PF_CUDA_EW_MAX_OPERANDS];
+    double params[2];
+} PfCudaEw;
+
+/* Queues the op on `device` (data are device pointers); not waited for. */
+typedef int pf_cuda_ew_fn(int device, void *const *data, const PfCudaEw *g);
+/*
+ * The same per-element code over host buffers, on the calling thread: the
+ * host self-test of the kernels (needs no device; tests only).
+ */
+typedef int pf_cuda_ew_host_fn(void *const *data, const PfCudaEw *g);
+/*
+ * dst (dst_dtype) = src (src_dtype) converted element by element over
+ * g->shape, as pyframe's cpu conversions do (to bool: nonzero; float to
+ * integer: truncation, saturating, NaN to 0; integer to narrower integer:
+ * wraps; to float16 / bfloat16: round to nearest even).  Queued, not
+ * waited for.  cast_host: the same over host buffers (tests only).
+ */
+typedef int pf_cuda_cast_strided_fn(int device, void *dst, int dst_dtype, const void *src,
+                                    int src_dtype, const PfCudaStrided *g);
+typedef int pf_cuda_cast_host_fn(void *dst, int dst_dtype, const void *src, int src_dtype,
+                                 const PfCudaStrided *g);
+
+/*
  * The kernels the library has, as pyframe._C's op table numbers its ops
  * (csrc/ops.def, included by the library too): op_count is the number of
  * rows the library was built with (the loader refuses another), and
@@ -271,7 +317,8 @@ typedef int pf_cuda_gemm_fn(int device, const PfCudaGemm *g);
     X(stream_wait_event) X(set_stream) X(get_stream) X(event_create) X(event_destroy)        \
     X(event_record) X(event_synchronize) X(event_query) X(event_elapsed) X(record_stream)     \
     X(host_alloc) X(host_free) X(memcpy_h2d_async)
-#define PF_CUDA_EW_ENTRIES(X)
+/* csrc/cuda/elementwise.cu: the elementwise ops of the op table and the dtype cast */
+#define PF_CUDA_EW_ENTRIES(X) X(ew) X(ew_host) X(cast_strided) X(cast_host)
 /* reduce.cu: reductions, their finishing steps, scans */
 #define PF_CUDA_REDUCE_ENTRIES(X) X(reduce) X(reduce_finish) X(scan)
 /* blas.cu: cuBLAS, loaded at run time, and the batched GEMM of linalg.c */
