@@ -14,6 +14,8 @@
 
 /* Set while _C._cuda_host_run runs a call: cpu tensors take the library's host path. */
 static int host_selftest;
+/* How many times an op took that path: the tests check that it was taken at all. */
+static long long host_routes;
 
 int pf_cu_wanted(const PfTensor *t)
 {
@@ -34,6 +36,7 @@ int pf_cu_route_for(const PfTensor *t, const char *op, pf_cu_route *r)
             return -1;
         }
         r->device = PF_CUDA_HOST;
+        host_routes++;
         return 1;
     }
     return 0;
@@ -238,7 +241,14 @@ static PyObject *py_cuda_host_run(PyObject *Py_UNUSED(m), PyObject *const *args,
     return r;
 }
 
+static PyObject *py_cuda_host_routes(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs))
+{
+    return PyLong_FromLongLong(host_routes);
+}
+
 PyMethodDef pf_gather_cuda_module_methods[] = {
+    {"_cuda_host_routes", py_cuda_host_routes, METH_NOARGS,
+     "how many ops _cuda_host_run has routed through the CUDA library's host path; tests only"},
     {"_cuda_host_run", (PyCFunction)(void (*)(void))py_cuda_host_run,
      METH_FASTCALL | METH_KEYWORDS,
      "_cuda_host_run(fn, *args, **kwargs): fn(*args, **kwargs) with the gather, scatter and "
