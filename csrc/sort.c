@@ -14,8 +14,13 @@
  * long ones.  It sorts (key, index) pairs; values are then gathered from
  * the row through the indices, so -0.0 and NaN payloads survive.  Rows
  * are independent and split across threads when there is enough work.
+ *
+ * On a CUDA device (cuda/gather.cu) the same keys are sorted as (key,
+ * position) pairs by a bitonic network per row, which gives the same
+ * stable order; searchsorted bisects the same keys.
  */
 #include "ops.h"
+#include "gather_cuda.h"
 #include "kernels/half.h"
 #include <math.h>
 #ifdef _OPENMP
@@ -452,6 +457,32 @@ static int run_rows(const rows_job *j, int64_t lo, int64_t hi)
     return 0;
 }
 
+/* The rows of j through the CUDA library (0, or -1 raised). */
+static int run_rows_cuda(const pf_cu_route *r, const rows_job *j, const char *op)
+{
+    const PfTensor *x = j->x;
+    PfCudaSort g;
+    memset(&g, 0, sizeof(g));
+    g.ndim = x->ndim;
+    g.axis = j->axis;
+    for (int d = 0; d < x->ndim; d++) {
+        g.shape[d] = x->shape[d];
+        g.strides[d] = x->strides[d];
+        g.vals_strides[d] = j->vals ? j->vals->strides[d] : 0;
+        g.inds_strides[d] = j->inds ? j->inds->strides[d] : 0;
+    }
+    g.dtype = x->dtype;
+    g.descending = j->desc;
+    g.k = j->k;
+    int status = r->lib->sort_rows(r->device, j->vals ? pf_tensor_data(j->vals) : NULL,
+                                   j->inds ? (int64_t *)pf_tensor_data(j->inds) : NULL,
+                                   pf_tensor_data(x), &g);
+    if (status != 0) {
+        return pf_cu_raise(r, op, status);
+    }
+    return 0;
+}
+
 static int run_all_rows(const rows_job *j, const char *op)
 {
     const PfTensor *x = j->x;
@@ -460,6 +491,11 @@ static int run_all_rows(const rows_job *j, const char *op)
     int64_t nrows = n > 0 ? total / n : 0;
     if (nrows == 0 || j->k == 0) {
         return 0;
+    }
+    pf_cu_route r;
+    int routed = pf_cu_route_for(x, op, &r);
+    if (routed != 0) {
+        return routed < 0 ? -1 : run_rows_cuda(&r, j, op);
     }
     int nth = pf_get_num_threads();
     if (total < PF_GRAIN / 2 || nrows < 2 || nth <= 1) {
@@ -866,6 +902,23 @@ PyObject *pf_op_searchsorted(PyObject *Py_UNUSED(m), PyObject *const *args, Py_s
     int64_t na = pf_numel(ac->shape, ac->ndim), nx = pf_numel(xc->shape, xc->ndim);
     int64_t n = ac->shape[ac->ndim - 1];
     int64_t m = batched ? xc->shape[xc->ndim - 1] : nx;
+    pf_cu_route cr;
+    int routed = pf_cu_route_for(ac, op, &cr);
+    if (routed < 0) {
+        goto done;
+    }
+    if (routed) {
+        PfCudaSearch g = {dt, right, n, m, nx};
+        int status = cr.lib->search_sorted(cr.device, (int64_t *)pf_tensor_data(out),
+                                           pf_tensor_data(ac), pf_tensor_data(xc), &g);
+        if (status == 0) {
+            r = Py_NewRef(out);
+        }
+        else {
+            pf_cu_raise(&cr, op, status);
+        }
+        goto done;
+    }
     akeys = PyMem_Malloc((size_t)(na > 0 ? na : 1) * (size_t)w);
     xkeys = PyMem_Malloc((size_t)(nx > 0 ? nx : 1) * (size_t)w);
     if (akeys == NULL || xkeys == NULL) {

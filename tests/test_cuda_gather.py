@@ -288,6 +288,53 @@ def test_host_run_validates_and_restores():
     assert x.tolist() == [3.0, 0.0, 0.0]
 
 
+@needs_lib
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_host_sort_argsort_topk(dtype):
+    rng = np.random.default_rng(9)
+    for shape in [(1,), (7,), (3, 17), (4, 5, 33), (2, 300)]:
+        x = values(shape, dtype, rng)
+        for axis in range(-1, -len(shape) - 1, -1):
+            for desc in (False, True):
+                bits_equal(via_library(pf.sort, x, axis=axis, descending=desc),
+                           pf.sort(x, axis=axis, descending=desc))
+                bits_equal(via_library(pf.argsort, x, axis=axis, descending=desc),
+                           pf.argsort(x, axis=axis, descending=desc))
+        # the oracle: NumPy's stable argsort (NaN last, -0.0 tied with 0.0)
+        want = np.argsort(host(x), axis=-1, kind="stable")
+        assert np.array_equal(np.asarray(via_library(pf.argsort, x)), want)
+        k = min(3, shape[-1])
+        for largest in (True, False):
+            for a, b in zip(via_library(pf.topk, x, k, largest=largest),
+                            pf.topk(x, k, largest=largest)):
+                bits_equal(a, b)
+    x = values((6, 5), dtype, rng)
+    bits_equal(via_library(pf.sort, x.T[::-1], axis=0), pf.sort(x.T[::-1], axis=0))
+    bits_equal(via_library(pf.argsort, x, axis=None), pf.argsort(x, axis=None))
+    bits_equal(via_library(pf.sort, x[0, 0], axis=None), pf.sort(x[0, 0], axis=None))  # 0-d
+
+
+@needs_lib
+@pytest.mark.parametrize("dtype", ["int8", "int32", "float16", "bfloat16", "float32",
+                                   "float64"])
+def test_host_searchsorted(dtype):
+    rng = np.random.default_rng(14)
+    a = pf.sort(values((40,), dtype, rng))
+    v = values((3, 7), dtype, rng)
+    for right in (False, True):
+        bits_equal(via_library(pf.searchsorted, a, v, right=right),
+                   pf.searchsorted(a, v, right=right))
+        want = np.searchsorted(host(a), host(v), side="right" if right else "left")
+        assert np.array_equal(np.asarray(via_library(pf.searchsorted, a, v, right=right)), want)
+    rows = pf.sort(values((3, 20), dtype, rng), axis=1)
+    bits_equal(via_library(pf.searchsorted, rows, v), pf.searchsorted(rows, v))
+    perm = pf.tensor(rng.permutation(40))
+    shuffled = a[perm]
+    order = pf.argsort(shuffled)
+    bits_equal(via_library(pf.searchsorted, shuffled, v, sorter=order),
+               pf.searchsorted(shuffled, v, sorter=order))
+
+
 # ================================================================ on a GPU
 
 def dev(t):
@@ -356,6 +403,26 @@ def test_gpu_scatters_match_the_cpu(dtype):
 
 
 @gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_sorts_match_the_cpu(dtype):
+    rng = np.random.default_rng(15)
+    for shape in [(7,), (5, 33), (3, 1000), (2, 70000)]:
+        x = values(shape, dtype, rng)
+        d = dev(x)
+        for desc in (False, True):
+            bits_equal(pf.sort(d, descending=desc), pf.sort(x, descending=desc))
+            bits_equal(pf.argsort(d, axis=0, descending=desc),
+                       pf.argsort(x, axis=0, descending=desc))
+        for a, b in zip(pf.topk(d, min(5, shape[-1])), pf.topk(x, min(5, shape[-1]))):
+            bits_equal(a, b)
+    a = pf.sort(values((50,), dtype, rng))
+    v = values((4, 9), dtype, rng)
+    for right in (False, True):
+        bits_equal(pf.searchsorted(dev(a), dev(v), right=right),
+                   pf.searchsorted(a, v, right=right))
+
+
+@gpu
 def test_gpu_bounds_errors_and_nothing_written():
     x = dev(pf.zeros((2, 3)))
     with pytest.raises(IndexError, match=r"^scatter_add_: index 3 is out of bounds for axis 1 "
@@ -391,6 +458,8 @@ def test_gpu_gradients_match_the_cpu(dtype):
         (lambda x, i, m: x[m], g.reshape(-1)[:int(mask.sum())]),
         (lambda x, i, m: pf.scatter_add(x, 1, i, x.detach()[:, :1].expand(4, 9)), ones),
         (lambda x, i, m: pf.masked_fill(x, m, 0.0), ones),
+        (lambda x, i, m: pf.sort(x, axis=1), g[:, :6]),
+        (lambda x, i, m: pf.topk(x, 3)[0], g[:, :3]),
     ]
     for fwd, gy in cases:
         grads = []

@@ -251,6 +251,10 @@ PORTED_CALLS = {
     "one_hot": lambda x: _C.one_hot(_idx(), 4),
     "masked_fill": lambda x: _C.masked_fill(x, _dev((2, 3), "bool"), 0.0),
     "masked_fill_": lambda x: _C.masked_fill_(x, _dev((2, 3), "bool"), 0.0),
+    "sort": lambda x: _C.sort(x),
+    "argsort": lambda x: _C.argsort(x, axis=0),
+    "topk": lambda x: _C.topk(x, 2),
+    "searchsorted": lambda x: _C.searchsorted(x, x),
 }
 
 

@@ -3,7 +3,8 @@
  * (take_along_axis, gather, scatter, scatter_add, put_along_axis), the two
  * steps of advanced indexing (index arrays to byte offsets, then the copy
  * through them: take, index_select, x[idx], x[idx] = v), nonzero (a
- * compaction), one_hot and masked_fill.  Declared in pf_cuda.h.
+ * compaction), one_hot, masked_fill, and the sorts (sort, argsort, topk,
+ * searchsorted).  Declared in pf_cuda.h.
  *
  * Each op's work for one element is a functor whose operator() is
  * __host__ __device__: the kernel calls it per index in a grid-stride
@@ -26,6 +27,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 PF_CUDA_EXPORT pf_cuda_alloc_fn pf_cuda_alloc;
@@ -39,6 +41,8 @@ PF_CUDA_EXPORT pf_cuda_nonzero_count_fn pf_cuda_nonzero_count;
 PF_CUDA_EXPORT pf_cuda_nonzero_write_fn pf_cuda_nonzero_write;
 PF_CUDA_EXPORT pf_cuda_one_hot_fn pf_cuda_one_hot;
 PF_CUDA_EXPORT pf_cuda_masked_fill_fn pf_cuda_masked_fill;
+PF_CUDA_EXPORT pf_cuda_sort_rows_fn pf_cuda_sort_rows;
+PF_CUDA_EXPORT pf_cuda_search_sorted_fn pf_cuda_search_sorted;
 
 #define PFC_HD __host__ __device__
 
@@ -58,6 +62,10 @@ static pfc_register r_argwhere(PFC_OP_ARGWHERE, PFC_ALL_DTYPES);
 static pfc_register r_one_hot(PFC_OP_ONE_HOT, PFC_ALL_DTYPES);
 static pfc_register r_masked_fill(PFC_OP_MASKED_FILL, PFC_ALL_DTYPES);
 static pfc_register r_masked_fill_(PFC_OP_MASKED_FILL_, PFC_ALL_DTYPES);
+static pfc_register r_sort(PFC_OP_SORT, PFC_ALL_DTYPES);
+static pfc_register r_argsort(PFC_OP_ARGSORT, PFC_ALL_DTYPES);
+static pfc_register r_topk(PFC_OP_TOPK, PFC_ALL_DTYPES);
+static pfc_register r_searchsorted(PFC_OP_SEARCHSORTED, PFC_ALL_DTYPES);
 
 /* ------------------------------------------------------- shared pieces */
 
@@ -1115,4 +1123,324 @@ int pf_cuda_masked_fill(int device, void *out, const void *x, const void *mask,
     }
     MaskedFillRun r{device, out, x, mask, g, n};
     return on(device, [&] { return by_size(g->itemsize, r); });
+}
+
+/* ------------------------------------------------------------- sorting */
+
+/*
+ * Sort keys, as the cpu's sort.c makes them: an unsigned key of the
+ * dtype's width whose order is the value order, every NaN on the largest
+ * key, -0.0 on 0.0's; descending complements the key within its width.
+ * Widened to 64 bits, which keeps the order.
+ */
+PFC_HD static inline uint64_t sort_key(const char *p, int dtype, bool desc)
+{
+    switch (dtype) {
+    case PF_CUDA_BOOL:
+        return (uint8_t)((*(const uint8_t *)p != 0) ^ (desc ? 0xffu : 0u));
+    case PF_CUDA_UINT8:
+        return (uint8_t)(*(const uint8_t *)p ^ (desc ? 0xffu : 0u));
+    case PF_CUDA_INT8:
+        return (uint8_t)(*(const uint8_t *)p ^ 0x80u ^ (desc ? 0xffu : 0u));
+    case PF_CUDA_INT16:
+        return (uint16_t)(*(const uint16_t *)p ^ 0x8000u ^ (desc ? 0xffffu : 0u));
+    case PF_CUDA_INT32:
+        return (uint32_t)(*(const uint32_t *)p ^ 0x80000000u ^ (desc ? 0xffffffffu : 0u));
+    case PF_CUDA_INT64:
+        return *(const uint64_t *)p ^ (1ull << 63) ^ (desc ? ~0ull : 0ull);
+    case PF_CUDA_FLOAT16:
+    case PF_CUDA_BFLOAT16: {
+        uint16_t h = *(const uint16_t *)p, mag = h & 0x7fffu, k;
+        if (mag > (dtype == PF_CUDA_BFLOAT16 ? 0x7f80u : 0x7c00u)) {
+            k = 0xffffu;
+        }
+        else {
+            h = mag == 0 ? 0 : h;
+            k = (h & 0x8000u) ? (uint16_t)~h : (uint16_t)(h | 0x8000u);
+        }
+        return (uint16_t)(k ^ (desc ? 0xffffu : 0u));
+    }
+    case PF_CUDA_FLOAT32: {
+        uint32_t u = *(const uint32_t *)p, k;
+        if ((u & 0x7fffffffu) > 0x7f800000u) {
+            k = 0xffffffffu;
+        }
+        else {
+            u = (u & 0x7fffffffu) == 0 ? 0 : u;
+            k = (u & 0x80000000u) ? ~u : u | 0x80000000u;
+        }
+        return k ^ (desc ? 0xffffffffu : 0u);
+    }
+    default: {
+        uint64_t u = *(const uint64_t *)p, k;
+        const uint64_t sign = 1ull << 63;
+        if ((u & ~sign) > 0x7ff0000000000000ull) {
+            k = ~0ull;
+        }
+        else {
+            u = (u & ~sign) == 0 ? 0 : u;
+            k = (u & sign) ? ~u : u | sign;
+        }
+        return k ^ (desc ? ~0ull : 0ull);
+    }
+    }
+}
+
+/*
+ * The rows are sorted as (key, position) pairs, which are all distinct, so
+ * any correct sort gives the one stable order.  Each row is padded to a
+ * power of two P with pairs (~0, position >= n) that sort after every real
+ * one, and one block per row runs a bitonic network on it in global
+ * scratch: log2(P) (log2(P) + 1) / 2 steps, each a compare-exchange of
+ * every pair (i, i ^ j), with a barrier between steps.  The host path runs
+ * the same steps in loops.
+ */
+struct SortGeom {
+    PfCudaSort g;
+    int64_t n;          /* row length */
+    int64_t P;          /* padded row length */
+    int isz;
+};
+
+/* Element offsets of row r's start in x, vals and inds. */
+PFC_HD static inline void row_starts(const PfCudaSort &g, int64_t r, int64_t *x, int64_t *v,
+                                     int64_t *ix)
+{
+    int64_t xo = 0, vo = 0, io = 0;
+    for (int d = g.ndim - 1; d >= 0; d--) {
+        if (d == g.axis) {
+            continue;
+        }
+        int64_t c = r % g.shape[d];
+        r /= g.shape[d];
+        xo += c * g.strides[d];
+        vo += c * g.vals_strides[d];
+        io += c * g.inds_strides[d];
+    }
+    *x = xo;
+    *v = vo;
+    *ix = io;
+}
+
+/* pair t = r * P + i of the scratch: x's key at position i of row r, or padding */
+struct SortFill {
+    SortGeom s;
+    const char *x;
+    uint64_t *keys;
+    int64_t *pos;
+
+    PFC_HD void operator()(int64_t t) const
+    {
+        int64_t r = t / s.P, i = t % s.P, xo, vo, io;
+        if (i >= s.n) {
+            keys[t] = ~0ull;
+            pos[t] = i;
+            return;
+        }
+        row_starts(s.g, r, &xo, &vo, &io);
+        int64_t at = xo + i * (s.g.ndim ? s.g.strides[s.g.axis] : 0);
+        keys[t] = sort_key(x + at * s.isz, s.g.dtype, s.g.descending != 0);
+        pos[t] = i;
+    }
+};
+
+/* One compare-exchange of the bitonic network on a row: pair (i, i ^ j) in stage k. */
+PFC_HD static inline void bitonic_step(uint64_t *keys, int64_t *pos, int64_t i, int64_t j,
+                                       int64_t k)
+{
+    int64_t l = i ^ j;
+    if (l <= i) {
+        return;
+    }
+    bool up = (i & k) == 0;
+    bool greater = keys[i] > keys[l] || (keys[i] == keys[l] && pos[i] > pos[l]);
+    if (greater == up) {
+        uint64_t tk = keys[i];
+        keys[i] = keys[l];
+        keys[l] = tk;
+        int64_t tp = pos[i];
+        pos[i] = pos[l];
+        pos[l] = tp;
+    }
+}
+
+/* one block per row (blockIdx.x, or blockIdx.x + row0) */
+__global__ void bitonic_rows_kernel(uint64_t *keys, int64_t *pos, int64_t P, int64_t row0)
+{
+    int64_t r = row0 + blockIdx.x;
+    uint64_t *rk = keys + r * P;
+    int64_t *rp = pos + r * P;
+    for (int64_t k = 2; k <= P; k *= 2) {
+        for (int64_t j = k / 2; j > 0; j /= 2) {
+            for (int64_t i = threadIdx.x; i < P; i += blockDim.x) {
+                bitonic_step(rk, rp, i, j, k);
+            }
+            __syncthreads();
+        }
+    }
+}
+
+/* output t = r * k + i: the i-th of row r's sorted pairs */
+template <typename T> struct SortWrite {
+    SortGeom s;
+    const T *x;
+    T *vals;
+    int64_t *inds;
+    const int64_t *pos;
+
+    PFC_HD void operator()(int64_t t) const
+    {
+        int64_t r = t / s.g.k, i = t % s.g.k, xo, vo, io;
+        row_starts(s.g, r, &xo, &vo, &io);
+        int64_t p = pos[r * s.P + i];
+        int ax = s.g.axis;
+        if (vals != nullptr) {
+            vals[vo + i * (s.g.ndim ? s.g.vals_strides[ax] : 0)] =
+                x[xo + p * (s.g.ndim ? s.g.strides[ax] : 0)];
+        }
+        if (inds != nullptr) {
+            inds[io + i * (s.g.ndim ? s.g.inds_strides[ax] : 0)] = p;
+        }
+    }
+};
+
+struct SortWriteRun {
+    int device;
+    const SortGeom *s;
+    const void *x;
+    void *vals;
+    int64_t *inds;
+    const int64_t *pos;
+    int64_t n;
+
+    template <typename T> int run()
+    {
+        SortWrite<T> f{*s, (const T *)x, (T *)vals, inds, pos};
+        return run_each(device, "sort output", n, f);
+    }
+};
+
+int pf_cuda_sort_rows(int device, void *vals, int64_t *inds, const void *x, const PfCudaSort *g)
+{
+    const char *fn = "pf_cuda_sort_rows";
+    int64_t total = 1;
+    int status = g->ndim == 0 ? 0 : check_shape(fn, g->ndim, g->shape, &total);
+    if (status == 0 && g->ndim > 0 && (g->axis < 0 || g->axis >= g->ndim)) {
+        status = invalid(fn, "axis out of range");
+    }
+    if (status == 0 && (g->dtype < 0 || g->dtype >= PF_CUDA_NDTYPES)) {
+        status = invalid(fn, "unknown dtype");
+    }
+    SortGeom s{*g, g->ndim ? g->shape[g->axis] : 1, 1, dtype_size(g->dtype)};
+    if (status == 0 && (g->k < 0 || g->k > s.n)) {
+        status = invalid(fn, "k must be between 0 and the row length");
+    }
+    if (status != 0 || total == 0 || g->k == 0) {
+        return status;
+    }
+    while (s.P < s.n) {
+        s.P *= 2;
+    }
+    int64_t nrows = total / s.n;
+    if (nrows > INT64_MAX / 16 / s.P) {
+        return invalid(fn, "too many elements to sort");
+    }
+    return on(device, [&] {
+        size_t nbytes = (size_t)(nrows * s.P) * (sizeof(uint64_t) + sizeof(int64_t));
+        void *scratch = nullptr;
+        int st = 0;
+        if (device == PF_CUDA_HOST) {
+            scratch = malloc(nbytes);
+            if (scratch == nullptr) {
+                return pfc_fail_with(PF_CUDA_ERROR_OUT_OF_MEMORY,
+                                     "pf_cuda_sort_rows: out of host memory for the scratch");
+            }
+        }
+        else if ((st = pf_cuda_alloc(nbytes, device, &scratch)) != 0) {
+            return st;
+        }
+        uint64_t *keys = (uint64_t *)scratch;
+        int64_t *pos = (int64_t *)(keys + nrows * s.P);
+        SortFill fill{s, (const char *)x, keys, pos};
+        st = run_each(device, "sort keys", nrows * s.P, fill);
+        if (st == 0 && device == PF_CUDA_HOST) {
+            for (int64_t r = 0; r < nrows; r++) {
+                for (int64_t k = 2; k <= s.P; k *= 2) {
+                    for (int64_t j = k / 2; j > 0; j /= 2) {
+                        for (int64_t i = 0; i < s.P; i++) {
+                            bitonic_step(keys + r * s.P, pos + r * s.P, i, j, k);
+                        }
+                    }
+                }
+            }
+        }
+        else if (st == 0 && s.P > 1) {
+            int threads = s.P / 2 < THREADS ? (int)(s.P / 2) : THREADS;
+            /* gridDim.x is capped at 2^31 - 1: launch the rows in slices */
+            const int64_t slice = 1 << 30;
+            for (int64_t r0 = 0; st == 0 && r0 < nrows; r0 += slice) {
+                int64_t count = nrows - r0 < slice ? nrows - r0 : slice;
+                bitonic_rows_kernel<<<(unsigned)count, threads, 0, pfc_stream()>>>(keys, pos,
+                                                                                  s.P, r0);
+                cudaError_t err = cudaGetLastError();
+                if (err != cudaSuccess) {
+                    st = pfc_fail(err, "bitonic sort kernel launch (%lld rows of %lld, cuda:%d)",
+                                  (long long)nrows, (long long)s.P, device);
+                }
+            }
+        }
+        SortWriteRun w{device, &s, x, vals, inds, pos, nrows * g->k};
+        if (st == 0) {
+            st = by_size(s.isz, w);
+        }
+        if (device == PF_CUDA_HOST) {
+            free(scratch);
+        }
+        else {
+            pf_cuda_free(scratch);      /* stream-ordered reuse: later work only */
+        }
+        return st;
+    });
+}
+
+/* out[i]: where v[i] goes in its row of a (see PfCudaSearch) */
+struct SearchSorted {
+    PfCudaSearch g;
+    const char *a;
+    const char *v;
+    int64_t *out;
+    int isz;
+
+    PFC_HD void operator()(int64_t i) const
+    {
+        int64_t row = g.m > 0 ? i / g.m : 0;
+        const char *ra = a + row * g.n * isz;
+        uint64_t key = sort_key(v + i * isz, g.dtype, false);
+        int64_t lo = 0, hi = g.n;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            uint64_t k = sort_key(ra + mid * isz, g.dtype, false);
+            if (g.right ? k <= key : k < key) {
+                lo = mid + 1;
+            }
+            else {
+                hi = mid;
+            }
+        }
+        out[i] = lo;
+    }
+};
+
+int pf_cuda_search_sorted(int device, int64_t *out, const void *a, const void *v,
+                          const PfCudaSearch *g)
+{
+    const char *fn = "pf_cuda_search_sorted";
+    if (g->dtype < 0 || g->dtype >= PF_CUDA_NDTYPES || g->n < 0 || g->m < 0 || g->nv < 0) {
+        return invalid(fn, "bad dtype or sizes");
+    }
+    if (g->nv == 0) {
+        return 0;
+    }
+    SearchSorted f{*g, (const char *)a, (const char *)v, out, dtype_size(g->dtype)};
+    return on(device, [&] { return run_each(device, "searchsorted", g->nv, f); });
 }

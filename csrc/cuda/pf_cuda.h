@@ -278,6 +278,43 @@ typedef int pf_cuda_masked_fill_fn(int device, void *out, const void *x, const v
                                    const PfCudaMaskedFill *g);
 
 /*
+ * sort, argsort, topk: every row of x along `axis` (x: shape, strides in
+ * elements) sorted stably as the cpu sorts it (the same keys: NaN last,
+ * -0.0 tied with 0.0; descending complements them, so NaN comes first and
+ * ties keep their order); the first k of each sorted row go to vals (x's
+ * dtype) and inds (int64), either may be NULL, over x's shape with k along
+ * the axis (strides in elements).
+ */
+typedef struct PfCudaSort {
+    int ndim;
+    int axis;
+    int64_t shape[PF_CUDA_MAX_DIMS];
+    int64_t strides[PF_CUDA_MAX_DIMS];
+    int64_t vals_strides[PF_CUDA_MAX_DIMS];
+    int64_t inds_strides[PF_CUDA_MAX_DIMS];
+    int dtype;
+    int descending;
+    int64_t k;
+} PfCudaSort;
+typedef int pf_cuda_sort_rows_fn(int device, void *vals, int64_t *inds, const void *x,
+                                 const PfCudaSort *g);
+
+/*
+ * searchsorted: for element i of v (contiguous, nv elements, of dtype),
+ * out[i] = the first position in row i / m of a (contiguous rows of n,
+ * sorted as sort sorts) whose value is > (right) or >= v[i].
+ */
+typedef struct PfCudaSearch {
+    int dtype;
+    int right;
+    int64_t n;
+    int64_t m;
+    int64_t nv;
+} PfCudaSearch;
+typedef int pf_cuda_search_sorted_fn(int device, int64_t *out, const void *a, const void *v,
+                                     const PfCudaSearch *g);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -292,10 +329,10 @@ typedef int pf_cuda_masked_fill_fn(int device, void *out, const void *x, const v
 #define PF_CUDA_RNG_ENTRIES(X)
 #define PF_CUDA_OPTIM_ENTRIES(X)
 #define PF_CUDA_NN_ENTRIES(X)
-/* gather.cu: gathers, scatters, advanced indexing, nonzero, one_hot, masked_fill */
+/* gather.cu: gathers, scatters, advanced indexing, nonzero, one_hot, masked_fill, sorts */
 #define PF_CUDA_GATHER_ENTRIES(X)                                                            \
     X(gather_along) X(scatter_along) X(index_offsets) X(index_copy) X(nonzero_count)        \
-    X(nonzero_write) X(one_hot) X(masked_fill)
+    X(nonzero_write) X(one_hot) X(masked_fill) X(sort_rows) X(search_sorted)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_EW_ENTRIES(X)                    \
