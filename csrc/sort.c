@@ -664,6 +664,58 @@ done:
 }
 
 /*
+ * unique on a CUDA device, given the argsort perm of the flat x: the group
+ * starts are the nonzero positions of a marks array (a compaction, one
+ * read back of their count), then one pass fills the per-group outputs
+ * and the inverse.  The requested outputs are new tensors.
+ */
+static int unique_cuda(const pf_cu_route *r, PfTensor *flat, PfTensor *perm, PfTensor *x,
+                       int nan_alone, int ret_index, int ret_inverse, int ret_counts,
+                       PfTensor **vals, PfTensor **first, PfTensor **inverse,
+                       PfTensor **counts, const char *op)
+{
+    int64_t n = flat->shape[0], one = 1;
+    pf_device dev = flat->storage->device;
+    PfCudaUnique g = {x->dtype, nan_alone, n, flat->strides[0], 0};
+    PfTensor *marks = pf_tensor_empty(1, &n, PF_BOOL, dev, op), *starts = NULL;
+    int rc = -1, status = 0;
+    if (marks == NULL) {
+        return -1;
+    }
+    if (n > 0 && (status = r->lib->unique_marks(r->device, (uint8_t *)pf_tensor_data(marks),
+                                                pf_tensor_data(flat),
+                                                (const int64_t *)pf_tensor_data(perm), &g)) != 0) {
+        pf_cu_raise(r, op, status);
+        goto done;
+    }
+    if ((starts = pf_cu_nonzero(r, marks, &one, 0, op)) == NULL) {
+        goto done;
+    }
+    g.groups = starts->shape[0];
+    if ((*vals = pf_tensor_empty(1, &g.groups, x->dtype, dev, op)) == NULL ||
+        (ret_index && (*first = pf_tensor_empty(1, &g.groups, PF_INT64, dev, op)) == NULL) ||
+        (ret_counts && (*counts = pf_tensor_empty(1, &g.groups, PF_INT64, dev, op)) == NULL) ||
+        (ret_inverse &&
+         (*inverse = pf_tensor_empty(x->ndim, x->shape, PF_INT64, dev, op)) == NULL)) {
+        goto done;
+    }
+    status = r->lib->unique_groups(
+        r->device, pf_tensor_data(*vals), *first ? (int64_t *)pf_tensor_data(*first) : NULL,
+        *inverse ? (int64_t *)pf_tensor_data(*inverse) : NULL,
+        *counts ? (int64_t *)pf_tensor_data(*counts) : NULL, pf_tensor_data(flat),
+        (const int64_t *)pf_tensor_data(perm), (const int64_t *)pf_tensor_data(starts), &g);
+    if (status != 0) {
+        pf_cu_raise(r, op, status);
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_DECREF(marks);
+    Py_XDECREF(starts);
+    return rc;
+}
+
+/*
  * unique(a, return_index=False, return_inverse=False, return_counts=False,
  * equal_nan=True, sorted=True): NumPy's, for the flattened input.  Returns
  * the sorted unique values, or a tuple (values, [index], [inverse],
@@ -705,6 +757,17 @@ PyObject *pf_op_unique(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
     rows_job j = {flat, 0, 0, n, 0, NULL, inds};
     if (run_all_rows(&j, op) < 0) {
         goto done;
+    }
+    pf_cu_route cr;
+    int routed = pf_cu_route_for(flat, op, &cr);
+    if (routed < 0 ||
+        (routed && unique_cuda(&cr, flat, inds, x, !equal_nan && pf_is_float(x->dtype),
+                               ret_index, ret_inverse, ret_counts, &vals, &first, &inverse,
+                               &counts, op) < 0)) {
+        goto done;
+    }
+    if (routed) {
+        goto pack;
     }
     const int64_t *perm = (const int64_t *)pf_tensor_data(inds);
     int w = key_width(x->dtype), isz = pf_dtypes[x->dtype].itemsize;
@@ -756,6 +819,7 @@ PyObject *pf_op_unique(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
         }
     }
     PyMem_Free(start);
+pack:
     if ((ret_index && first == NULL) || (ret_inverse && inverse == NULL) ||
         (ret_counts && counts == NULL)) {
         goto done;

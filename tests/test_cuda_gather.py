@@ -335,6 +335,26 @@ def test_host_searchsorted(dtype):
                pf.searchsorted(shuffled, v, sorter=order))
 
 
+@needs_lib
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_host_unique(dtype):
+    rng = np.random.default_rng(16)
+    for shape in [(0,), (1,), (9,), (4, 7), (3000,)]:
+        x = values(shape, dtype, rng)
+        for equal_nan in (True, False):
+            kw = dict(return_index=True, return_inverse=True, return_counts=True,
+                      equal_nan=equal_nan)
+            got, want = via_library(pf.unique, x, **kw), pf.unique(x, **kw)
+            for a, b in zip(got, want):
+                bits_equal(a, b)
+        bits_equal(via_library(pf.unique, x.T), pf.unique(x.T))
+        # NumPy's unique on the values (NaNs as one, -0.0 with 0.0)
+        vals, counts = np.unique(host(x), return_counts=True, equal_nan=True)
+        g = via_library(pf.unique, x, return_counts=True)
+        assert np.array_equal(host(g[0]), vals, equal_nan=True)
+        assert np.array_equal(np.asarray(g[1]), counts)
+
+
 # ================================================================ on a GPU
 
 def dev(t):
@@ -420,6 +440,16 @@ def test_gpu_sorts_match_the_cpu(dtype):
     for right in (False, True):
         bits_equal(pf.searchsorted(dev(a), dev(v), right=right),
                    pf.searchsorted(a, v, right=right))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_unique_matches_the_cpu(dtype):
+    rng = np.random.default_rng(17)
+    x = values((300, 70), dtype, rng)
+    kw = dict(return_index=True, return_inverse=True, return_counts=True)
+    for a, b in zip(pf.unique(dev(x), **kw), pf.unique(x, **kw)):
+        bits_equal(a, b)
 
 
 @gpu

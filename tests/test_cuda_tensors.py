@@ -255,6 +255,7 @@ PORTED_CALLS = {
     "argsort": lambda x: _C.argsort(x, axis=0),
     "topk": lambda x: _C.topk(x, 2),
     "searchsorted": lambda x: _C.searchsorted(x, x),
+    "unique": lambda x: _C.unique(x, return_inverse=True, return_counts=True),
 }
 
 

@@ -4,7 +4,7 @@
  * steps of advanced indexing (index arrays to byte offsets, then the copy
  * through them: take, index_select, x[idx], x[idx] = v), nonzero (a
  * compaction), one_hot, masked_fill, and the sorts (sort, argsort, topk,
- * searchsorted).  Declared in pf_cuda.h.
+ * searchsorted, unique).  Declared in pf_cuda.h.
  *
  * Each op's work for one element is a functor whose operator() is
  * __host__ __device__: the kernel calls it per index in a grid-stride
@@ -43,6 +43,8 @@ PF_CUDA_EXPORT pf_cuda_one_hot_fn pf_cuda_one_hot;
 PF_CUDA_EXPORT pf_cuda_masked_fill_fn pf_cuda_masked_fill;
 PF_CUDA_EXPORT pf_cuda_sort_rows_fn pf_cuda_sort_rows;
 PF_CUDA_EXPORT pf_cuda_search_sorted_fn pf_cuda_search_sorted;
+PF_CUDA_EXPORT pf_cuda_unique_marks_fn pf_cuda_unique_marks;
+PF_CUDA_EXPORT pf_cuda_unique_groups_fn pf_cuda_unique_groups;
 
 #define PFC_HD __host__ __device__
 
@@ -66,6 +68,7 @@ static pfc_register r_sort(PFC_OP_SORT, PFC_ALL_DTYPES);
 static pfc_register r_argsort(PFC_OP_ARGSORT, PFC_ALL_DTYPES);
 static pfc_register r_topk(PFC_OP_TOPK, PFC_ALL_DTYPES);
 static pfc_register r_searchsorted(PFC_OP_SEARCHSORTED, PFC_ALL_DTYPES);
+static pfc_register r_unique(PFC_OP_UNIQUE, PFC_ALL_DTYPES);
 
 /* ------------------------------------------------------- shared pieces */
 
@@ -1443,4 +1446,111 @@ int pf_cuda_search_sorted(int device, int64_t *out, const void *a, const void *v
     }
     SearchSorted f{*g, (const char *)a, (const char *)v, out, dtype_size(g->dtype)};
     return on(device, [&] { return run_each(device, "searchsorted", g->nv, f); });
+}
+
+/* --------------------------------------------------------------- unique */
+
+/* marks[i]: does sorted position i start a group? */
+struct UniqueMarks {
+    PfCudaUnique g;
+    const char *x;
+    const int64_t *perm;
+    uint8_t *marks;
+    int isz;
+    uint64_t nan_key;
+
+    PFC_HD void operator()(int64_t i) const
+    {
+        uint64_t k = sort_key(x + perm[i] * g.stride * isz, g.dtype, false);
+        bool start = i == 0 || (g.nan_alone && k == nan_key) ||
+                     k != sort_key(x + perm[i - 1] * g.stride * isz, g.dtype, false);
+        marks[i] = start;
+    }
+};
+
+int pf_cuda_unique_marks(int device, uint8_t *marks, const void *x, const int64_t *perm,
+                         const PfCudaUnique *g)
+{
+    if (g->dtype < 0 || g->dtype >= PF_CUDA_NDTYPES || g->n < 0) {
+        return invalid("pf_cuda_unique_marks", "bad dtype or size");
+    }
+    int isz = dtype_size(g->dtype);
+    bool fl = g->dtype == PF_CUDA_FLOAT16 || g->dtype == PF_CUDA_BFLOAT16 ||
+              g->dtype == PF_CUDA_FLOAT32 || g->dtype == PF_CUDA_FLOAT64;
+    /* the key every NaN sorts under; only floats have one */
+    uint64_t nan_key = isz == 8 ? ~0ull : (1ull << (8 * isz)) - 1;
+    UniqueMarks f{*g, (const char *)x, perm, marks, isz, nan_key};
+    f.g.nan_alone = g->nan_alone && fl;
+    return on(device, [&] { return run_each(device, "unique marks", g->n, f); });
+}
+
+/* per group (t < groups) or per element (t >= groups: element t - groups) */
+template <typename T> struct UniqueGroups {
+    PfCudaUnique g;
+    const T *x;
+    const int64_t *perm;
+    const int64_t *starts;
+    T *vals;
+    int64_t *first;
+    int64_t *inverse;
+    int64_t *counts;
+
+    PFC_HD void operator()(int64_t t) const
+    {
+        if (t < g.groups) {
+            int64_t s = starts[t], p = perm[s];
+            if (vals != nullptr) {
+                vals[t] = x[p * g.stride];
+            }
+            if (first != nullptr) {
+                first[t] = p;
+            }
+            if (counts != nullptr) {
+                counts[t] = (t + 1 < g.groups ? starts[t + 1] : g.n) - s;
+            }
+            return;
+        }
+        /* element i's group: the last start <= i */
+        int64_t i = t - g.groups, lo = 0, hi = g.groups;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (starts[mid] <= i) {
+                lo = mid + 1;
+            }
+            else {
+                hi = mid;
+            }
+        }
+        inverse[perm[i]] = lo - 1;
+    }
+};
+
+struct UniqueGroupsRun {
+    int device;
+    const PfCudaUnique *g;
+    const void *x;
+    const int64_t *perm;
+    const int64_t *starts;
+    void *vals;
+    int64_t *first;
+    int64_t *inverse;
+    int64_t *counts;
+
+    template <typename T> int run()
+    {
+        UniqueGroups<T> f{*g, (const T *)x, perm, starts, (T *)vals, first, inverse, counts};
+        return run_each(device, "unique groups", g->groups + (inverse ? g->n : 0), f);
+    }
+};
+
+int pf_cuda_unique_groups(int device, void *vals, int64_t *first, int64_t *inverse,
+                          int64_t *counts, const void *x, const int64_t *perm,
+                          const int64_t *starts, const PfCudaUnique *g)
+{
+    if (g->dtype < 0 || g->dtype >= PF_CUDA_NDTYPES || g->n < 0 || g->groups < 0 ||
+        g->groups > g->n) {
+        return invalid("pf_cuda_unique_groups", "bad dtype or sizes");
+    }
+    UniqueGroupsRun r{device, g, x, perm, starts, vals, first, inverse, counts};
+    return on(device, [&] { return by_size(dtype_size(g->dtype), r); });
 }

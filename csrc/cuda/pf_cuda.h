@@ -315,6 +315,27 @@ typedef int pf_cuda_search_sorted_fn(int device, int64_t *out, const void *a, co
                                      const PfCudaSearch *g);
 
 /*
+ * unique, after an argsort (perm) of the flat x (n elements, stride in
+ * elements): marks[i] = 1 where sorted position i starts a group (its key
+ * differs from the one before; every NaN alone with nan_alone); then, with
+ * starts the positions of the marks (groups of them), per group g the
+ * value x[perm[starts[g]]], first occurrence perm[starts[g]] and count,
+ * and per element inverse[perm[i]] = its group.  Outputs may be NULL.
+ */
+typedef struct PfCudaUnique {
+    int dtype;
+    int nan_alone;
+    int64_t n;
+    int64_t stride;
+    int64_t groups;
+} PfCudaUnique;
+typedef int pf_cuda_unique_marks_fn(int device, uint8_t *marks, const void *x,
+                                    const int64_t *perm, const PfCudaUnique *g);
+typedef int pf_cuda_unique_groups_fn(int device, void *vals, int64_t *first, int64_t *inverse,
+                                     int64_t *counts, const void *x, const int64_t *perm,
+                                     const int64_t *starts, const PfCudaUnique *g);
+
+/*
  * The entry points, by family: each family's list names the entry points of
  * one .cu file, so that work on one family touches one line here.
  */
@@ -332,7 +353,8 @@ typedef int pf_cuda_search_sorted_fn(int device, int64_t *out, const void *a, co
 /* gather.cu: gathers, scatters, advanced indexing, nonzero, one_hot, masked_fill, sorts */
 #define PF_CUDA_GATHER_ENTRIES(X)                                                            \
     X(gather_along) X(scatter_along) X(index_offsets) X(index_copy) X(nonzero_count)        \
-    X(nonzero_write) X(one_hot) X(masked_fill) X(sort_rows) X(search_sorted)
+    X(nonzero_write) X(one_hot) X(masked_fill) X(sort_rows) X(search_sorted)                \
+    X(unique_marks) X(unique_groups)
 
 #define PF_CUDA_ENTRY_POINTS(X)                                                              \
     PF_CUDA_CORE_ENTRIES(X) PF_CUDA_COPY_ENTRIES(X) PF_CUDA_EW_ENTRIES(X)                    \
