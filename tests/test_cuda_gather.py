@@ -17,6 +17,7 @@ Two groups:
 """
 import gc
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -412,10 +413,11 @@ def test_gpu_scatters_match_the_cpu(dtype):
     b = x.clone()
     pf.put_along_axis(b, i, 3, 1)
     bits_equal(a, b)
+    rows = pf.tensor([4, 0, 2])
     a = dev(x)
-    a[dev(i[0]), 1:3] = 0
+    a[dev(rows), 1:3] = 0
     b = x.clone()
-    b[i[0], 1:3] = 0
+    b[rows, 1:3] = 0
     bits_equal(a, b)
     # repeated positions: sums, by atomics
     rep = pf.tensor(rng.integers(0, 8, (5, 40)))
@@ -484,29 +486,47 @@ def test_gpu_gradients_match_the_cpu(dtype):
     t = getattr(pf, dtype)
     xn = rng.normal(size=(4, 6))
     i = pf.tensor(rng.integers(-6, 6, (4, 9)))
-    g = pf.tensor(rng.normal(size=(4, 9))).astype(t)
     mask = pf.tensor(xn > 0)
-    ones = pf.ones((4, 6), dtype=t)
-    # (forward, the index-like arguments to move, the output gradient)
+    rows = pf.tensor([3, 0, 3, 1, 2])                 # a repeated row: gradients add up
+    # forwards over x and the index-like arguments (moved with x)
     cases = [
-        (lambda x, i, m: pf.take_along_axis(x, i, axis=1), g),
-        (lambda x, i, m: pf.gather(x, 1, i), g),
-        (lambda x, i, m: pf.index_select(x, 1, i[0]), g[:, :9]),
-        (lambda x, i, m: pf.take(x, i[:2]), g[:2]),
-        (lambda x, i, m: x[i[1, :5].abs() % 4], g[:5, :6]),
-        (lambda x, i, m: x[m], g.reshape(-1)[:int(mask.sum())]),
-        (lambda x, i, m: pf.scatter_add(x, 1, i, x.detach()[:, :1].expand(4, 9)), ones),
-        (lambda x, i, m: pf.masked_fill(x, m, 0.0), ones),
-        (lambda x, i, m: pf.sort(x, axis=1), g[:, :6]),
-        (lambda x, i, m: pf.topk(x, 3)[0], g[:, :3]),
+        lambda x, i, m, r: pf.take_along_axis(x, i, axis=1),
+        lambda x, i, m, r: pf.gather(x, 1, i),
+        lambda x, i, m, r: pf.index_select(x, 1, i[0]),
+        lambda x, i, m, r: pf.take(x, i[:2]),
+        lambda x, i, m, r: x[r],
+        lambda x, i, m, r: x[m],
+        lambda x, i, m, r: pf.scatter_add(x, 1, i, x.detach()[:, :1].expand(4, 9)),
+        lambda x, i, m, r: pf.masked_fill(x, m, 0.0),
+        lambda x, i, m, r: pf.sort(x, axis=1),
+        lambda x, i, m, r: pf.topk(x, 3)[0],
     ]
-    for fwd, gy in cases:
-        grads = []
+    for fwd in cases:
+        grads, gy = [], None
         for move in (lambda v: v, dev):
             x = move(pf.tensor(xn).astype(t))
             x.requires_grad_()
-            y = fwd(x, move(i), move(mask))
+            y = fwd(x, move(i), move(mask), move(rows))
+            if gy is None:      # the cpu run comes first and fixes the output gradient
+                gy = pf.tensor(rng.normal(size=tuple(y.shape))).astype(t)
             y.backward(move(gy))
             grads.append(x.grad.cpu())
         assert np.allclose(host(grads[1]), host(grads[0]),
                            rtol=1e-6 if dtype == "float32" else 1e-12, atol=0)
+
+
+@needs_lib
+@pytest.mark.parametrize("name,dtype", [
+    ("test_gpu_gathers_match_the_cpu", "bfloat16"), ("test_gpu_gathers_match_the_cpu", "int8"),
+    ("test_gpu_scatters_match_the_cpu", "float16"), ("test_gpu_scatters_match_the_cpu", "bool"),
+    ("test_gpu_sorts_match_the_cpu", "float32"), ("test_gpu_unique_matches_the_cpu", "int64"),
+    ("test_gpu_gradients_match_the_cpu", "float32"),
+    ("test_gpu_gradients_match_the_cpu", "float64"),
+    ("test_gpu_bounds_errors_and_nothing_written", None)])
+def test_gpu_test_bodies_hold_on_the_host_path(monkeypatch, name, dtype):
+    """The GPU tests' own bodies, with 'to the device' a copy and every call routed through the
+    library's host path: their arguments are valid and their expectations are the cpu's,
+    gradients included (backward's scatter_adds run there too)."""
+    monkeypatch.setattr(sys.modules[__name__], "dev", lambda t: t.clone())
+    fn = globals()[name]
+    via_library(fn, *([dtype] if dtype else []))
