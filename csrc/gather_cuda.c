@@ -181,7 +181,8 @@ int pf_cu_one_hot(const pf_cu_route *r, PfTensor *out, const PfTensor *x, int64_
         g.shape[k] = x->shape[k];
         g.index_strides[k] = x->strides[k];
     }
-    g.index_dtype = x->dtype;
+    /* bool class indices (0 and 1, as the cpu reads them) are bytes */
+    g.index_dtype = x->dtype == PF_BOOL ? PF_UINT8 : x->dtype;
     g.itemsize = pf_dtypes[out->dtype].itemsize;
     g.classes = classes;
     g.inner = inner;

@@ -243,6 +243,9 @@ def test_host_one_hot(dtype, idt):
                    pf.one_hot(i.T, 5, axis=axis, dtype=getattr(pf, dtype)))
     want = np.eye(5)[np.asarray(i.astype(pf.int64))]
     assert np.array_equal(host(via_library(pf.one_hot, i, 5)), want)
+    b = pf.tensor([[True, False, True]])                    # bool class indices: 0 and 1
+    bits_equal(via_library(pf.one_hot, b, 2, dtype=getattr(pf, dtype)),
+               pf.one_hot(b, 2, dtype=getattr(pf, dtype)))
 
 
 @needs_lib
@@ -530,3 +533,31 @@ def test_gpu_test_bodies_hold_on_the_host_path(monkeypatch, name, dtype):
     monkeypatch.setattr(sys.modules[__name__], "dev", lambda t: t.clone())
     fn = globals()[name]
     via_library(fn, *([dtype] if dtype else []))
+
+
+@pytest.mark.skipif(CUDA, reason="_fake_cuda_tensor is for machines without a GPU")
+def test_fake_device_tensors_are_refused_before_their_memory_is_read():
+    """Tensors that claim a device over unreadable host pages: every path asks for CUDA (or
+    names the mixed devices) before it touches them; a missed check would crash here."""
+    def fake(shape=(2, 3), dtype="float32"):
+        return _C._fake_cuda_tensor(shape, dtype, 0)
+
+    x, c = fake(), pf.zeros((2, 3))
+    unavailable = r": CUDA is not available: "
+    cases = [
+        (lambda: x[[0, 1]], RuntimeError, r"^Tensor\.__getitem__" + unavailable),
+        (lambda: x[pf.tensor([True, False])], RuntimeError, r"^Tensor\.__getitem__" + unavailable),
+        (lambda: x.__setitem__([0], 1.0), RuntimeError, r"^Tensor\.__setitem__" + unavailable),
+        (lambda: c.__setitem__([0], x[0]), RuntimeError,
+         r"^Tensor\.__setitem__: the tensor is on cpu and the value on cuda:0; move the value"),
+        (lambda: pf.one_hot(fake((3,), "int64"), 4), RuntimeError, r"^one_hot" + unavailable),
+        (lambda: pf.take(x, [0, 1]), RuntimeError, r"^take" + unavailable),
+        (lambda: pf.masked_fill(x, [True, False, True], 0.0), RuntimeError,
+         r"^masked_fill" + unavailable),
+        (lambda: pf.scatter_add(x, 1, fake((2, 2), "int64"), 1.0), RuntimeError,
+         r"^scatter_add" + unavailable),
+        (lambda: pf.unique(x, return_counts=True), RuntimeError, r"^unique" + unavailable),
+    ]
+    for fn, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            fn()
