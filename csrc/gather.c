@@ -963,7 +963,8 @@ static PfTensor *values_in(PyObject *o, pf_dtype dtype, const PfTensor *dst, con
     if (t->dtype != dtype || touches(t, dst)) {
         Py_SETREF(t, pf_tensor_copy_as(t, dtype, op));
     }
-    /* values built on the host for a device destination: a number goes by value, more is copied over */
+    /* values built on the host for a device destination: a number goes by value (see
+       along_scatter), anything longer is copied over */
     if (t != NULL && !pf_tensor_on_cpu(dst) && pf_tensor_on_cpu(t) &&
         pf_numel(t->shape, t->ndim) != 1) {
         Py_SETREF(t, pf_tensor_to_device(t, dst->storage->device, dtype, op));

@@ -350,7 +350,8 @@ static int plan_from_key(PfTensor *self, PyObject **items, Py_ssize_t nitems, co
                 goto done;
             }
             if (t->ndim == 0) {
-                /* a 0-d bool indexes like True/False, a 0-d integer like an int (read on the host) */
+                /* a 0-d bool indexes like True/False, a 0-d integer like an int (read on
+                   the host) */
                 Py_SETREF(t, pf_tensor_on_host(t, op));
                 if (t == NULL) {
                     goto done;
@@ -984,8 +985,8 @@ static int device_copy(adv_exec *e, int write, char *other, const int64_t *other
     int64_t *oside = write ? g.src_strides : g.dst_strides;
     for (int k = 0; k < e->rnd; k++) {
         g.shape[k] = e->rshape[k];
-        side[k] = k < e->npre ? e->pre_st[k] : k < e->npre + e->bnd ? 0
-                                                                    : e->post_st[k - e->npre - e->bnd];
+        int post = k - e->npre - e->bnd;
+        side[k] = k < e->npre ? e->pre_st[k] : post < 0 ? 0 : e->post_st[post];
         oside[k] = value != NULL ? 0 : other_st[k];
     }
     if (value != NULL) {

@@ -531,6 +531,38 @@ template <typename T> static int scatter_typed(int device, void *data, const voi
                     f);
 }
 
+struct ScatterRun {
+    int device;
+    void *data;
+    const void *index;
+    const void *src;
+    const PfCudaAlong *g;
+    const unsigned long long *bad;
+    int64_t n;
+
+    template <typename T> int run()
+    {
+        return scatter_typed<T>(device, data, index, src, g, bad, n);
+    }
+};
+
+/* Calls f.template run<T>() with T the element type of dtype. */
+template <typename F> static int by_dtype(int dtype, F &f)
+{
+    switch (dtype) {
+    case PF_CUDA_BOOL: return f.template run<bool>();
+    case PF_CUDA_UINT8: return f.template run<uint8_t>();
+    case PF_CUDA_INT8: return f.template run<int8_t>();
+    case PF_CUDA_INT16: return f.template run<int16_t>();
+    case PF_CUDA_INT32: return f.template run<int32_t>();
+    case PF_CUDA_INT64: return f.template run<int64_t>();
+    case PF_CUDA_FLOAT16: return f.template run<__half>();
+    case PF_CUDA_BFLOAT16: return f.template run<__nv_bfloat16>();
+    case PF_CUDA_FLOAT32: return f.template run<float>();
+    default: return f.template run<double>();
+    }
+}
+
 int pf_cuda_scatter_along(int device, void *data, const void *index, const void *src,
                           const PfCudaAlong *g, PfCudaBad *bad)
 {
@@ -554,29 +586,9 @@ int pf_cuda_scatter_along(int device, void *data, const void *index, const void 
         }
         /* the host path knows the outcome already; the device's kernel reads the slot */
         if (st == 0 && !(device == PF_CUDA_HOST && slot.host != ~0ull)) {
-            const unsigned long long *b = slot.ptr();
-            if (!g->add) {
-                switch (dtype_size(g->dtype)) {
-                case 1: st = scatter_typed<uint8_t>(device, data, index, src, g, b, n); break;
-                case 2: st = scatter_typed<uint16_t>(device, data, index, src, g, b, n); break;
-                case 4: st = scatter_typed<uint32_t>(device, data, index, src, g, b, n); break;
-                default: st = scatter_typed<uint64_t>(device, data, index, src, g, b, n); break;
-                }
-            }
-            else {
-                switch (g->dtype) {
-                case PF_CUDA_BOOL: st = scatter_typed<bool>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_UINT8: st = scatter_typed<uint8_t>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_INT8: st = scatter_typed<int8_t>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_INT16: st = scatter_typed<int16_t>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_INT32: st = scatter_typed<int32_t>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_INT64: st = scatter_typed<int64_t>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_FLOAT16: st = scatter_typed<__half>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_BFLOAT16: st = scatter_typed<__nv_bfloat16>(device, data, index, src, g, b, n); break;
-                case PF_CUDA_FLOAT32: st = scatter_typed<float>(device, data, index, src, g, b, n); break;
-                default: st = scatter_typed<double>(device, data, index, src, g, b, n); break;
-                }
-            }
+            ScatterRun sr{device, data, index, src, g, slot.ptr(), n};
+            /* assignment moves bits; addition needs the element type */
+            st = g->add ? by_dtype(g->dtype, sr) : by_size(dtype_size(g->dtype), sr);
         }
         if (st == 0) {
             st = slot.read(&pos);
