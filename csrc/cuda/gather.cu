@@ -1207,8 +1207,9 @@ PFC_HD static inline uint64_t sort_key(const char *p, int dtype, bool desc)
  * power of two P with pairs (~0, position >= n) that sort after every real
  * one, and one block per row runs a bitonic network on it in global
  * scratch: log2(P) (log2(P) + 1) / 2 steps, each a compare-exchange of
- * every pair (i, i ^ j), with a barrier between steps.  The host path runs
- * the same steps in loops.
+ * every pair (i, i ^ j), with a barrier between steps.  A few long rows
+ * instead take one grid-wide launch per step.  The host path runs the same
+ * steps in loops.
  */
 struct SortGeom {
     PfCudaSort g;
@@ -1295,6 +1296,27 @@ __global__ void bitonic_rows_kernel(uint64_t *keys, int64_t *pos, int64_t P, int
     }
 }
 
+/*
+ * One step of the network over every row at once, a thread per pair
+ * position: for a few long rows, where one block per row would leave most
+ * of the GPU idle.  One launch per step, log2(P) (log2(P) + 1) / 2 of them.
+ */
+struct BitonicStep {
+    uint64_t *keys;
+    int64_t *pos;
+    int64_t P, j, k;
+
+    PFC_HD void operator()(int64_t t) const
+    {
+        int64_t r = t / P;
+        bitonic_step(keys + r * P, pos + r * P, t % P, j, k);
+    }
+};
+
+/* Rows at most this many, of at least LONG_ROW padded pairs, take the step-per-launch path. */
+static const int64_t FEW_ROWS = 64;
+static const int64_t LONG_ROW = 8192;
+
 /* output t = r * k + i: the i-th of row r's sorted pairs */
 template <typename T> struct SortWrite {
     SortGeom s;
@@ -1378,14 +1400,12 @@ int pf_cuda_sort_rows(int device, void *vals, int64_t *inds, const void *x, cons
         int64_t *pos = (int64_t *)(keys + nrows * s.P);
         SortFill fill{s, (const char *)x, keys, pos};
         st = run_each(device, "sort keys", nrows * s.P, fill);
-        if (st == 0 && device == PF_CUDA_HOST) {
-            for (int64_t r = 0; r < nrows; r++) {
-                for (int64_t k = 2; k <= s.P; k *= 2) {
-                    for (int64_t j = k / 2; j > 0; j /= 2) {
-                        for (int64_t i = 0; i < s.P; i++) {
-                            bitonic_step(keys + r * s.P, pos + r * s.P, i, j, k);
-                        }
-                    }
+        /* the host path runs the step-per-launch form, for rows of any length */
+        if (st == 0 && (device == PF_CUDA_HOST || (s.P >= LONG_ROW && nrows <= FEW_ROWS))) {
+            for (int64_t k = 2; st == 0 && k <= s.P; k *= 2) {
+                for (int64_t j = k / 2; st == 0 && j > 0; j /= 2) {
+                    BitonicStep step{keys, pos, s.P, j, k};
+                    st = run_each(device, "bitonic sort step", nrows * s.P, step);
                 }
             }
         }
