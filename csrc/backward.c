@@ -653,7 +653,9 @@ static PyObject *getitem_grad(PfNode *n, pf_arena *A, PyObject *g, PyObject *key
     for (int64_t i = 0; i < numel; i++) {
         p[i] = i;
     }
-    PyObject *posv = pf_keep(A, pf_reshape((PyObject *)pos, m->shape, m->ndim));
+    /* the positions go where the tensor is, so that the key (its index tensors) reads them there */
+    PyObject *posd = pf_bw_to_device_of(A, (PyObject *)pos, g);
+    PyObject *posv = posd ? pf_keep(A, pf_reshape(posd, m->shape, m->ndim)) : NULL;
     PyObject *sel = posv ? pf_keep(A, PyObject_GetItem(posv, key)) : NULL;
     if (sel == NULL) {
         return NULL;

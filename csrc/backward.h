@@ -56,7 +56,11 @@ PyObject *pf_bw_arg(PfNode *n, const char *const *names, PyObject *const *v, int
 int pf_bw_axis(PfNode *n, PyObject *o, int dflt, int ndim, int *axis);
 /* A new 1-D int64 tensor: start, start + 1, ..., start + count - 1. */
 PyObject *pf_bw_arange(int64_t start, int64_t count);
-PyObject *pf_bw_zeros(pf_arena *A, const int64_t *shape, int ndim, pf_dtype dtype);
+/* Zeros on the device of `like` (the gradient they will be summed with). */
+PyObject *pf_bw_zeros(pf_arena *A, const int64_t *shape, int ndim, pf_dtype dtype,
+                      PyObject *like);
+/* t on like's device: t itself (borrowed) when it is there, else a copy kept in A. */
+PyObject *pf_bw_to_device_of(pf_arena *A, PyObject *t, PyObject *like);
 PyObject *A_reshape(pf_arena *A, PyObject *t, const int64_t *shape, int ndim);
 PyObject *A_broadcast(pf_arena *A, PyObject *t, const int64_t *shape, int ndim);
 PyObject *A_scatter_add(pf_arena *A, PyObject *dst, int axis, PyObject *index, PyObject *src);

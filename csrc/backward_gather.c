@@ -99,11 +99,26 @@ PyObject *pf_bw_arange(int64_t start, int64_t count)
     return (PyObject *)t;
 }
 
-PyObject *pf_bw_zeros(pf_arena *A, const int64_t *shape, int ndim, pf_dtype dtype)
+PyObject *pf_bw_to_device_of(pf_arena *A, PyObject *t, PyObject *like)
+{
+    if (t == NULL || like == NULL) {
+        return NULL;
+    }
+    pf_device dev = ((PfTensor *)like)->storage->device;
+    PfTensor *x = (PfTensor *)t;
+    if (pf_device_eq(x->storage->device, dev)) {
+        return t;
+    }
+    return pf_keep(A, (PyObject *)pf_tensor_to_device(x, dev, x->dtype, "backward"));
+}
+
+PyObject *pf_bw_zeros(pf_arena *A, const int64_t *shape, int ndim, pf_dtype dtype,
+                      PyObject *like)
 {
     pf_meta m = {0};
     m.ndim = ndim;
     m.dtype = dtype;
+    m.device = ((PfTensor *)like)->storage->device;
     memcpy(m.shape, shape, sizeof(int64_t) * (size_t)ndim);
     return pf_keep(A, pf_zeros_meta(&m));
 }
@@ -156,7 +171,7 @@ PyObject *pf_bw_take_grad(pf_arena *A, const int64_t *shape, int ndim, int axis,
     int64_t gs[3] = {P, K, Q}, is[3] = {1, K, 1}, zs[3] = {P, N, Q};
     PyObject *g3 = A_reshape(A, g, gs, 3);
     PyObject *i3 = A_broadcast(A, A_reshape(A, pos, is, 3), gs, 3);
-    PyObject *z = g3 ? pf_bw_zeros(A, zs, 3, ((PfTensor *)g3)->dtype) : NULL;
+    PyObject *z = g3 ? pf_bw_zeros(A, zs, 3, ((PfTensor *)g3)->dtype, g3) : NULL;
     return A_reshape(A, A_scatter_add(A, z, 1, i3, g3), shape, ndim);
 }
 
@@ -209,14 +224,14 @@ static int bw_take_along_axis(PfNode *n, PyObject **gout, PyObject **gin)
         /* a list or array of indices: the forward converted it the same way */
         char buf[128];
         idx = pf_keep(A, (PyObject *)pf_as_tensor(idx, 1, PF_INT64, pf_node_name(n, buf, 128)));
-        if (idx == NULL) {
+        if ((idx = pf_bw_to_device_of(A, idx, g)) == NULL) {
             goto done;
         }
     }
     PyObject *r;
     if (v[2] == Py_None) {
         int64_t N = pf_numel(xm->shape, xm->ndim);
-        r = A_scatter_add(A, pf_bw_zeros(A, &N, 1, gt->dtype), 0, idx, g);
+        r = A_scatter_add(A, pf_bw_zeros(A, &N, 1, gt->dtype, g), 0, idx, g);
     }
     else {
         int axis;
@@ -226,7 +241,7 @@ static int bw_take_along_axis(PfNode *n, PyObject **gout, PyObject **gin)
         int64_t zs[PF_MAX_DIMS];
         memcpy(zs, gt->shape, sizeof(int64_t) * (size_t)gt->ndim);
         zs[axis] = xm->shape[axis];
-        r = A_scatter_add(A, pf_bw_zeros(A, zs, gt->ndim, gt->dtype), axis,
+        r = A_scatter_add(A, pf_bw_zeros(A, zs, gt->ndim, gt->dtype, g), axis,
                           A_broadcast(A, idx, gt->shape, gt->ndim), g);
     }
     rc = pf_arena_out(A, gin, xs, r);
@@ -256,7 +271,7 @@ static int bw_gather(PfNode *n, PyObject **gout, PyObject **gin)
     const pf_meta *xm = &n->in_meta[xs];
     PyObject *g = gout[0];
     PyObject *idx = pf_keep(A, pf_bw_arg(n, names_gather, v, 2));
-    PyObject *z = pf_bw_zeros(A, xm->shape, xm->ndim, ((PfTensor *)g)->dtype);
+    PyObject *z = pf_bw_zeros(A, xm->shape, xm->ndim, ((PfTensor *)g)->dtype, g);
     PyObject *r = NULL;
     if (idx != NULL && z != NULL) {
         PyObject *argv[4] = {z, v[1], idx, g};
@@ -292,9 +307,10 @@ static PyObject *scatter_src_grad(PfNode *n, pf_arena *A, PyObject *g, PyObject 
     }
     if (!add) {
         int64_t K = pf_numel(it->shape, it->ndim);
-        PyObject *ids = A_reshape(A, pf_keep(A, pf_bw_arange(1, K)), it->shape, it->ndim);
+        PyObject *ids = A_reshape(A, pf_bw_to_device_of(A, pf_keep(A, pf_bw_arange(1, K)), g),
+                                  it->shape, it->ndim);
         PfTensor *gt = (PfTensor *)g;
-        PyObject *z = pf_bw_zeros(A, gt->shape, gt->ndim, PF_INT64);
+        PyObject *z = pf_bw_zeros(A, gt->shape, gt->ndim, PF_INT64, g);
         if (ids == NULL || z == NULL) {
             return NULL;
         }
@@ -428,6 +444,7 @@ static int bw_index_select(PfNode *n, PyObject **gout, PyObject **gin)
     if (idx != NULL && !PfTensor_Check(idx)) {
         char buf[128];
         idx = pf_keep(A, (PyObject *)pf_as_tensor(idx, 1, PF_INT64, pf_node_name(n, buf, 128)));
+        idx = pf_bw_to_device_of(A, idx, gout[0]);
     }
     if (idx != NULL && pf_bw_axis(n, v[1], 0, ndim, &axis) == 0) {
         rc = pf_arena_out(A, gin, xs, pf_bw_take_grad(A, shape, ndim, axis, idx, gout[0]));
@@ -464,7 +481,7 @@ static int bw_take(PfNode *n, PyObject **gout, PyObject **gin)
         len = xm->shape[axis];
     }
     PyObject *idx = pf_keep(A, pf_bw_arg(n, names_take, v, 1));
-    PyObject *ar = pf_keep(A, pf_bw_arange(0, len));
+    PyObject *ar = pf_bw_to_device_of(A, pf_keep(A, pf_bw_arange(0, len)), gout[0]);
     PyObject *pos = NULL;
     if (idx != NULL && ar != NULL) {
         PyObject *argv[2] = {ar, idx};
@@ -511,7 +528,7 @@ static int bw_sort(PfNode *n, PyObject **gout, PyObject **gin)
     if (perm != NULL) {
         if (v[1] == Py_None) {
             int64_t N = pf_numel(xm->shape, xm->ndim);
-            r = A_scatter_add(A, pf_bw_zeros(A, &N, 1, gt->dtype), 0, perm,
+            r = A_scatter_add(A, pf_bw_zeros(A, &N, 1, gt->dtype, g), 0, perm,
                               A_reshape(A, g, &N, 1));
         }
         else {
@@ -519,7 +536,8 @@ static int bw_sort(PfNode *n, PyObject **gout, PyObject **gin)
             if (pf_bw_axis(n, v[1], -1, xm->ndim, &axis) < 0) {
                 goto done;
             }
-            r = A_scatter_add(A, pf_bw_zeros(A, xm->shape, xm->ndim, gt->dtype), axis, perm, g);
+            r = A_scatter_add(A, pf_bw_zeros(A, xm->shape, xm->ndim, gt->dtype, g), axis, perm,
+                              g);
         }
     }
     rc = pf_arena_out(A, gin, xs, r);
@@ -550,7 +568,7 @@ static int bw_topk(PfNode *n, PyObject **gout, PyObject **gin)
     PyObject *saved = pf_keep(A, pf_node_output(n, 1));
     PyObject *ind = saved ? pf_keep(A, PyObject_CallMethod(saved, "detach", NULL)) : NULL;
     if (ind != NULL && pf_bw_axis(n, v[2], -1, xm->ndim, &axis) == 0) {
-        PyObject *z = pf_bw_zeros(A, xm->shape, xm->ndim, ((PfTensor *)g)->dtype);
+        PyObject *z = pf_bw_zeros(A, xm->shape, xm->ndim, ((PfTensor *)g)->dtype, g);
         rc = pf_arena_out(A, gin, xs, A_scatter_add(A, z, axis, ind, g));
     }
     pf_arena_free(A);

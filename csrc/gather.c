@@ -12,8 +12,12 @@
  *
  * Indices may be negative (counted from the end, as NumPy) in every op
  * here, PyTorch's included: a superset of what PyTorch accepts.
+ *
+ * Tensors on a CUDA device take the same validation and views, then hand
+ * the element loop to libpyframe_cuda.so (gather_cuda.c, cuda/gather.cu).
  */
 #include "ops.h"
+#include "gather_cuda.h"
 #include "kernels/half.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -56,10 +60,14 @@ static PfTensor *index_arg(PyObject *o, const char *op, const char *what)
     return t;
 }
 
-/* The same index as int64 (the along-axis kernels read int64 only). */
+/*
+ * The same index as int64 (the cpu's along-axis kernels read int64 only;
+ * the CUDA library reads every integer dtype, so its path keeps t as is).
+ */
 static PfTensor *as_int64(PfTensor *t, const char *op)
 {
-    return t->dtype == PF_INT64 ? (PfTensor *)Py_NewRef(t) : pf_tensor_copy_as(t, PF_INT64, op);
+    return t->dtype == PF_INT64 || pf_cu_wanted(t) ? (PfTensor *)Py_NewRef(t)
+                                                   : pf_tensor_copy_as(t, PF_INT64, op);
 }
 
 static const char *shape_s(const PfTensor *t, char *buf)
@@ -235,6 +243,12 @@ static void nz_write(const nz_scan *z, int ndim, const int64_t *shape, int64_t *
 
 int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, const char *op)
 {
+    pf_cu_route r;
+    int routed = pf_cu_route_for(mask, op, &r);
+    if (routed != 0) {
+        *out = routed < 0 ? NULL : pf_cu_nonzero(&r, mask, strides, 0, op);
+        return *out == NULL ? -1 : 0;
+    }
     nz_scan z;
     if (nz_count(mask, &z, op) < 0) {
         return -1;
@@ -254,6 +268,29 @@ int pf_nonzero_offsets(PfTensor *mask, const int64_t *strides, PfTensor **out, c
 /* The nonzero positions of t: t->ndim new 1-D int64 tensors, one per dimension. */
 static int pf_nonzero_cols(PfTensor *t, PfTensor **cols, const char *op)
 {
+    pf_cu_route r;
+    int routed = pf_cu_route_for(t, op, &r);
+    if (routed != 0) {
+        /* one (ndim, nnz) tensor on the device; its rows are the columns */
+        PfTensor *all = routed < 0 ? NULL : pf_cu_nonzero(&r, t, NULL, 1, op);
+        int k = 0;
+        for (; all != NULL && k < t->ndim; k++) {
+            int64_t one = 1;
+            cols[k] = pf_tensor_view(all, 1, &all->shape[1], &one, all->offset + k * all->shape[1]);
+            if (cols[k] == NULL) {
+                break;
+            }
+        }
+        if (all == NULL || k < t->ndim) {
+            while (k-- > 0) {
+                Py_DECREF(cols[k]);
+            }
+            Py_XDECREF(all);
+            return -1;
+        }
+        Py_DECREF(all);
+        return 0;
+    }
     nz_scan z;
     if (nz_count(t, &z, op) < 0) {
         return -1;
@@ -283,6 +320,11 @@ static int pf_nonzero_cols(PfTensor *t, PfTensor **cols, const char *op)
 /* (nnz, ndim) int64 coordinates: np.argwhere, torch.nonzero. */
 static PyObject *argwhere_impl(PfTensor *t, const char *op)
 {
+    pf_cu_route r;
+    int routed = pf_cu_route_for(t, op, &r);
+    if (routed != 0) {
+        return routed < 0 ? NULL : (PyObject *)pf_cu_nonzero(&r, t, NULL, 0, op);
+    }
     nz_scan z;
     if (nz_count(t, &z, op) < 0) {
         return NULL;
@@ -674,6 +716,24 @@ static PfTensor *along_gather(PfTensor *x, PfTensor *idx, int axis, int ndim,
     PfTensor xv = view_as(x, ndim, shape, axis), iv = view_as(idx, ndim, shape, -1);
     along_ctx c = {x->shape[axis], x->strides[axis] * pf_dtypes[x->dtype].itemsize, 0, 0, 0,
                    x->dtype};
+    pf_cu_route r;
+    int routed = pf_cu_route_for(x, op, &r);
+    if (routed != 0) {
+        PfCudaBad bad;
+        if (routed < 0 ||
+            pf_cu_gather_along(&r, out, &xv, &iv, x->shape[axis], x->strides[axis], &bad,
+                               op) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (bad.pos >= 0) {
+            c.badval = bad.value;
+            Py_DECREF(out);
+            out_of_bounds(op, &c, axis);
+            return NULL;
+        }
+        return out;
+    }
     PfTensor *ops[3] = {&xv, &iv, out};
     pf_iter it;
     pf_iter_build(&it, 3, ops, shape, ndim);
@@ -700,6 +760,25 @@ static int along_scatter(PfTensor *dst, PfTensor *idx, PfTensor *src, int axis, 
     along_ctx c = {dst->shape[axis], dst->strides[axis] * pf_dtypes[dst->dtype].itemsize, 0, 0,
                    add, dst->dtype};
     PfTensor iv = view_as(idx, ndim, shape, -1);
+    pf_cu_route r;
+    int routed = pf_cu_route_for(dst, op, &r);
+    if (routed != 0) {
+        /* a one-element source still on the host (a number) goes by value */
+        int by_value = pf_tensor_on_cpu(src) && r.device != PF_CUDA_HOST;
+        PfTensor dv = view_as(dst, ndim, shape, axis), sv = view_as(src, ndim, shape, -1);
+        PfCudaBad bad;
+        if (routed < 0 ||
+            pf_cu_scatter_along(&r, &dv, &iv, by_value ? NULL : &sv,
+                                by_value ? pf_tensor_data(src) : NULL, dst->shape[axis],
+                                dst->strides[axis], add, &bad, op) < 0) {
+            return -1;
+        }
+        if (bad.pos >= 0) {
+            c.badval = bad.value;
+            return out_of_bounds(op, &c, axis);
+        }
+        return 0;
+    }
     PfTensor *chk[1] = {&iv};
     pf_iter it;
     pf_iter_build(&it, 1, chk, shape, ndim);
@@ -883,6 +962,12 @@ static PfTensor *values_in(PyObject *o, pf_dtype dtype, const PfTensor *dst, con
     /* a source sharing memory with the destination is read before any write */
     if (t->dtype != dtype || touches(t, dst)) {
         Py_SETREF(t, pf_tensor_copy_as(t, dtype, op));
+    }
+    /* values built on the host for a device destination: a number goes by value (see
+       along_scatter), anything longer is copied over */
+    if (t != NULL && !pf_tensor_on_cpu(dst) && pf_tensor_on_cpu(t) &&
+        pf_numel(t->shape, t->ndim) != 1) {
+        Py_SETREF(t, pf_tensor_to_device(t, dst->storage->device, dtype, op));
     }
     return t;
 }

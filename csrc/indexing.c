@@ -16,8 +16,14 @@
  * dimensions per offset.  A key with no advanced item never reaches any of
  * this: the first pass over the key spots the first array and only then
  * leaves the basic path.
+ *
+ * On a CUDA device the plan is the same; the index arrays (moved to the
+ * device when given on the host), the offsets over B and the copy live
+ * there (cuda/gather.cu): one kernel per index array for the offsets, one
+ * for the copy, and an 8-byte read back for the bounds check.
  */
 #include "autograd.h"
+#include "gather_cuda.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -344,7 +350,12 @@ static int plan_from_key(PfTensor *self, PyObject **items, Py_ssize_t nitems, co
                 goto done;
             }
             if (t->ndim == 0) {
-                /* a 0-d bool indexes like True/False, a 0-d integer like an int */
+                /* a 0-d bool indexes like True/False, a 0-d integer like an int (read on
+                   the host) */
+                Py_SETREF(t, pf_tensor_on_host(t, op));
+                if (t == NULL) {
+                    goto done;
+                }
                 pf_cast_one(pf_tensor_data(t), t->dtype, &ival[i], PF_INT64);
                 kind[i] = t->dtype == PF_BOOL ? K_BOOL : K_INT;
                 ival[i] = t->dtype == PF_BOOL ? ival[i] != 0 : ival[i];
@@ -354,6 +365,13 @@ static int plan_from_key(PfTensor *self, PyObject **items, Py_ssize_t nitems, co
             else {
                 kind[i] = t->dtype == PF_BOOL ? K_MASK : K_IDX;
                 consumed += t->dtype == PF_BOOL ? t->ndim : 1;
+                /* an index given on the host for a tensor on a device goes there */
+                if (!pf_tensor_on_cpu(self) && pf_tensor_on_cpu(t)) {
+                    Py_SETREF(t, pf_tensor_to_device(t, self->storage->device, t->dtype, op));
+                    if (t == NULL) {
+                        goto done;
+                    }
+                }
                 arr[i] = t;
             }
         }
@@ -439,13 +457,9 @@ static int plan_from_key(PfTensor *self, PyObject **items, Py_ssize_t nitems, co
         case K_BOOL: {
             /* a new axis of size 1, indexed by [0] (True) or by [] (False) */
             int64_t n = ival[i];
-            pf_device cpu = {PF_DEV_CPU, 0};
-            PfTensor *t = pf_tensor_empty(1, &n, PF_INT64, cpu, op);
+            PfTensor *t = pf_tensor_zeros(1, &n, PF_INT64, self->storage->device, op);
             if (t == NULL) {
                 goto done;
-            }
-            if (n) {
-                *(int64_t *)pf_tensor_data(t) = 0;
             }
             if (plan_push_index(p, t, 1, 0, -1, op) < 0) {
                 goto done;
@@ -535,6 +549,8 @@ typedef struct {
     int64_t post_st[PF_MAX_DIMS];
     PfTensor *off;                      /* int64 over B: byte offset of each position */
     char *data;                         /* the view's first element */
+    int routed;                         /* 1: through the CUDA library (route) */
+    pf_cu_route route;
 } adv_exec;
 
 typedef struct {
@@ -600,6 +616,43 @@ static void offsets_loop(char **data, const int64_t *st, int64_t n, void *vctx)
     }
 }
 
+/*
+ * One index array's offsets on the CUDA path: t broadcast over B, with
+ * c's size, stride and mode; a bad index is left in c as the cpu's loop
+ * leaves it.
+ */
+static int device_offsets(adv_exec *e, const PfTensor *t, off_ctx *c, const char *op)
+{
+    PfCudaIndexOffsets g;
+    memset(&g, 0, sizeof(g));
+    g.ndim = e->bnd;
+    int lead = e->bnd - t->ndim;
+    for (int d = 0; d < e->bnd; d++) {
+        int td = d - lead;
+        g.shape[d] = e->bshape[d];
+        g.index_strides[d] = td < 0 || (t->shape[td] == 1 && e->bshape[d] != 1)
+                                 ? 0 : t->strides[td];
+    }
+    g.index_dtype = t->dtype;
+    g.is_offset = c->is_off;
+    g.first = c->first;
+    g.mode = c->mode == PF_IDX_WRAP ? 1 : c->mode == PF_IDX_CLIP ? 2 : 0;
+    g.size = c->size;
+    g.wrap = c->wrap;
+    g.stride_bytes = c->stride;
+    PfCudaBad bad;
+    int status = e->route.lib->index_offsets(e->route.device, (int64_t *)pf_tensor_data(e->off),
+                                             pf_tensor_data(t), &g, &bad);
+    if (status != 0) {
+        return pf_cu_raise(&e->route, op, status);
+    }
+    if (bad.pos >= 0) {
+        c->bad = 1;
+        c->badval = bad.value;
+    }
+    return 0;
+}
+
 static void exec_clear(adv_exec *e)
 {
     Py_CLEAR(e->off);
@@ -612,6 +665,9 @@ static void exec_clear(adv_exec *e)
 static int exec_prepare(adv_plan *p, adv_exec *e, const char *op)
 {
     memset(e, 0, sizeof(*e));
+    if ((e->routed = pf_cu_route_for(p->base, op, &e->route)) < 0) {
+        return -1;
+    }
     int isz = pf_dtypes[p->base->dtype].itemsize;
     e->data = p->base->storage->data + p->offset * isz;
     for (int j = 0; j < p->nidx; j++) {
@@ -673,13 +729,11 @@ static int exec_prepare(adv_plan *p, adv_exec *e, const char *op)
         e->off = (PfTensor *)Py_NewRef(p->idx[0]);
         return 0;
     }
-    pf_device cpu = {PF_DEV_CPU, 0};
-    e->off = pf_tensor_empty(e->bnd, e->bshape, PF_INT64, cpu, op);
+    pf_device dev = p->base->storage->device;
+    e->off = p->nidx == 0 ? pf_tensor_zeros(e->bnd, e->bshape, PF_INT64, dev, op)
+                          : pf_tensor_empty(e->bnd, e->bshape, PF_INT64, dev, op);
     if (e->off == NULL) {
         return -1;
-    }
-    if (p->nidx == 0) {
-        *(int64_t *)pf_tensor_data(e->off) = 0;
     }
     for (int j = 0; j < p->nidx; j++) {
         int64_t size = p->shape[p->idx_dim[j]];
@@ -691,10 +745,18 @@ static int exec_prepare(adv_plan *p, adv_exec *e, const char *op)
         /* np.take's clip mode clips negative indices to 0 rather than counting from the end */
         off_ctx c = {p->idx[j]->dtype, size, p->strides[p->idx_dim[j]] * isz, j == 0,
                      p->idx_off[j], p->mode == PF_IDX_CLIP ? 0 : size, p->mode, 0, 0};
-        PfTensor *ops[2] = {p->idx[j], e->off};
-        pf_iter it;
-        pf_iter_build(&it, 2, ops, e->bshape, e->bnd);
-        pf_iter_run(&it, offsets_loop, &c);
+        if (e->routed) {
+            if (device_offsets(e, p->idx[j], &c, op) < 0) {
+                exec_clear(e);
+                return -1;
+            }
+        }
+        else {
+            PfTensor *ops[2] = {p->idx[j], e->off};
+            pf_iter it;
+            pf_iter_build(&it, 2, ops, e->bshape, e->bnd);
+            pf_iter_run(&it, offsets_loop, &c);
+        }
         if (c.bad) {
             exec_clear(e);
             return PF_ERRI(PyExc_IndexError, "%s: index %lld is out of bounds for axis %d with "
@@ -902,6 +964,42 @@ static void geom_from_exec(const adv_exec *e, int isz, adv_geom *g)
     memcpy(g->post_shape, e->rshape + e->npre + e->bnd, sizeof(int64_t) * (size_t)e->npost);
 }
 
+/*
+ * The copy on the CUDA path, over the result's shape: pre dims, B, post
+ * dims.  The indexed side (the view at e->data) steps by e's strides off B
+ * and by the offset table on B; `other` (byte strides over the result's
+ * dims, B's included) is the result for a read, the value for a write;
+ * value non-NULL writes that one item everywhere.
+ */
+static int device_copy(adv_exec *e, int write, char *other, const int64_t *other_st,
+                       const void *value, int isz, const char *op)
+{
+    PfCudaIndexCopy g;
+    memset(&g, 0, sizeof(g));
+    g.ndim = e->rnd;
+    g.bfirst = e->npre;
+    g.bnd = e->bnd;
+    g.table_side = write;
+    g.itemsize = isz;
+    int64_t *side = write ? g.dst_strides : g.src_strides;
+    int64_t *oside = write ? g.src_strides : g.dst_strides;
+    for (int k = 0; k < e->rnd; k++) {
+        g.shape[k] = e->rshape[k];
+        int post = k - e->npre - e->bnd;
+        side[k] = k < e->npre ? e->pre_st[k] : post < 0 ? 0 : e->post_st[post];
+        oside[k] = value != NULL ? 0 : other_st[k];
+    }
+    if (value != NULL) {
+        g.scalar = 1;
+        memcpy(g.value, value, (size_t)isz);
+    }
+    const int64_t *table = (const int64_t *)pf_tensor_data(e->off);
+    int status = write ? e->route.lib->index_copy(e->route.device, e->data, value ? NULL : other,
+                                                  table, &g)
+                       : e->route.lib->index_copy(e->route.device, other, e->data, table, &g);
+    return status == 0 ? 0 : pf_cu_raise(&e->route, op, status);
+}
+
 /* base[key] for a plan: a new contiguous tensor. */
 static PfTensor *adv_read(adv_plan *p, const char *op)
 {
@@ -912,7 +1010,16 @@ static PfTensor *adv_read(adv_plan *p, const char *op)
     PfTensor *base = p->base;
     int isz = pf_dtypes[base->dtype].itemsize;
     PfTensor *out = pf_tensor_empty(e.rnd, e.rshape, base->dtype, base->storage->device, op);
-    if (out != NULL) {
+    if (out != NULL && e.routed) {
+        int64_t st[PF_MAX_DIMS];
+        for (int k = 0; k < e.rnd; k++) {
+            st[k] = out->strides[k] * isz;
+        }
+        if (device_copy(&e, 0, pf_tensor_data(out), st, NULL, isz, op) < 0) {
+            Py_CLEAR(out);
+        }
+    }
+    else if (out != NULL) {
         adv_geom g;
         geom_from_exec(&e, isz, &g);
         adv_side S = {e.data, (const int64_t *)pf_tensor_data(e.off), 0, {0}, {0}};
@@ -975,10 +1082,32 @@ static int adv_write(adv_plan *p, PyObject *value, const char *op)
             goto done;
         }
         S.data = scalar.raw;
+        if (e.routed) {
+            if (device_copy(&e, 1, NULL, NULL, scalar.raw, isz, op) < 0) {
+                goto done;
+            }
+            goto written;
+        }
     }
     else {
         v = PfTensor_Check(value) ? (PfTensor *)Py_NewRef(value) : pf_as_tensor(value, 1, dt, op);
         if (v == NULL) {
+            goto done;
+        }
+        /* a value on the host (a list, an array, a tensor) for a tensor on a device is
+           copied over; a value on another device is refused */
+        if (!pf_tensor_on_cpu(base) && pf_tensor_on_cpu(v)) {
+            Py_SETREF(v, pf_tensor_to_device(v, base->storage->device, dt, op));
+            if (v == NULL) {
+                goto done;
+            }
+        }
+        if (!pf_device_eq(v->storage->device, base->storage->device)) {
+            char a[32], b[32];
+            PyErr_Format(PyExc_RuntimeError, "%s: the tensor is on %s and the value on %s; move "
+                         "the value with .to(...)", op,
+                         pf_device_str(base->storage->device, a, sizeof(a)),
+                         pf_device_str(v->storage->device, b, sizeof(b)));
             goto done;
         }
         /* a value of another dtype, or one that shares memory with base, is copied first */
@@ -1008,6 +1137,12 @@ static int adv_write(adv_plan *p, PyObject *value, const char *op)
                          pf_shape_str(v->shape, v->ndim, a, sizeof(a)),
                          pf_shape_str(e.rshape, e.rnd, b, sizeof(b)));
             goto done;
+        }
+        if (e.routed) {
+            if (device_copy(&e, 1, pf_tensor_data(v), vst, NULL, isz, op) < 0) {
+                goto done;
+            }
+            goto written;
         }
         S.data = pf_tensor_data(v);
         memcpy(S.pre, vst, sizeof(int64_t) * (size_t)e.npre);
@@ -1043,6 +1178,7 @@ static int adv_write(adv_plan *p, PyObject *value, const char *op)
         }
     }
     adv_copy(&g, &D, &S, 1);
+written:
     base->storage->version++;
     r = 0;
 done:
@@ -1108,15 +1244,30 @@ static PyObject *record_getitem(PfTensor *self, PyObject *key, PfTensor *r)
 }
 
 /*
- * Advanced indexing reads index values and gathers on the host: a CUDA
- * tensor, or a CUDA tensor used as an index, needs kernels not written yet
- * (basic indexing only makes views, which works on any device).
+ * Advanced indexing runs where the tensor is.  A tensor on a CUDA device
+ * takes index tensors on its own device or on the cpu (copied over, as
+ * lists and arrays are); CUDA must be usable before anything is read.  A
+ * tensor on the cpu takes cpu indices only.
  */
 static int adv_devices(PfTensor *self, PyObject **items, Py_ssize_t n, const char *op)
 {
-    if (pf_require_cpu(self, op, "advanced indexing (an index that is a tensor, list or "
-                       "array)") < 0) {
-        return -1;
+    if (!pf_tensor_on_cpu(self)) {
+        if (pf_cuda_lib(op) == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PfTensor *t = PfTensor_Check(items[i]) ? (PfTensor *)items[i] : NULL;
+            if (t != NULL && !pf_tensor_on_cpu(t) &&
+                !pf_device_eq(t->storage->device, self->storage->device)) {
+                char a[32], b[32];
+                return PF_ERRI(PyExc_RuntimeError,
+                               "%s: the tensor is on %s and an index tensor on %s; move the "
+                               "index to the tensor's device with .to(...)", op,
+                               pf_device_str(self->storage->device, a, sizeof(a)),
+                               pf_device_str(t->storage->device, b, sizeof(b)));
+            }
+        }
+        return 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PfTensor_Check(items[i]) && !pf_tensor_on_cpu((PfTensor *)items[i])) {

@@ -4,6 +4,7 @@
  */
 #include "autograd.h"
 #include "cuda_backend.h"
+#include "gather_cuda.h"
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -164,6 +165,7 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_optim_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_autograd_module_methods) < 0 || pf_autograd_init(m) < 0 ||
         PyModule_AddFunctions(m, pf_cuda_module_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_gather_cuda_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_autocast_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_reduce_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_linalg_module_methods) < 0 ||

@@ -13,6 +13,7 @@
  * loops that are not copies live in kernels/shape_kernels.c.
  */
 #include "ops.h"
+#include "gather_cuda.h"
 #include "kernels/shape_kernels.h"
 
 /* ------------------------------------------------------------- geometry */
@@ -1453,6 +1454,22 @@ PyObject *pf_op_triu(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t n
  * at the index and 0 elsewhere.  An index outside [0, num_classes) raises
  * IndexError (Keras's backends differ: some give a zero row).
  */
+/* IndexError for index v at flat position p of x */
+static void one_hot_bad(const char *op, const PfTensor *x, int64_t p, int64_t v, int64_t classes)
+{
+    char s0[PF_SHAPE_STRLEN];
+    int64_t pos[PF_MAX_DIMS];
+    for (int64_t d = x->ndim - 1, rem = p; d >= 0; d--) {
+        pos[d] = rem % x->shape[d];
+        rem /= x->shape[d];
+    }
+    PyErr_Format(PyExc_IndexError,
+                 "%s: index %lld at position %s is out of range for num_classes=%lld; "
+                 "every index must be in [0, %lld)", op, (long long)v,
+                 pf_shape_str(pos, x->ndim, s0, sizeof(s0)), (long long)classes,
+                 (long long)classes);
+}
+
 PyObject *pf_op_one_hot(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs,
                         PyObject *kwnames)
 {
@@ -1491,38 +1508,49 @@ PyObject *pf_op_one_hot(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_
     if (axis_or_default(v[2] == Py_None ? NULL : v[2], -1, nd + 1, op, &ax) < 0) {
         goto done;
     }
+    int64_t shape[PF_MAX_DIMS];
+    for (int d = 0, s = 0; d <= nd; d++) {
+        shape[d] = d == ax ? classes : x->shape[s++];
+    }
+    char one[8];
+    int64_t one_i = 1;
+    pf_cast_one(&one_i, PF_INT64, one, dt);
+    int64_t count = pf_numel(x->shape, nd);
+    pf_cu_route r;
+    int routed = pf_cu_route_for(x, op, &r);
+    if (routed != 0) {
+        /* the library checks the indices while it writes; a bad one discards the result */
+        PfCudaBad bad = {-1, 0};
+        if (routed < 0 || (out = pf_tensor_empty(nd + 1, shape, dt, x->storage->device, op)) ==
+                              NULL) {
+            goto done;
+        }
+        if (count > 0 && pf_cu_one_hot(&r, out, x, classes, pf_numel(x->shape + ax, nd - ax),
+                                       one, &bad, op) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        if (bad.pos >= 0) {
+            Py_CLEAR(out);
+            one_hot_bad(op, x, bad.pos, bad.value, classes);
+        }
+        goto done;
+    }
     idx = (x->dtype == PF_INT64 && pf_tensor_is_contiguous(x))
               ? (PfTensor *)Py_NewRef(x) : pf_tensor_copy_as(x, PF_INT64, op);
     if (idx == NULL) {
         goto done;
     }
     const int64_t *iv = (const int64_t *)pf_tensor_data(idx);
-    int64_t count = pf_numel(x->shape, nd);
     for (int64_t p = 0; p < count; p++) {
         if (iv[p] < 0 || iv[p] >= classes) {
-            int64_t pos[PF_MAX_DIMS];
-            for (int64_t d = nd - 1, rem = p; d >= 0; d--) {
-                pos[d] = rem % x->shape[d];
-                rem /= x->shape[d];
-            }
-            PyErr_Format(PyExc_IndexError,
-                         "%s: index %lld at position %s is out of range for num_classes=%lld; "
-                         "every index must be in [0, %lld)", op, (long long)iv[p],
-                         pf_shape_str(pos, nd, s0, sizeof(s0)), (long long)classes,
-                         (long long)classes);
+            one_hot_bad(op, x, p, iv[p], classes);
             goto done;
         }
-    }
-    int64_t shape[PF_MAX_DIMS];
-    for (int d = 0, s = 0; d <= nd; d++) {
-        shape[d] = d == ax ? classes : x->shape[s++];
     }
     if ((out = pf_tensor_empty(nd + 1, shape, dt, x->storage->device, op)) == NULL) {
         goto done;
     }
-    char one[8];
-    int64_t one_i = 1;
-    pf_cast_one(&one_i, PF_INT64, one, dt);
     if (pf_numel(shape, nd + 1) > 0) {
         pf_one_hot(iv, pf_tensor_data(out), pf_dtypes[dt].itemsize, one,
                    pf_numel(x->shape, ax), classes, pf_numel(x->shape + ax, nd - ax));
@@ -1590,6 +1618,18 @@ static PyObject *masked_fill_impl(PyObject *const *args, Py_ssize_t nargs, PyObj
     if (pf_scalar_to_raw(v[2], x->dtype, value, op) < 0) {
         goto fail;
     }
+    pf_cu_route r;
+    int routed = pf_cu_route_for(x, op, &r);
+    if (routed < 0) {
+        goto fail;
+    }
+    /* a mask given as a list (built on the host) goes to x's device */
+    if (routed) {
+        Py_SETREF(mask, pf_cu_place(&r, mask, op));
+        if (mask == NULL) {
+            goto fail;
+        }
+    }
     if (inplace) {
         if (pf_tensor_check_writable(x, op) < 0) {
             goto fail;
@@ -1607,12 +1647,19 @@ static PyObject *masked_fill_impl(PyObject *const *args, Py_ssize_t nargs, PyObj
              NULL) {
         goto fail;
     }
-    PfTensor *ops[3] = {x, mask, out};
-    pf_iter it;
-    pf_iter_build(&it, 3, ops, x->shape, x->ndim);
-    pf_iter_run(&it, pf_masked_fill_loop(pf_dtypes[x->dtype].itemsize), value);
-    if (inplace) {
-        out->storage->version++;
+    if (routed) {
+        if (pf_cu_masked_fill(&r, out, x, mask, value, op) < 0) {
+            goto fail;
+        }
+    }
+    else {
+        PfTensor *ops[3] = {x, mask, out};
+        pf_iter it;
+        pf_iter_build(&it, 3, ops, x->shape, x->ndim);
+        pf_iter_run(&it, pf_masked_fill_loop(pf_dtypes[x->dtype].itemsize), value);
+        if (inplace) {
+            out->storage->version++;
+        }
     }
     Py_DECREF(mask);
     Py_DECREF(x);

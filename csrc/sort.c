@@ -14,8 +14,13 @@
  * long ones.  It sorts (key, index) pairs; values are then gathered from
  * the row through the indices, so -0.0 and NaN payloads survive.  Rows
  * are independent and split across threads when there is enough work.
+ *
+ * On a CUDA device (cuda/gather.cu) the same keys are sorted as (key,
+ * position) pairs by a bitonic network per row, which gives the same
+ * stable order; searchsorted bisects the same keys.
  */
 #include "ops.h"
+#include "gather_cuda.h"
 #include "kernels/half.h"
 #include <math.h>
 #ifdef _OPENMP
@@ -452,6 +457,32 @@ static int run_rows(const rows_job *j, int64_t lo, int64_t hi)
     return 0;
 }
 
+/* The rows of j through the CUDA library (0, or -1 raised). */
+static int run_rows_cuda(const pf_cu_route *r, const rows_job *j, const char *op)
+{
+    const PfTensor *x = j->x;
+    PfCudaSort g;
+    memset(&g, 0, sizeof(g));
+    g.ndim = x->ndim;
+    g.axis = j->axis;
+    for (int d = 0; d < x->ndim; d++) {
+        g.shape[d] = x->shape[d];
+        g.strides[d] = x->strides[d];
+        g.vals_strides[d] = j->vals ? j->vals->strides[d] : 0;
+        g.inds_strides[d] = j->inds ? j->inds->strides[d] : 0;
+    }
+    g.dtype = x->dtype;
+    g.descending = j->desc;
+    g.k = j->k;
+    int status = r->lib->sort_rows(r->device, j->vals ? pf_tensor_data(j->vals) : NULL,
+                                   j->inds ? (int64_t *)pf_tensor_data(j->inds) : NULL,
+                                   pf_tensor_data(x), &g);
+    if (status != 0) {
+        return pf_cu_raise(r, op, status);
+    }
+    return 0;
+}
+
 static int run_all_rows(const rows_job *j, const char *op)
 {
     const PfTensor *x = j->x;
@@ -460,6 +491,11 @@ static int run_all_rows(const rows_job *j, const char *op)
     int64_t nrows = n > 0 ? total / n : 0;
     if (nrows == 0 || j->k == 0) {
         return 0;
+    }
+    pf_cu_route r;
+    int routed = pf_cu_route_for(x, op, &r);
+    if (routed != 0) {
+        return routed < 0 ? -1 : run_rows_cuda(&r, j, op);
     }
     int nth = pf_get_num_threads();
     if (total < PF_GRAIN / 2 || nrows < 2 || nth <= 1) {
@@ -628,6 +664,58 @@ done:
 }
 
 /*
+ * unique on a CUDA device, given the argsort perm of the flat x: the group
+ * starts are the nonzero positions of a marks array (a compaction, one
+ * read back of their count), then one pass fills the per-group outputs
+ * and the inverse.  The requested outputs are new tensors.
+ */
+static int unique_cuda(const pf_cu_route *r, PfTensor *flat, PfTensor *perm, PfTensor *x,
+                       int nan_alone, int ret_index, int ret_inverse, int ret_counts,
+                       PfTensor **vals, PfTensor **first, PfTensor **inverse,
+                       PfTensor **counts, const char *op)
+{
+    int64_t n = flat->shape[0], one = 1;
+    pf_device dev = flat->storage->device;
+    PfCudaUnique g = {x->dtype, nan_alone, n, flat->strides[0], 0};
+    PfTensor *marks = pf_tensor_empty(1, &n, PF_BOOL, dev, op), *starts = NULL;
+    int rc = -1, status = 0;
+    if (marks == NULL) {
+        return -1;
+    }
+    if (n > 0 && (status = r->lib->unique_marks(r->device, (uint8_t *)pf_tensor_data(marks),
+                                                pf_tensor_data(flat),
+                                                (const int64_t *)pf_tensor_data(perm), &g)) != 0) {
+        pf_cu_raise(r, op, status);
+        goto done;
+    }
+    if ((starts = pf_cu_nonzero(r, marks, &one, 0, op)) == NULL) {
+        goto done;
+    }
+    g.groups = starts->shape[0];
+    if ((*vals = pf_tensor_empty(1, &g.groups, x->dtype, dev, op)) == NULL ||
+        (ret_index && (*first = pf_tensor_empty(1, &g.groups, PF_INT64, dev, op)) == NULL) ||
+        (ret_counts && (*counts = pf_tensor_empty(1, &g.groups, PF_INT64, dev, op)) == NULL) ||
+        (ret_inverse &&
+         (*inverse = pf_tensor_empty(x->ndim, x->shape, PF_INT64, dev, op)) == NULL)) {
+        goto done;
+    }
+    status = r->lib->unique_groups(
+        r->device, pf_tensor_data(*vals), *first ? (int64_t *)pf_tensor_data(*first) : NULL,
+        *inverse ? (int64_t *)pf_tensor_data(*inverse) : NULL,
+        *counts ? (int64_t *)pf_tensor_data(*counts) : NULL, pf_tensor_data(flat),
+        (const int64_t *)pf_tensor_data(perm), (const int64_t *)pf_tensor_data(starts), &g);
+    if (status != 0) {
+        pf_cu_raise(r, op, status);
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_DECREF(marks);
+    Py_XDECREF(starts);
+    return rc;
+}
+
+/*
  * unique(a, return_index=False, return_inverse=False, return_counts=False,
  * equal_nan=True, sorted=True): NumPy's, for the flattened input.  Returns
  * the sorted unique values, or a tuple (values, [index], [inverse],
@@ -669,6 +757,17 @@ PyObject *pf_op_unique(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
     rows_job j = {flat, 0, 0, n, 0, NULL, inds};
     if (run_all_rows(&j, op) < 0) {
         goto done;
+    }
+    pf_cu_route cr;
+    int routed = pf_cu_route_for(flat, op, &cr);
+    if (routed < 0 ||
+        (routed && unique_cuda(&cr, flat, inds, x, !equal_nan && pf_is_float(x->dtype),
+                               ret_index, ret_inverse, ret_counts, &vals, &first, &inverse,
+                               &counts, op) < 0)) {
+        goto done;
+    }
+    if (routed) {
+        goto pack;
     }
     const int64_t *perm = (const int64_t *)pf_tensor_data(inds);
     int w = key_width(x->dtype), isz = pf_dtypes[x->dtype].itemsize;
@@ -720,6 +819,7 @@ PyObject *pf_op_unique(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t
         }
     }
     PyMem_Free(start);
+pack:
     if ((ret_index && first == NULL) || (ret_inverse && inverse == NULL) ||
         (ret_counts && counts == NULL)) {
         goto done;
@@ -866,6 +966,23 @@ PyObject *pf_op_searchsorted(PyObject *Py_UNUSED(m), PyObject *const *args, Py_s
     int64_t na = pf_numel(ac->shape, ac->ndim), nx = pf_numel(xc->shape, xc->ndim);
     int64_t n = ac->shape[ac->ndim - 1];
     int64_t m = batched ? xc->shape[xc->ndim - 1] : nx;
+    pf_cu_route cr;
+    int routed = pf_cu_route_for(ac, op, &cr);
+    if (routed < 0) {
+        goto done;
+    }
+    if (routed) {
+        PfCudaSearch g = {dt, right, n, m, nx};
+        int status = cr.lib->search_sorted(cr.device, (int64_t *)pf_tensor_data(out),
+                                           pf_tensor_data(ac), pf_tensor_data(xc), &g);
+        if (status == 0) {
+            r = Py_NewRef(out);
+        }
+        else {
+            pf_cu_raise(&cr, op, status);
+        }
+        goto done;
+    }
     akeys = PyMem_Malloc((size_t)(na > 0 ? na : 1) * (size_t)w);
     xkeys = PyMem_Malloc((size_t)(nx > 0 ? nx : 1) * (size_t)w);
     if (akeys == NULL || xkeys == NULL) {

@@ -241,6 +241,32 @@ SHAPE_CALLS = {"concatenate": lambda f, x: f([x, x]), "stack": lambda f, x: f([x
 
 def _devices(r):
     return {str(t.device) for t in (r if isinstance(r, (list, tuple)) else [r])}
+def _idx(shape=(2, 3)):
+    return _dev(shape, "int64")
+
+
+# ops that run on CUDA, called with valid arguments: (x, device index tensors, a bool mask)
+PORTED_CALLS = {
+    "take_along_axis": lambda x: _C.take_along_axis(x, _idx(), axis=1),
+    "gather": lambda x: _C.gather(x, 1, _idx()),
+    "put_along_axis": lambda x: _C.put_along_axis(x, _idx(), 1.0, axis=1),
+    "scatter": lambda x: _C.scatter(x, 1, _idx(), x),
+    "scatter_": lambda x: _C.scatter_(x, 1, _idx(), x),
+    "scatter_add": lambda x: _C.scatter_add(x, 1, _idx(), x),
+    "scatter_add_": lambda x: _C.scatter_add_(x, 1, _idx(), x),
+    "index_select": lambda x: _C.index_select(x, 1, _idx((2,))),
+    "take": lambda x: _C.take(x, _idx()),
+    "nonzero": lambda x: _C.nonzero(x),
+    "argwhere": lambda x: _C.argwhere(x),
+    "one_hot": lambda x: _C.one_hot(_idx(), 4),
+    "masked_fill": lambda x: _C.masked_fill(x, _dev((2, 3), "bool"), 0.0),
+    "masked_fill_": lambda x: _C.masked_fill_(x, _dev((2, 3), "bool"), 0.0),
+    "sort": lambda x: _C.sort(x),
+    "argsort": lambda x: _C.argsort(x, axis=0),
+    "topk": lambda x: _C.topk(x, 2),
+    "searchsorted": lambda x: _C.searchsorted(x, x),
+    "unique": lambda x: _C.unique(x, return_inverse=True, return_counts=True),
+}
 
 
 def _op_calls():
@@ -249,7 +275,9 @@ def _op_calls():
     for row in _C._op_table():
         name, nin = row["name"], max(row["nin"], 1)
         fn = getattr(_C, name)
-        if name == "clip":
+        if name in PORTED_CALLS:
+            calls.append((name, PORTED_CALLS[name]))
+        elif name == "clip":
             calls.append((name, lambda x, fn=fn: fn(x, 0, 1)))
         elif name == "layer_norm":          # a ported op: give it a valid call
             calls.append((name, lambda x, fn=fn: fn(x, (3,))))
@@ -347,20 +375,16 @@ def test_operators_methods_and_mixing():
         (lambda: pf.where(c > 0, x, c), RuntimeError, r"^where: tensors on cpu and cuda:0"),
         (lambda: pf.nn.functional.cross_entropy(x, pf.zeros(2, dtype=pf.int64)), RuntimeError,
          r"^cross_entropy: tensors on cuda:0 and cpu"),
-        (lambda: x[[0, 1]], NotImplementedError,
-         no_kernel("Tensor.__getitem__", "advanced indexing (an index that is a tensor, list "
-                                         "or array)")),
-        (lambda: x[x > 0], *((NotImplementedError, no_kernel(
-            "Tensor.__getitem__", "advanced indexing (an index that is a tensor, list or "
-                                  "array)")) if CUDA else (RuntimeError, unavailable("greater")))),
         (lambda: c[_dev((1,), pf.int64)], RuntimeError,
          r"^Tensor\.__getitem__: the tensor is on cpu and an index tensor on cuda:0; move the "
          r"index to the cpu with \.cpu\(\)"),
     ]
     if not CUDA:
-        # sum runs on CUDA: a fake device tensor reaches the library, which has no device
+        # these run on CUDA: a fake device tensor reaches the library, which has no device
         cases.append((lambda: x.sum(axis=0), RuntimeError, r"^sum: CUDA is not available"))
         cases.append((lambda: x @ x.T, RuntimeError, r"^matmul: CUDA is not available"))
+        cases.append((lambda: x[[0, 1]], RuntimeError, unavailable("Tensor.__getitem__")))
+        cases.append((lambda: x[x > 0], RuntimeError, unavailable("greater")))
     for fn, exc, msg in cases:
         with pytest.raises(exc, match=msg):
             fn()
