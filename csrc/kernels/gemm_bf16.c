@@ -1,0 +1,878 @@
+/*
+ * gemm_bf16.c -- bfloat16 matrix products with float32 accumulation: the
+ * pf_gemm problems of dtype PF_BFLOAT16 (gemm.h), C (m x n, float32) =
+ * A (m x k, bfloat16) B (k x n, bfloat16) for every batch index.
+ *
+ * Why pyframe has its own kernel: the OpenBLAS it links (the scipy-openblas32
+ * wheel, 0.3.34) is built without sbgemm -- `nm -D libscipy_openblas.so`
+ * lists no sbgemm symbol -- so the only bfloat16 product it offers is the
+ * float32 one (widen both operands, sgemm, round).  Intel's recent server
+ * cores multiply bfloat16 directly, in one of two ways:
+ *
+ *   amx     AMX-BF16: TDPBF16PS multiplies a 16 x 32 tile of A by a 32 x 16
+ *           tile of B into a 16 x 16 float32 tile of C, 8192 multiply-adds
+ *           per instruction, in eight 1 KB tile registers.
+ *   avx512  AVX512-BF16: VDPBF16PS adds the products of 16 k-pairs to 16
+ *           float32 lanes of a zmm register (twice the rate of float32 FMA).
+ *
+ * The third, generic, path is the float32 engine itself; linalg.c routes
+ * products there when neither instruction set is usable, so this file only
+ * runs on a CPU that has one of them.  The path is chosen once, at the
+ * first bfloat16 product: cpuid says what the processor has, XCR0 what the
+ * OS saves on a context switch, and Linux must be asked for the 8 KB of AMX
+ * tile state per thread (arch_prctl ARCH_REQ_XCOMP_PERM).  Any of them
+ * failing leaves the next path down; nothing here can crash on an older CPU,
+ * because every instruction that needs a feature sits in a function
+ * compiled for it (target attributes) and is only called once it is known.
+ *
+ * Packed layout, shared by both paths (every operand is packed, so A and B
+ * may have any strides):
+ *
+ *   A  mt = ceil(m/16) row tiles x kc = ceil(k/32) chunks, tile (i, c) at
+ *      Ap + (i*kc + c)*512: 16 rows of 32 bf16, row r = A[16i + r][32c ...].
+ *   B  nt = ceil(n/16) column tiles x kc chunks, tile (j, c) at
+ *      Bp + (j*kc + c)*512: 16 rows of 16 k-pairs ("VNNI" layout), row r
+ *      holding B[32c + 2r][16j + q] and B[32c + 2r + 1][16j + q] side by
+ *      side at 2q and 2q + 1.  A 32-bit word is one column's k-pair, which
+ *      is what both TDPBF16PS and VDPBF16PS multiply.
+ *
+ * Everything outside (m, k) and (k, n) is zero, so ragged edges and a k
+ * that is no multiple of 32 (odd included) cost padding, not special
+ * cases.  The chunks of one tile row (or column) lie one after the other:
+ * for the avx512 path a column tile of B is simply kc*16 rows of 32 bf16.
+ *
+ * Blocking.  Measured on this project's machine (Sapphire Rapids, one
+ * core): a tile product takes about 5 ns with its operands in L1, 7-10 ns
+ * streaming them from L2 and 35 ns from L3, so the operands of the inner
+ * loops must stay in L2; and each micro-kernel call ends by storing its C
+ * tiles, which waits for the tile pipeline to drain, so long runs of k
+ * (1024) beat short ones (256) by about a quarter.  C is therefore cut into
+ * blocks of up to 256 x 1024 (smaller when there are too few to keep every
+ * thread busy), each computed whole by one thread in a fixed order: k in
+ * steps of KB chunks, then pairs of column tiles, then pairs of row tiles.
+ * The block's rows of A (256 x 1024 bf16, 512 KB) stay in L2 while B's
+ * column pairs stream past once.  As no element of C is ever split between
+ * threads, results have the same bits on any thread count.  C accumulates
+ * in float32 between k steps.
+ *
+ * Threads: pyframe's OpenMP threads (pf_get_num_threads()).  OpenBLAS is
+ * not called here, so its pool is idle and the two never compete.  A batch
+ * of at least as many products as threads is split by product (each thread
+ * packs its own operands); otherwise the threads pack each product's
+ * operands together and then share out its blocks.
+ */
+#include "gemm.h"
+#include "half.h"
+#include <errno.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PF_X86_BF16 1
+#include <cpuid.h>
+#include <immintrin.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#else
+#define PF_X86_BF16 0
+#endif
+
+const char *const pf_bf16_path_names[PF_BF16_NPATHS] = {"generic", "avx512", "amx"};
+
+#define TILE_ELEMS 512          /* bf16 elements in one packed tile (1 KB) */
+#define KB 32                   /* k chunks (of 32) per blocking step: k = 1024 */
+#define BLOCK_M 16              /* the largest block of C: 16 x 64 tiles, 256 x 1024 */
+#define BLOCK_N 64
+#define BF16_GRAIN (1 << 18)    /* multiply-adds below which one thread does it all */
+#define SCRATCH_FLOATS 256      /* a 16 x 16 float32 edge tile, per thread */
+#define WORK_CACHE_MAX ((size_t)64 << 20)  /* the largest packing buffer kept for reuse */
+
+/* ------------------------------------------------------------ detection */
+
+static int detected;
+static int available[PF_BF16_NPATHS] = {1, 0, 0};
+static pf_bf16_path active = PF_BF16_GENERIC;
+static const char *why_not[PF_BF16_NPATHS] = {NULL, "not checked", "not checked"};
+
+#if PF_X86_BF16
+static uint64_t read_xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+
+/* Ask Linux for the AMX tile data state; 0 when this process may use it. */
+static int request_amx(const char **why)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    const long get_perm = 0x1022, req_perm = 0x1023, xtiledata = 18;
+    unsigned long granted = 0;
+    int saved = errno;
+    long rc = syscall(SYS_arch_prctl, req_perm, xtiledata);
+    if (rc == 0) {
+        rc = syscall(SYS_arch_prctl, get_perm, &granted);
+    }
+    errno = saved;
+    if (rc != 0 || !(granted >> xtiledata & 1)) {
+        *why = "the kernel refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)";
+        return -1;
+    }
+    return 0;
+#else
+    *why = "pyframe asks for the AMX tile state only on Linux";
+    return -1;
+#endif
+}
+#endif
+
+/*
+ * What this CPU and OS can run.  AVX-512 state needs XCR0 bits 1, 2 and
+ * 5-7 (SSE, AVX, opmask and both halves of the upper zmm registers); AMX
+ * needs bits 17 and 18 (tile configuration and data) and, on Linux, the
+ * per-process permission.  The packing uses AVX-512BW, which every AMX
+ * processor has.
+ */
+static void detect(void)
+{
+#if PF_X86_BF16
+    unsigned a, b, c, d;
+    int avx512 = 0, avx512bf16 = 0, amx = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && __get_cpuid_max(0, NULL) >= 7) {
+        uint64_t xcr0 = read_xcr0();
+        __cpuid_count(7, 0, a, b, c, d);
+        avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (xcr0 & 0xe6) == 0xe6;
+        amx = (d >> 22 & 1) && (d >> 24 & 1);
+        int amx_os = (xcr0 >> 17 & 3) == 3;
+        __cpuid_count(7, 1, a, b, c, d);
+        avx512bf16 = a >> 5 & 1;
+        why_not[PF_BF16_AVX512] = !avx512 ? "the CPU (or OS) lacks AVX-512F/BW"
+                                  : !avx512bf16 ? "the CPU lacks AVX512-BF16" : NULL;
+        why_not[PF_BF16_AMX] = !amx ? "the CPU lacks AMX-TILE/AMX-BF16"
+                               : !avx512 ? "the CPU (or OS) lacks AVX-512F/BW"
+                               : !amx_os ? "the OS does not enable the AMX state (XCR0)"
+                               : NULL;
+        if (why_not[PF_BF16_AMX] == NULL && request_amx(&why_not[PF_BF16_AMX]) < 0) {
+            amx = 0;
+        }
+    }
+    else {
+        why_not[PF_BF16_AVX512] = why_not[PF_BF16_AMX] = "the CPU lacks AVX-512";
+    }
+    available[PF_BF16_AVX512] = why_not[PF_BF16_AVX512] == NULL;
+    available[PF_BF16_AMX] = why_not[PF_BF16_AMX] == NULL;
+#else
+    why_not[PF_BF16_AVX512] = why_not[PF_BF16_AMX] = "not an x86-64 build with GCC";
+#endif
+    active = available[PF_BF16_AMX] ? PF_BF16_AMX
+             : available[PF_BF16_AVX512] ? PF_BF16_AVX512 : PF_BF16_GENERIC;
+    detected = 1;
+}
+
+int pf_bf16_path_available(pf_bf16_path p, const char **why)
+{
+    if (!detected) {
+        detect();
+    }
+    if (why != NULL) {
+        *why = why_not[p];
+    }
+    return available[p];
+}
+
+pf_bf16_path pf_bf16_path_active(void)
+{
+    if (!detected) {
+        detect();
+    }
+    return active;
+}
+
+void pf_bf16_path_set(pf_bf16_path p)
+{
+    if (!detected) {
+        detect();
+    }
+    active = p;
+}
+
+#if PF_X86_BF16
+
+#define PACK_FN __attribute__((target("avx512f,avx512bw")))
+#define AVX_FN __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define AMX_FN __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define INLINE inline __attribute__((always_inline))
+
+/*
+ * GCC's tile intrinsics are asm statements that do not tell the compiler
+ * which memory they read; a barrier makes stores to a buffer that a tile
+ * load reads next happen first.
+ */
+#define COMPILER_BARRIER() __asm__ volatile("" ::: "memory")
+
+/* ------------------------------------------------------------ packing */
+
+/*
+ * Tile (i, c) of packed A: dst (16 x 32) = A[16i .., 32c ..], zero outside
+ * (m, k).  A (m x k) has strides rs, cs in elements (any sign).
+ */
+static void pack_a_tile(const pf_bf16 *A, int64_t rs, int64_t cs, int64_t m, int64_t k,
+                        int64_t i, int64_t c, pf_bf16 *dst)
+{
+    int64_t r0 = 16 * i, k0 = 32 * c;
+    int rows = m - r0 < 16 ? (int)(m - r0) : 16, cols = k - k0 < 32 ? (int)(k - k0) : 32;
+    if (rows < 16 || cols < 32) {
+        memset(dst, 0, TILE_ELEMS * sizeof(pf_bf16));
+    }
+    if (cs == 1) {
+        /* rows of A contiguous: each tile row is one copy */
+        for (int r = 0; r < rows; r++) {
+            memcpy(dst + 32 * r, A + (r0 + r) * rs + k0, (size_t)cols * sizeof(pf_bf16));
+        }
+    }
+    else if (rs == 1) {
+        /* columns contiguous (a transposed operand): read down the columns */
+        for (int t = 0; t < cols; t++) {
+            const pf_bf16 *src = A + (k0 + t) * cs + r0;
+            for (int r = 0; r < rows; r++) {
+                dst[32 * r + t] = src[r];
+            }
+        }
+    }
+    else {
+        for (int r = 0; r < rows; r++) {
+            for (int t = 0; t < cols; t++) {
+                dst[32 * r + t] = A[(r0 + r) * rs + (k0 + t) * cs];
+            }
+        }
+    }
+}
+
+/*
+ * Tile (j, c) of packed B: dst row r = the k-pair (32c + 2r, 32c + 2r + 1)
+ * of columns 16j .. 16j + 15, interleaved (dst[32r + 2q + s] =
+ * B[32c + 2r + s][16j + q]), zero outside (k, n).  B (k x n) has strides
+ * rs, cs in elements.
+ */
+static PACK_FN void pack_b_tile(const pf_bf16 *B, int64_t rs, int64_t cs, int64_t k, int64_t n,
+                                int64_t j, int64_t c, pf_bf16 *dst)
+{
+    int64_t n0 = 16 * j, k0 = 32 * c;
+    int kr = k - k0 < 32 ? (int)(k - k0) : 32, cols = n - n0 < 16 ? (int)(n - n0) : 16;
+    if (kr == 32 && cols == 16 && cs == 1) {
+        /* rows of B contiguous: interleave two 16-element rows into one 64-byte row */
+        const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10,
+                                             25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
+                                             18, 2, 17, 1, 16, 0);
+        for (int r = 0; r < 16; r++) {
+            const pf_bf16 *s0 = B + (k0 + 2 * r) * rs + n0;
+            __m256i lo = _mm256_loadu_si256((const __m256i *)s0);
+            __m256i hi = _mm256_loadu_si256((const __m256i *)(s0 + rs));
+            __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            _mm512_storeu_si512(dst + 32 * r, _mm512_permutexvar_epi16(idx, both));
+        }
+        return;
+    }
+    if (kr == 32 && cols == 16 && rs == 1) {
+        /*
+         * Columns contiguous (B = W^T of a row-major W, the Linear case): a
+         * k-pair of one column is one 32-bit word of W's row, so the tile is
+         * the 16 x 16 transpose of those words.
+         */
+        uint32_t *d32 = (uint32_t *)dst;
+        for (int q = 0; q < 16; q++) {
+            const pf_bf16 *src = B + (n0 + q) * cs + k0;
+            for (int r = 0; r < 16; r++) {
+                uint32_t w;
+                memcpy(&w, src + 2 * r, sizeof(w));
+                d32[16 * r + q] = w;
+            }
+        }
+        return;
+    }
+    memset(dst, 0, TILE_ELEMS * sizeof(pf_bf16));
+    for (int kk = 0; kk < kr; kk++) {
+        const pf_bf16 *src = B + (k0 + kk) * rs + n0 * cs;
+        pf_bf16 *row = dst + 32 * (kk >> 1) + (kk & 1);
+        for (int q = 0; q < cols; q++) {
+            row[2 * q] = src[q * cs];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ C edges */
+
+/* A partial C tile (rows x cols of 16 x 16, row stride ldc) to and from a full one. */
+static void edge_in(const float *c, int64_t ldc, int64_t rows, int64_t cols, float *t)
+{
+    rows = rows < 16 ? rows : 16;
+    cols = cols < 16 ? cols : 16;
+    memset(t, 0, SCRATCH_FLOATS * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(t + 16 * r, c + r * ldc, (size_t)cols * sizeof(float));
+    }
+}
+
+static void edge_out(float *c, int64_t ldc, int64_t rows, int64_t cols, const float *t)
+{
+    rows = rows < 16 ? rows : 16;
+    cols = cols < 16 ? cols : 16;
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(c + r * ldc, t + 16 * r, (size_t)cols * sizeof(float));
+    }
+}
+
+/* ------------------------------------------------------------ AMX */
+
+/* The tile configuration: palette 1, every tile 16 rows of 64 bytes. */
+typedef struct {
+    uint8_t palette;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+static AMX_FN void amx_begin(void)
+{
+    amx_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    COMPILER_BARRIER();
+    _tile_loadconfig(&cfg);
+}
+
+static AMX_FN void amx_end(void)
+{
+    _tile_release();
+}
+
+/*
+ * C tile T, at row tile ti and column tile tj of the micro-kernel's block:
+ * zeroed on the first k step, else loaded from C -- straight when all
+ * 16 x 16 lie inside C, through the edge scratch otherwise.
+ */
+#define C_IN(T, ti, tj)                                                             \
+    do {                                                                            \
+        float *ct_ = c + (ti) * 16 * ldc + (tj) * 16;                               \
+        int64_t r_ = rows - 16 * (ti), q_ = cols - 16 * (tj);                       \
+        if (first) {                                                                \
+            _tile_zero(T);                                                          \
+        }                                                                           \
+        else if (r_ >= 16 && q_ >= 16) {                                            \
+            _tile_loadd(T, ct_, ldc * (int64_t)sizeof(float));                      \
+        }                                                                           \
+        else {                                                                      \
+            edge_in(ct_, ldc, r_, q_, scr);                                         \
+            COMPILER_BARRIER();                                                     \
+            _tile_loadd(T, scr, 64);                                                \
+        }                                                                           \
+    } while (0)
+
+#define C_OUT(T, ti, tj)                                                            \
+    do {                                                                            \
+        float *ct_ = c + (ti) * 16 * ldc + (tj) * 16;                               \
+        int64_t r_ = rows - 16 * (ti), q_ = cols - 16 * (tj);                       \
+        if (r_ >= 16 && q_ >= 16) {                                                 \
+            _tile_stored(T, ct_, ldc * (int64_t)sizeof(float));                     \
+        }                                                                           \
+        else {                                                                      \
+            _tile_stored(T, scr, 64);                                               \
+            edge_out(ct_, ldc, r_, q_, scr);                                        \
+        }                                                                           \
+    } while (0)
+
+/*
+ * The AMX micro-kernel: C (16mt x 16nt, mt and nt 1 or 2) += A (16mt x 32cn)
+ * B (32cn x 16nt).  a: packed A tile (i, c0), with row tile i + 1 astep
+ * elements on; b: packed B tile (j, c0), column tile j + 1 bstep on; c: C's
+ * element (16i, 16j), row stride ldc; rows, cols: how much of C lies from
+ * there on (the parts beyond go through scr); first: start from zero.
+ *
+ * Tiles: C in tmm0 (0,0), tmm1 (0,1), tmm2 (1,0), tmm3 (1,1); A in tmm4-5;
+ * B in tmm6-7.  With mt = nt = 2 each A and B tile loaded serves two
+ * TDPBF16PS, four in flight, which keeps the tile unit busy.
+ */
+static AMX_FN INLINE void amx_micro(const int mt, const int nt, const pf_bf16 *a, int64_t astep,
+                                    const pf_bf16 *b, int64_t bstep, int64_t cn, float *c,
+                                    int64_t ldc, int64_t rows, int64_t cols, int first,
+                                    float *scr)
+{
+    C_IN(0, 0, 0);
+    if (nt > 1) {
+        C_IN(1, 0, 1);
+    }
+    if (mt > 1) {
+        C_IN(2, 1, 0);
+        if (nt > 1) {
+            C_IN(3, 1, 1);
+        }
+    }
+    for (int64_t p = 0; p < cn; p++) {
+        const pf_bf16 *ap = a + p * TILE_ELEMS, *bp = b + p * TILE_ELEMS;
+        _tile_loadd(4, ap, 64);
+        _tile_loadd(6, bp, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        if (nt > 1) {
+            _tile_loadd(7, bp + bstep, 64);
+            _tile_dpbf16ps(1, 4, 7);
+        }
+        if (mt > 1) {
+            _tile_loadd(5, ap + astep, 64);
+            _tile_dpbf16ps(2, 5, 6);
+            if (nt > 1) {
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+    }
+    C_OUT(0, 0, 0);
+    if (nt > 1) {
+        C_OUT(1, 0, 1);
+    }
+    if (mt > 1) {
+        C_OUT(2, 1, 0);
+        if (nt > 1) {
+            C_OUT(3, 1, 1);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ AVX512-BF16 */
+
+/*
+ * The AVX512-BF16 micro-kernel: C (8 x 16nt, nt 1 or 2) += A (8 x 32cn)
+ * B (32cn x 16nt).  a: row r0 % 16 of packed A tile (r0 / 16, c0), i.e. 8
+ * rows of 32 bf16 with the next chunk 512 elements on; b and bstep as for
+ * amx_micro; c: C's element (r0, 16j), row stride ldc; rows, cols: how much
+ * of C lies from there on (masked loads and stores); first: start from
+ * zero.  Per k-pair: two rows of B (one zmm each), then for each of the 8
+ * rows of A its pair broadcast to all lanes, two VDPBF16PS.
+ */
+static AVX_FN INLINE void avx_micro(const int nt, const pf_bf16 *a, const pf_bf16 *b,
+                                    int64_t bstep, int64_t cn, float *c, int64_t ldc,
+                                    int64_t rows, int64_t cols, int first)
+{
+    __m512 acc0[8], acc1[8];
+    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= 32 ? 0xffff : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    int nr = rows < 8 ? (int)rows : 8;
+    for (int r = 0; r < 8; r++) {
+        acc0[r] = acc1[r] = _mm512_setzero_ps();
+        if (!first && r < nr) {
+            acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
+            if (nt > 1) {
+                acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+            }
+        }
+    }
+    for (int64_t p = 0; p < cn; p++) {
+        for (int q = 0; q < 16; q++) {
+            const pf_bf16 *bp = b + p * TILE_ELEMS + 32 * q, *ap = a + p * TILE_ELEMS + 2 * q;
+            __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);
+            __m512bh b1 = nt > 1 ? (__m512bh)_mm512_loadu_si512(bp + bstep) : b0;
+            for (int r = 0; r < 8; r++) {
+                int32_t pair;
+                memcpy(&pair, ap + 32 * r, sizeof(pair));
+                __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+                acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+                if (nt > 1) {
+                    acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
+        if (nt > 1) {
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ blocking */
+
+/* One product's packed operands and its output. */
+typedef struct {
+    int64_t m, n, k, mt, nt, kc;
+    const pf_bf16 *ap, *bp;     /* packed A (mt x kc tiles), packed B (nt x kc tiles) */
+    float *c;                   /* C (m x n), row stride ldc, columns contiguous */
+    int64_t ldc;
+} product;
+
+/*
+ * C's row tiles [i0, i1) x column tiles [j0, j1), all of k, on AMX: k in
+ * steps of KB chunks, then pairs of column tiles, then pairs of row tiles
+ * (the block's A, up to 16 row tiles x KB chunks, stays in L2).
+ */
+static AMX_FN void amx_block(const product *P, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                             float *scr)
+{
+    const int64_t kc = P->kc, step = kc * TILE_ELEMS, ldc = P->ldc;
+    COMPILER_BARRIER();     /* the packed tiles are written before they are loaded */
+    for (int64_t c0 = 0; c0 < kc; c0 += KB) {
+        int64_t cn = kc - c0 < KB ? kc - c0 : KB;
+        int first = c0 == 0;
+        for (int64_t j = j0; j < j1; j += 2) {
+            const pf_bf16 *b = P->bp + j * step + c0 * TILE_ELEMS;
+            int64_t cols = P->n - 16 * j;
+            for (int64_t i = i0; i < i1; i += 2) {
+                const pf_bf16 *a = P->ap + i * step + c0 * TILE_ELEMS;
+                float *c = P->c + 16 * i * ldc + 16 * j;
+                int64_t rows = P->m - 16 * i;
+                int two_i = i + 1 < i1, two_j = j + 1 < j1;
+                if (two_i && two_j) {
+                    amx_micro(2, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                }
+                else if (two_i) {
+                    amx_micro(2, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                }
+                else if (two_j) {
+                    amx_micro(1, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                }
+                else {
+                    amx_micro(1, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                }
+            }
+        }
+    }
+}
+
+/* The same block on AVX512-BF16, in 8-row steps. */
+static AVX_FN void avx_block(const product *P, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    const int64_t kc = P->kc, step = kc * TILE_ELEMS, ldc = P->ldc;
+    int64_t r1 = 16 * i1 < P->m ? 16 * i1 : P->m;
+    for (int64_t c0 = 0; c0 < kc; c0 += KB) {
+        int64_t cn = kc - c0 < KB ? kc - c0 : KB;
+        int first = c0 == 0;
+        for (int64_t j = j0; j < j1; j += 2) {
+            const pf_bf16 *b = P->bp + j * step + c0 * TILE_ELEMS;
+            int64_t cols = P->n - 16 * j;
+            for (int64_t r0 = 16 * i0; r0 < r1; r0 += 8) {
+                const pf_bf16 *a = P->ap + (r0 / 16) * step + c0 * TILE_ELEMS + 32 * (r0 % 16);
+                float *c = P->c + r0 * ldc + 16 * j;
+                if (j + 1 < j1) {
+                    avx_micro(2, a, b, step, cn, c, ldc, P->m - r0, cols, first);
+                }
+                else {
+                    avx_micro(1, a, b, step, cn, c, ldc, P->m - r0, cols, first);
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ driver */
+
+typedef struct {
+    const pf_gemm *g;
+    pf_bf16_path path;
+    int64_t mt, nt, kc;
+    int64_t bm, bn;             /* block size in tiles */
+    int64_t nbi, nbj;           /* blocks down and across */
+    int share_a, share_b;       /* the operand is the same for every batch index */
+    int a_colwise, b_rowwise;   /* the packing order (pack_a, pack_b) */
+} plan;
+
+/*
+ * Packed tile t of A (of B): t counts the tiles in the order that reads the
+ * operand as it lies -- along its rows when they are contiguous, down its
+ * columns when those are.  (Row by row through a row-major B, the tiles of
+ * one chunk of k come one after the other; column tile by column tile
+ * would touch 32 rows, each in its own page, for every 1 KB written.)
+ */
+static void pack_a(const plan *P, const pf_bf16 *A, pf_bf16 *dst, int64_t t)
+{
+    const pf_gemm *g = P->g;
+    int64_t i = P->a_colwise ? t % P->mt : t / P->kc, c = P->a_colwise ? t / P->mt : t % P->kc;
+    pack_a_tile(A, g->a.rs, g->a.cs, g->m, g->k, i, c, dst + (i * P->kc + c) * TILE_ELEMS);
+}
+
+static void pack_b(const plan *P, const pf_bf16 *B, pf_bf16 *dst, int64_t t)
+{
+    const pf_gemm *g = P->g;
+    int64_t j = P->b_rowwise ? t % P->nt : t / P->kc, c = P->b_rowwise ? t / P->nt : t % P->kc;
+    pack_b_tile(B, g->b.rs, g->b.cs, g->k, g->n, j, c, dst + (j * P->kc + c) * TILE_ELEMS);
+}
+
+/* Block `blk` of the product with packed operands ap, bp into C at c. */
+static void run_block(const plan *P, const pf_bf16 *ap, const pf_bf16 *bp, float *c, int64_t blk,
+                      float *scr)
+{
+    const pf_gemm *g = P->g;
+    product pr = {g->m, g->n, g->k, P->mt, P->nt, P->kc, ap, bp, c, g->c.rs};
+    int64_t bi = blk / P->nbj, bj = blk % P->nbj;
+    int64_t i0 = bi * P->bm, j0 = bj * P->bn;
+    int64_t i1 = i0 + P->bm < P->mt ? i0 + P->bm : P->mt;
+    int64_t j1 = j0 + P->bn < P->nt ? j0 + P->bn : P->nt;
+    if (P->path == PF_BF16_AMX) {
+        amx_block(&pr, i0, i1, j0, j1, scr);
+    }
+    else {
+        avx_block(&pr, i0, i1, j0, j1);
+    }
+}
+
+static int shared_operand(const pf_gemm *g, const pf_gemm_mat *x)
+{
+    for (int d = 0; d < g->nb; d++) {
+        if (g->bshape[d] > 1 && x->bstrides[d] != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/*
+ * Packing buffers.  A fresh multi-megabyte allocation is fresh pages, and
+ * faulting them in cost as much as the packing itself (measured: 2.2 ms
+ * against 1.1 ms per 1024^3 product), so the last buffer (up to
+ * WORK_CACHE_MAX) is kept for the next product.  The slot is emptied by an
+ * atomic exchange while a buffer is in use, so products running at once in
+ * several Python threads (the GIL is released around them) never share one.
+ * A buffer's first cache line holds its size.
+ */
+static char *cached_work;
+
+static char *work_take(size_t bytes)
+{
+    char *w = __atomic_exchange_n(&cached_work, NULL, __ATOMIC_ACQ_REL);
+    if (w != NULL && *(size_t *)w >= bytes) {
+        return w + PF_ALIGN;
+    }
+    free(w);
+    if (bytes > SIZE_MAX - PF_ALIGN || posix_memalign((void **)&w, PF_ALIGN, bytes + PF_ALIGN)) {
+        return NULL;
+    }
+    *(size_t *)w = bytes;
+    return w + PF_ALIGN;
+}
+
+static void work_give(char *w)
+{
+    w -= PF_ALIGN;
+    if (*(size_t *)w > WORK_CACHE_MAX) {
+        free(w);
+        return;
+    }
+    free(__atomic_exchange_n(&cached_work, w, __ATOMIC_ACQ_REL));
+}
+
+/*
+ * The batch of g (C row-major) on P->path with nth threads.  by_item:
+ * each thread takes whole batch indices with its own packing buffers,
+ * else the threads pack each product together and share its blocks.
+ */
+static int64_t run_batch(plan *P, int64_t nbatch, int nth, int by_item)
+{
+    const pf_gemm *g = P->g;
+    size_t a_bytes = (size_t)P->mt * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
+    size_t b_bytes = (size_t)P->nt * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
+    size_t na = by_item && !P->share_a ? (size_t)nth : 1;
+    size_t nbuf = by_item && !P->share_b ? (size_t)nth : 1;
+    size_t scr_bytes = round64(SCRATCH_FLOATS * sizeof(float));
+    size_t a_all, b_all, s_all, total;
+    if (__builtin_mul_overflow(a_bytes, na, &a_all) ||
+        __builtin_mul_overflow(b_bytes, nbuf, &b_all) ||
+        __builtin_mul_overflow(scr_bytes, (size_t)nth, &s_all) ||
+        __builtin_add_overflow(a_all, b_all, &total) ||
+        __builtin_add_overflow(total, s_all, &total) || total > (size_t)INT64_MAX) {
+        return INT64_MAX;
+    }
+    char *work = work_take(total);
+    if (work == NULL) {
+        return (int64_t)total;
+    }
+    pf_bf16 *abuf = (pf_bf16 *)work, *bbuf = (pf_bf16 *)(work + a_all);
+    float *scratch = (float *)(work + a_all + b_all);
+    const int64_t isz = sizeof(pf_bf16), ta = P->mt * P->kc, tb = P->nt * P->kc;
+    const int64_t nblk = P->nbi * P->nbj;
+    const char *A = g->a.data, *B = g->b.data;
+    char *C = g->c.data;
+    (void)nth;
+
+    #pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float *scr = scratch + (size_t)tid * (scr_bytes / sizeof(float));
+        if (P->path == PF_BF16_AMX) {
+            amx_begin();
+        }
+        /* an operand shared by the whole batch is packed once, by all threads */
+        if (P->share_a) {
+            #pragma omp for schedule(static)
+            for (int64_t t = 0; t < ta; t++) {
+                pack_a(P, (const pf_bf16 *)A, abuf, t);
+            }
+        }
+        if (P->share_b) {
+            #pragma omp for schedule(static)
+            for (int64_t t = 0; t < tb; t++) {
+                pack_b(P, (const pf_bf16 *)B, bbuf, t);
+            }
+        }
+        if (by_item) {
+            pf_bf16 *myA = P->share_a ? abuf : abuf + (size_t)tid * (a_bytes / isz);
+            pf_bf16 *myB = P->share_b ? bbuf : bbuf + (size_t)tid * (b_bytes / isz);
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t bi = 0; bi < nbatch; bi++) {
+                int64_t oa, ob, oc;
+                pf_gemm_batch_offsets(g, bi, &oa, &ob, &oc);
+                for (int64_t t = 0; t < ta && !P->share_a; t++) {
+                    pack_a(P, (const pf_bf16 *)(A + oa * isz), myA, t);
+                }
+                for (int64_t t = 0; t < tb && !P->share_b; t++) {
+                    pack_b(P, (const pf_bf16 *)(B + ob * isz), myB, t);
+                }
+                for (int64_t blk = 0; blk < nblk; blk++) {
+                    run_block(P, myA, myB, (float *)C + oc, blk, scr);
+                }
+            }
+        }
+        else {
+            for (int64_t bi = 0; bi < nbatch; bi++) {
+                int64_t oa, ob, oc;
+                pf_gemm_batch_offsets(g, bi, &oa, &ob, &oc);
+                if (!P->share_a) {
+                    #pragma omp for schedule(static)
+                    for (int64_t t = 0; t < ta; t++) {
+                        pack_a(P, (const pf_bf16 *)(A + oa * isz), abuf, t);
+                    }
+                }
+                if (!P->share_b) {
+                    #pragma omp for schedule(static)
+                    for (int64_t t = 0; t < tb; t++) {
+                        pack_b(P, (const pf_bf16 *)(B + ob * isz), bbuf, t);
+                    }
+                }
+                /* the barrier at its end keeps the buffers until every block is done */
+                #pragma omp for schedule(dynamic, 1)
+                for (int64_t blk = 0; blk < nblk; blk++) {
+                    run_block(P, abuf, bbuf, (float *)C + oc, blk, scr);
+                }
+            }
+        }
+        if (P->path == PF_BF16_AMX) {
+            amx_end();
+        }
+    }
+    work_give(work);
+    return 0;
+}
+
+/*
+ * Blocks of at most BLOCK_M x BLOCK_N tiles; when one product is shared by
+ * the threads, halved (the longer side first, never below a pair of tiles)
+ * until each thread has at least two blocks.
+ */
+static void choose_blocks(plan *P, int nth, int by_item)
+{
+    int64_t bm = BLOCK_M, bn = BLOCK_N;
+    for (;;) {
+        P->nbi = (P->mt + bm - 1) / bm;
+        P->nbj = (P->nt + bn - 1) / bn;
+        P->bm = bm;
+        P->bn = bn;
+        if (by_item || P->nbi * P->nbj >= 2 * nth) {
+            return;
+        }
+        int split_m = bm > 2 && P->mt > bm / 2, split_n = bn > 2 && P->nt > bn / 2;
+        int64_t side_m = P->mt < bm ? P->mt : bm, side_n = P->nt < bn ? P->nt : bn;
+        if (split_m && (!split_n || side_m >= side_n)) {
+            bm /= 2;
+        }
+        else if (split_n) {
+            bn /= 2;
+        }
+        else {
+            return;
+        }
+    }
+}
+
+#endif /* PF_X86_BF16 */
+
+static void zero_c(const pf_gemm *g, int64_t nbatch)
+{
+    for (int64_t bi = 0; bi < nbatch; bi++) {
+        int64_t oa, ob, oc;
+        pf_gemm_batch_offsets(g, bi, &oa, &ob, &oc);
+        float *c = (float *)g->c.data + oc;
+        for (int64_t i = 0; i < g->m; i++) {
+            for (int64_t j = 0; j < g->n; j++) {
+                c[i * g->c.rs + j * g->c.cs] = 0.0f;
+            }
+        }
+    }
+}
+
+int64_t pf_gemm_bf16_run(const pf_gemm *g0)
+{
+    int64_t nbatch = pf_numel(g0->bshape, g0->nb);
+    if (nbatch == 0 || g0->m == 0 || g0->n == 0) {
+        return 0;
+    }
+    if (g0->k == 0) {
+        zero_c(g0, nbatch);
+        return 0;
+    }
+#if PF_X86_BF16
+    /* the kernels write rows of C: a column-major C is computed as C^T = B^T A^T */
+    pf_gemm t = *g0, f;
+    if (g0->n > 1 && g0->c.cs != 1) {
+        pf_gemm_transpose(g0, &t);
+    }
+    const pf_gemm *g = &t;
+    /* A stack of A's times one B (the Dense case) is one product with more rows */
+    int64_t rows, rsa, rowsc, rsc;
+    if (nbatch > 1 && shared_operand(g, &g->b) && pf_gemm_stacked_rows(g, &g->a, &rows, &rsa) &&
+        pf_gemm_stacked_rows(g, &g->c, &rowsc, &rsc)) {
+        f = *g;
+        f.nb = 0;
+        f.m = rows;
+        f.a.rs = rsa;
+        f.c.rs = rsc;
+        g = &f;
+        nbatch = 1;
+    }
+    plan P;
+    memset(&P, 0, sizeof(P));
+    P.g = g;
+    P.path = g->bf16_path;
+    P.mt = (g->m + 15) / 16;
+    P.nt = (g->n + 15) / 16;
+    P.kc = (g->k + 31) / 32;
+    P.share_a = nbatch > 1 && shared_operand(g, &g->a);
+    P.share_b = nbatch > 1 && shared_operand(g, &g->b);
+    P.a_colwise = g->a.rs == 1 && g->a.cs != 1;
+    P.b_rowwise = g->b.cs == 1;
+    double work = (double)nbatch * (double)g->m * (double)g->n * (double)g->k;
+    int nth = pf_get_num_threads();
+#ifdef _OPENMP
+    if (omp_in_parallel()) {
+        nth = 1;
+    }
+#endif
+    if (work < BF16_GRAIN) {
+        nth = 1;
+    }
+    int by_item = nth > 1 && nbatch >= nth && (nbatch % nth == 0 || nbatch >= 4 * nth);
+    choose_blocks(&P, nth, by_item);
+    return run_batch(&P, nbatch, nth, by_item);
+#else
+    return 0;   /* unreachable: no path but the generic one is ever available */
+#endif
+}
