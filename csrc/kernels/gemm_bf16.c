@@ -24,6 +24,7 @@
  * failing leaves the next path down; nothing here can crash on an older CPU,
  * because every instruction that needs a feature sits in a function
  * compiled for it (target attributes) and is only called once it is known.
+ * PYFRAME_BF16_GEMM=generic|avx512 caps the choice.
  *
  * Packed layout, shared by both paths (every operand is packed, so A and B
  * may have any strides):
@@ -64,6 +65,7 @@
 #include "gemm.h"
 #include "half.h"
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -137,37 +139,78 @@ static int request_amx(const char **why)
  * per-process permission.  The packing uses AVX-512BW, which every AMX
  * processor has.
  */
-static void detect(void)
+static void detect_cpu(void)
 {
 #if PF_X86_BF16
     unsigned a, b, c, d;
-    int avx512 = 0, avx512bf16 = 0, amx = 0;
     if (__get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && __get_cpuid_max(0, NULL) >= 7) {
         uint64_t xcr0 = read_xcr0();
         __cpuid_count(7, 0, a, b, c, d);
-        avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (xcr0 & 0xe6) == 0xe6;
-        amx = (d >> 22 & 1) && (d >> 24 & 1);
+        int avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (xcr0 & 0xe6) == 0xe6;
+        int amx = (d >> 22 & 1) && (d >> 24 & 1);
         int amx_os = (xcr0 >> 17 & 3) == 3;
         __cpuid_count(7, 1, a, b, c, d);
-        avx512bf16 = a >> 5 & 1;
+        int avx512bf16 = a >> 5 & 1;
         why_not[PF_BF16_AVX512] = !avx512 ? "the CPU (or OS) lacks AVX-512F/BW"
                                   : !avx512bf16 ? "the CPU lacks AVX512-BF16" : NULL;
         why_not[PF_BF16_AMX] = !amx ? "the CPU lacks AMX-TILE/AMX-BF16"
                                : !avx512 ? "the CPU (or OS) lacks AVX-512F/BW"
                                : !amx_os ? "the OS does not enable the AMX state (XCR0)"
                                : NULL;
-        if (why_not[PF_BF16_AMX] == NULL && request_amx(&why_not[PF_BF16_AMX]) < 0) {
-            amx = 0;
-        }
     }
     else {
         why_not[PF_BF16_AVX512] = why_not[PF_BF16_AMX] = "the CPU lacks AVX-512";
     }
-    available[PF_BF16_AVX512] = why_not[PF_BF16_AVX512] == NULL;
-    available[PF_BF16_AMX] = why_not[PF_BF16_AMX] == NULL;
 #else
     why_not[PF_BF16_AVX512] = why_not[PF_BF16_AMX] = "not an x86-64 build with GCC";
 #endif
+}
+
+/*
+ * PYFRAME_BF16_GEMM=generic|avx512|amx caps the path (as oneDNN's
+ * ONEDNN_MAX_CPU_ISA does): a way round a misbehaving instruction set, and
+ * how the tests see a CPU without one.  It is read once, at detection.
+ */
+static void apply_cap(void)
+{
+    static char reason[160];
+    const char *cap = getenv("PYFRAME_BF16_GEMM");
+    if (cap == NULL || *cap == '\0') {
+        return;
+    }
+    int limit = -1;
+    for (int p = 0; p < PF_BF16_NPATHS; p++) {
+        if (strcmp(cap, pf_bf16_path_names[p]) == 0) {
+            limit = p;
+        }
+    }
+    if (limit < 0) {
+        snprintf(reason, sizeof(reason), "PYFRAME_BF16_GEMM=%.40s is not one of amx, avx512, "
+                 "generic (so only the generic path is used)", cap);
+        limit = PF_BF16_GENERIC;
+    }
+    else {
+        snprintf(reason, sizeof(reason), "disabled by PYFRAME_BF16_GEMM=%s", cap);
+    }
+    for (int p = limit + 1; p < PF_BF16_NPATHS; p++) {
+        if (why_not[p] == NULL) {
+            why_not[p] = reason;
+        }
+    }
+}
+
+static void detect(void)
+{
+    detect_cpu();
+    apply_cap();
+#if PF_X86_BF16
+    /* asked last: a path that is not used never claims the 8 KB per thread */
+    if (why_not[PF_BF16_AMX] == NULL) {
+        (void)request_amx(&why_not[PF_BF16_AMX]);
+    }
+#endif
+    available[PF_BF16_AVX512] = why_not[PF_BF16_AVX512] == NULL;
+    available[PF_BF16_AMX] = why_not[PF_BF16_AMX] == NULL;
     active = available[PF_BF16_AMX] ? PF_BF16_AMX
              : available[PF_BF16_AVX512] ? PF_BF16_AVX512 : PF_BF16_GENERIC;
     detected = 1;
