@@ -45,16 +45,17 @@
  * Blocking.  Measured on this project's machine (Sapphire Rapids, one
  * core): a tile product takes about 5 ns with its operands in L1, 7-10 ns
  * streaming them from L2 and 35 ns from L3, so the operands of the inner
- * loops must stay in L2; and each micro-kernel call ends by storing its C
- * tiles, which waits for the tile pipeline to drain, so long runs of k
- * (1024) beat short ones (256) by about a quarter.  C is therefore cut into
- * blocks of up to 256 x 1024 (smaller when there are too few to keep every
- * thread busy), each computed whole by one thread in a fixed order: k in
- * steps of KB chunks, then pairs of column tiles, then pairs of row tiles.
- * The block's rows of A (256 x 1024 bf16, 512 KB) stay in L2 while B's
- * column pairs stream past once.  As no element of C is ever split between
- * threads, results have the same bits on any thread count.  C accumulates
- * in float32 between k steps.
+ * loops must come from L2; and each micro-kernel call ends by storing its
+ * C tiles, which waits for the tile pipeline to drain, so long runs of k
+ * (1024) beat short ones (256) by about a quarter.  So: A is packed whole;
+ * C is cut into panels of 256 columns (and, when there are too few panels
+ * to keep every thread busy, ranges of rows), and the thread that computes
+ * a panel first packs the panel of B it needs (k x 256, 512 KB for
+ * k = 1024), which it then reads back from L2.  Within a panel: k in steps
+ * of KB chunks, blocks of 256 rows (their A, 512 KB, stays in L2 while the
+ * panel's 8 column pairs pass), pairs of column tiles, pairs of row tiles.
+ * No element of C is ever split between threads, so results have the same
+ * bits on any thread count.  C accumulates in float32 between k steps.
  *
  * Threads: pyframe's OpenMP threads (pf_get_num_threads()).  OpenBLAS is
  * not called here, so its pool is idle and the two never compete.  A batch
@@ -87,8 +88,8 @@ const char *const pf_bf16_path_names[PF_BF16_NPATHS] = {"generic", "avx512", "am
 
 #define TILE_ELEMS 512          /* bf16 elements in one packed tile (1 KB) */
 #define KB 32                   /* k chunks (of 32) per blocking step: k = 1024 */
-#define BLOCK_M 16              /* the largest block of C: 16 x 64 tiles, 256 x 1024 */
-#define BLOCK_N 64
+#define BLOCK_M 16              /* row tiles per block: 256 rows of A per k step in L2 */
+#define BLOCK_N 16              /* column tiles per panel of B: 256 columns */
 #define BF16_GRAIN (1 << 18)    /* multiply-adds below which one thread does it all */
 #define SCRATCH_FLOATS 256      /* a 16 x 16 float32 edge tile, per thread */
 #define WORK_CACHE_MAX ((size_t)64 << 20)  /* the largest packing buffer kept for reuse */
@@ -260,37 +261,93 @@ void pf_bf16_path_set(pf_bf16_path p)
 /* ------------------------------------------------------------ packing */
 
 /*
+ * x[0..15] (16 rows of 16 32-bit words) becomes its transpose: word q of
+ * row r goes to word r of row q.  Three rounds of shuffles: within 128-bit
+ * lanes, pairs of words then pairs of pairs; then across lanes.
+ */
+static PACK_FN INLINE void transpose16_epi32(__m512i x[16])
+{
+    __m512i a[16], b[16];
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(x[i], x[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(x[i], x[i + 1]);
+    }
+    /* b[4i + c], lane L: word 4L + c of rows 4i .. 4i + 3 */
+    for (int i = 0; i < 16; i += 4) {
+        b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i u0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44);
+        __m512i u1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xee);
+        __m512i v0 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44);
+        __m512i v1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xee);
+        x[c] = _mm512_shuffle_i32x4(u0, v0, 0x88);
+        x[4 + c] = _mm512_shuffle_i32x4(u0, v0, 0xdd);
+        x[8 + c] = _mm512_shuffle_i32x4(u1, v1, 0x88);
+        x[12 + c] = _mm512_shuffle_i32x4(u1, v1, 0xdd);
+    }
+}
+
+/* Two rows of 16 bf16 (at p and p + stride) interleaved: word q = (p[q], p[stride + q]). */
+static PACK_FN INLINE __m512i interleave16(const pf_bf16 *p, int64_t stride)
+{
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    __m256i lo = _mm256_loadu_si256((const __m256i *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(p + stride));
+    return _mm512_permutexvar_epi16(idx, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+}
+
+/*
  * Tile (i, c) of packed A: dst (16 x 32) = A[16i .., 32c ..], zero outside
  * (m, k).  A (m x k) has strides rs, cs in elements (any sign).
  */
-static void pack_a_tile(const pf_bf16 *A, int64_t rs, int64_t cs, int64_t m, int64_t k,
-                        int64_t i, int64_t c, pf_bf16 *dst)
+static PACK_FN void pack_a_tile(const pf_bf16 *A, int64_t rs, int64_t cs, int64_t m, int64_t k,
+                                int64_t i, int64_t c, pf_bf16 *dst)
 {
     int64_t r0 = 16 * i, k0 = 32 * c;
     int rows = m - r0 < 16 ? (int)(m - r0) : 16, cols = k - k0 < 32 ? (int)(k - k0) : 32;
-    if (rows < 16 || cols < 32) {
-        memset(dst, 0, TILE_ELEMS * sizeof(pf_bf16));
-    }
-    if (cs == 1) {
-        /* rows of A contiguous: each tile row is one copy */
-        for (int r = 0; r < rows; r++) {
-            memcpy(dst + 32 * r, A + (r0 + r) * rs + k0, (size_t)cols * sizeof(pf_bf16));
+    if (rows == 16 && cols == 32 && cs == 1) {
+        /* rows of A contiguous: a tile row is 64 bytes of a row of A */
+        for (int r = 0; r < 16; r++) {
+            _mm512_storeu_si512(dst + 32 * r, _mm512_loadu_si512(A + (r0 + r) * rs + k0));
         }
+        return;
     }
-    else if (rs == 1) {
-        /* columns contiguous (a transposed operand): read down the columns */
+    if (rows == 16 && cols == 32 && rs == 1) {
+        /*
+         * Columns contiguous (a transposed operand): interleaved pairs of
+         * columns make 16 words per pair, one per row; the tile is the
+         * transpose of those 16 x 16 words.
+         */
+        __m512i x[16];
+        for (int s = 0; s < 16; s++) {
+            x[s] = interleave16(A + (k0 + 2 * s) * cs + r0, cs);
+        }
+        transpose16_epi32(x);
+        for (int r = 0; r < 16; r++) {
+            _mm512_storeu_si512(dst + 32 * r, x[r]);
+        }
+        return;
+    }
+    memset(dst, 0, TILE_ELEMS * sizeof(pf_bf16));
+    if (rs == 1) {
         for (int t = 0; t < cols; t++) {
             const pf_bf16 *src = A + (k0 + t) * cs + r0;
             for (int r = 0; r < rows; r++) {
                 dst[32 * r + t] = src[r];
             }
         }
+        return;
     }
-    else {
-        for (int r = 0; r < rows; r++) {
-            for (int t = 0; t < cols; t++) {
-                dst[32 * r + t] = A[(r0 + r) * rs + (k0 + t) * cs];
-            }
+    for (int r = 0; r < rows; r++) {
+        const pf_bf16 *src = A + (r0 + r) * rs + k0 * cs;
+        for (int t = 0; t < cols; t++) {
+            dst[32 * r + t] = src[t * cs];
         }
     }
 }
@@ -307,16 +364,9 @@ static PACK_FN void pack_b_tile(const pf_bf16 *B, int64_t rs, int64_t cs, int64_
     int64_t n0 = 16 * j, k0 = 32 * c;
     int kr = k - k0 < 32 ? (int)(k - k0) : 32, cols = n - n0 < 16 ? (int)(n - n0) : 16;
     if (kr == 32 && cols == 16 && cs == 1) {
-        /* rows of B contiguous: interleave two 16-element rows into one 64-byte row */
-        const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10,
-                                             25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
-                                             18, 2, 17, 1, 16, 0);
+        /* rows of B contiguous: each tile row interleaves two of them */
         for (int r = 0; r < 16; r++) {
-            const pf_bf16 *s0 = B + (k0 + 2 * r) * rs + n0;
-            __m256i lo = _mm256_loadu_si256((const __m256i *)s0);
-            __m256i hi = _mm256_loadu_si256((const __m256i *)(s0 + rs));
-            __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            _mm512_storeu_si512(dst + 32 * r, _mm512_permutexvar_epi16(idx, both));
+            _mm512_storeu_si512(dst + 32 * r, interleave16(B + (k0 + 2 * r) * rs + n0, rs));
         }
         return;
     }
@@ -324,16 +374,15 @@ static PACK_FN void pack_b_tile(const pf_bf16 *B, int64_t rs, int64_t cs, int64_
         /*
          * Columns contiguous (B = W^T of a row-major W, the Linear case): a
          * k-pair of one column is one 32-bit word of W's row, so the tile is
-         * the 16 x 16 transpose of those words.
+         * the transpose of 16 rows of 16 such words.
          */
-        uint32_t *d32 = (uint32_t *)dst;
+        __m512i x[16];
         for (int q = 0; q < 16; q++) {
-            const pf_bf16 *src = B + (n0 + q) * cs + k0;
-            for (int r = 0; r < 16; r++) {
-                uint32_t w;
-                memcpy(&w, src + 2 * r, sizeof(w));
-                d32[16 * r + q] = w;
-            }
+            x[q] = _mm512_loadu_si512(B + (n0 + q) * cs + k0);
+        }
+        transpose16_epi32(x);
+        for (int r = 0; r < 16; r++) {
+            _mm512_storeu_si512(dst + 32 * r, x[r]);
         }
         return;
     }
@@ -542,71 +591,83 @@ static AVX_FN INLINE void avx_micro(const int nt, const pf_bf16 *a, const pf_bf1
 
 /* ------------------------------------------------------------ blocking */
 
-/* One product's packed operands and its output. */
+/*
+ * One job's view of a product: packed A, the packed panel of B that the
+ * job multiplies it by, and where the panel's columns of C start.
+ */
 typedef struct {
-    int64_t m, n, k, mt, nt, kc;
-    const pf_bf16 *ap, *bp;     /* packed A (mt x kc tiles), packed B (nt x kc tiles) */
-    float *c;                   /* C (m x n), row stride ldc, columns contiguous */
+    int64_t m, kc;              /* rows of C; chunks of k */
+    const pf_bf16 *ap;          /* packed A: row tile i, chunk c at ap + (i*kc + c)*512 */
+    const pf_bf16 *bp;          /* packed panel: its column tile j, chunk c at bp + (j*kc + c)*512 */
+    float *c;                   /* C's element (0, first column of the panel), row stride ldc */
     int64_t ldc;
-} product;
+    int64_t cols;               /* columns of C from there on */
+} job;
 
 /*
- * C's row tiles [i0, i1) x column tiles [j0, j1), all of k, on AMX: k in
- * steps of KB chunks, then pairs of column tiles, then pairs of row tiles
- * (the block's A, up to 16 row tiles x KB chunks, stays in L2).
+ * Row tiles [i0, i1) of C times the panel's nj column tiles, all of k, on
+ * AMX: k in steps of KB chunks; within a step, blocks of BLOCK_M row tiles
+ * (whose A, 256 x 1024 bf16, stays in L2), and within a block, pairs of
+ * column tiles, then pairs of row tiles.
  */
-static AMX_FN void amx_block(const product *P, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-                             float *scr)
+static AMX_FN void amx_job(const job *J, int64_t i0, int64_t i1, int64_t nj, float *scr)
 {
-    const int64_t kc = P->kc, step = kc * TILE_ELEMS, ldc = P->ldc;
+    const int64_t kc = J->kc, step = kc * TILE_ELEMS, ldc = J->ldc;
     COMPILER_BARRIER();     /* the packed tiles are written before they are loaded */
     for (int64_t c0 = 0; c0 < kc; c0 += KB) {
         int64_t cn = kc - c0 < KB ? kc - c0 : KB;
         int first = c0 == 0;
-        for (int64_t j = j0; j < j1; j += 2) {
-            const pf_bf16 *b = P->bp + j * step + c0 * TILE_ELEMS;
-            int64_t cols = P->n - 16 * j;
-            for (int64_t i = i0; i < i1; i += 2) {
-                const pf_bf16 *a = P->ap + i * step + c0 * TILE_ELEMS;
-                float *c = P->c + 16 * i * ldc + 16 * j;
-                int64_t rows = P->m - 16 * i;
-                int two_i = i + 1 < i1, two_j = j + 1 < j1;
-                if (two_i && two_j) {
-                    amx_micro(2, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
-                }
-                else if (two_i) {
-                    amx_micro(2, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
-                }
-                else if (two_j) {
-                    amx_micro(1, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
-                }
-                else {
-                    amx_micro(1, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+        for (int64_t ib = i0; ib < i1; ib += BLOCK_M) {
+            int64_t ie = ib + BLOCK_M < i1 ? ib + BLOCK_M : i1;
+            for (int64_t j = 0; j < nj; j += 2) {
+                const pf_bf16 *b = J->bp + j * step + c0 * TILE_ELEMS;
+                int64_t cols = J->cols - 16 * j;
+                for (int64_t i = ib; i < ie; i += 2) {
+                    const pf_bf16 *a = J->ap + i * step + c0 * TILE_ELEMS;
+                    float *c = J->c + 16 * i * ldc + 16 * j;
+                    int64_t rows = J->m - 16 * i;
+                    int two_i = i + 1 < ie, two_j = j + 1 < nj;
+                    if (two_i && two_j) {
+                        amx_micro(2, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                    }
+                    else if (two_i) {
+                        amx_micro(2, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                    }
+                    else if (two_j) {
+                        amx_micro(1, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                    }
+                    else {
+                        amx_micro(1, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                    }
                 }
             }
         }
     }
 }
 
-/* The same block on AVX512-BF16, in 8-row steps. */
-static AVX_FN void avx_block(const product *P, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+/* The same on AVX512-BF16, in steps of 8 rows. */
+static AVX_FN void avx_job(const job *J, int64_t i0, int64_t i1, int64_t nj)
 {
-    const int64_t kc = P->kc, step = kc * TILE_ELEMS, ldc = P->ldc;
-    int64_t r1 = 16 * i1 < P->m ? 16 * i1 : P->m;
+    const int64_t kc = J->kc, step = kc * TILE_ELEMS, ldc = J->ldc;
     for (int64_t c0 = 0; c0 < kc; c0 += KB) {
         int64_t cn = kc - c0 < KB ? kc - c0 : KB;
         int first = c0 == 0;
-        for (int64_t j = j0; j < j1; j += 2) {
-            const pf_bf16 *b = P->bp + j * step + c0 * TILE_ELEMS;
-            int64_t cols = P->n - 16 * j;
-            for (int64_t r0 = 16 * i0; r0 < r1; r0 += 8) {
-                const pf_bf16 *a = P->ap + (r0 / 16) * step + c0 * TILE_ELEMS + 32 * (r0 % 16);
-                float *c = P->c + r0 * ldc + 16 * j;
-                if (j + 1 < j1) {
-                    avx_micro(2, a, b, step, cn, c, ldc, P->m - r0, cols, first);
-                }
-                else {
-                    avx_micro(1, a, b, step, cn, c, ldc, P->m - r0, cols, first);
+        for (int64_t ib = i0; ib < i1; ib += BLOCK_M) {
+            int64_t ie = ib + BLOCK_M < i1 ? ib + BLOCK_M : i1;
+            int64_t r1 = 16 * ie < J->m ? 16 * ie : J->m;
+            for (int64_t j = 0; j < nj; j += 2) {
+                const pf_bf16 *b = J->bp + j * step + c0 * TILE_ELEMS;
+                int64_t cols = J->cols - 16 * j;
+                for (int64_t r0 = 16 * ib; r0 < r1; r0 += 8) {
+                    const pf_bf16 *a = J->ap + (r0 / 16) * step + c0 * TILE_ELEMS +
+                                       32 * (r0 % 16);
+                    float *c = J->c + r0 * ldc + 16 * j;
+                    if (j + 1 < nj) {
+                        avx_micro(2, a, b, step, cn, c, ldc, J->m - r0, cols, first);
+                    }
+                    else {
+                        avx_micro(1, a, b, step, cn, c, ldc, J->m - r0, cols, first);
+                    }
                 }
             }
         }
@@ -615,22 +676,27 @@ static AVX_FN void avx_block(const product *P, int64_t i0, int64_t i1, int64_t j
 
 /* ------------------------------------------------------------ driver */
 
+/*
+ * How a batch is cut up.  Jobs are (panel, row range) pairs: a panel is
+ * BLOCK_N column tiles of C (256 columns), a row range a run of row tiles;
+ * each job packs its panel of B (k x 256, 512 KB for k = 1024) right
+ * before using it, so the packed panel is read back from L2, not from
+ * memory, and every row of A meets it there.
+ */
 typedef struct {
     const pf_gemm *g;
     pf_bf16_path path;
-    int64_t mt, nt, kc;
-    int64_t bm, bn;             /* block size in tiles */
-    int64_t nbi, nbj;           /* blocks down and across */
-    int share_a, share_b;       /* the operand is the same for every batch index */
-    int a_colwise, b_rowwise;   /* the packing order (pack_a, pack_b) */
+    int64_t mt, nt, kc;         /* row tiles, column tiles, chunks of k */
+    int64_t npanel, nrange;     /* panels across, row ranges down */
+    int64_t range;              /* row tiles per range (even) */
+    int share_a;                /* A is the same for every batch index: packed once */
+    int a_colwise, b_rowwise;   /* the packing order (pack_a, pack_panel) */
 } plan;
 
 /*
- * Packed tile t of A (of B): t counts the tiles in the order that reads the
- * operand as it lies -- along its rows when they are contiguous, down its
- * columns when those are.  (Row by row through a row-major B, the tiles of
- * one chunk of k come one after the other; column tile by column tile
- * would touch 32 rows, each in its own page, for every 1 KB written.)
+ * Packed tile t of A: t counts the tiles in the order that reads A as it
+ * lies -- along its rows when they are contiguous, down its columns when
+ * those are.
  */
 static void pack_a(const plan *P, const pf_bf16 *A, pf_bf16 *dst, int64_t t)
 {
@@ -639,28 +705,58 @@ static void pack_a(const plan *P, const pf_bf16 *A, pf_bf16 *dst, int64_t t)
     pack_a_tile(A, g->a.rs, g->a.cs, g->m, g->k, i, c, dst + (i * P->kc + c) * TILE_ELEMS);
 }
 
-static void pack_b(const plan *P, const pf_bf16 *B, pf_bf16 *dst, int64_t t)
+/*
+ * The panel of B of column tiles [j0, j1) into dst (tile j - j0, chunk c
+ * at dst + ((j - j0)*kc + c)*512), in the order that reads B as it lies:
+ * a row-major B a chunk of rows at a time across the panel (512 bytes of
+ * each row), else a column tile at a time down all of k.
+ */
+static void pack_panel(const plan *P, const pf_bf16 *B, pf_bf16 *dst, int64_t j0, int64_t j1)
 {
     const pf_gemm *g = P->g;
-    int64_t j = P->b_rowwise ? t % P->nt : t / P->kc, c = P->b_rowwise ? t / P->nt : t % P->kc;
-    pack_b_tile(B, g->b.rs, g->b.cs, g->k, g->n, j, c, dst + (j * P->kc + c) * TILE_ELEMS);
+    int64_t kc = P->kc;
+    if (P->b_rowwise) {
+        for (int64_t c = 0; c < kc; c++) {
+            for (int64_t j = j0; j < j1; j++) {
+                pack_b_tile(B, g->b.rs, g->b.cs, g->k, g->n, j, c,
+                            dst + ((j - j0) * kc + c) * TILE_ELEMS);
+            }
+        }
+        return;
+    }
+    for (int64_t j = j0; j < j1; j++) {
+        for (int64_t c = 0; c < kc; c++) {
+            pack_b_tile(B, g->b.rs, g->b.cs, g->k, g->n, j, c,
+                        dst + ((j - j0) * kc + c) * TILE_ELEMS);
+        }
+    }
 }
 
-/* Block `blk` of the product with packed operands ap, bp into C at c. */
-static void run_block(const plan *P, const pf_bf16 *ap, const pf_bf16 *bp, float *c, int64_t blk,
-                      float *scr)
+/*
+ * Job `jb` (panel jb / nrange, row range jb % nrange) of the product with
+ * packed A ap, B at B and C at C; panel is the thread's panel buffer, which
+ * holds the panel *held (-1: none) and is packed anew only for another.
+ */
+static void run_job(const plan *P, const pf_bf16 *ap, const pf_bf16 *B, float *C, int64_t jb,
+                    pf_bf16 *panel, int64_t *held, float *scr)
 {
     const pf_gemm *g = P->g;
-    product pr = {g->m, g->n, g->k, P->mt, P->nt, P->kc, ap, bp, c, g->c.rs};
-    int64_t bi = blk / P->nbj, bj = blk % P->nbj;
-    int64_t i0 = bi * P->bm, j0 = bj * P->bn;
-    int64_t i1 = i0 + P->bm < P->mt ? i0 + P->bm : P->mt;
-    int64_t j1 = j0 + P->bn < P->nt ? j0 + P->bn : P->nt;
+    int64_t pn = jb / P->nrange, rg = jb % P->nrange;
+    int64_t j0 = pn * BLOCK_N, j1 = j0 + BLOCK_N < P->nt ? j0 + BLOCK_N : P->nt;
+    int64_t i0 = rg * P->range, i1 = i0 + P->range < P->mt ? i0 + P->range : P->mt;
+    if (i0 >= i1) {
+        return;
+    }
+    if (*held != pn) {
+        pack_panel(P, B, panel, j0, j1);
+        *held = pn;
+    }
+    job J = {g->m, P->kc, ap, panel, C + 16 * j0, g->c.rs, g->n - 16 * j0};
     if (P->path == PF_BF16_AMX) {
-        amx_block(&pr, i0, i1, j0, j1, scr);
+        amx_job(&J, i0, i1, j1 - j0, scr);
     }
     else {
-        avx_block(&pr, i0, i1, j0, j1);
+        avx_job(&J, i0, i1, j1 - j0);
     }
 }
 
@@ -713,35 +809,32 @@ static void work_give(char *w)
 
 /*
  * The batch of g (C row-major) on P->path with nth threads.  by_item:
- * each thread takes whole batch indices with its own packing buffers,
- * else the threads pack each product together and share its blocks.
+ * each thread takes whole batch indices, packing its own A; else the
+ * threads pack each product's A together, then share out its jobs.
+ * Every thread packs its own panels of B.
  */
-static int64_t run_batch(plan *P, int64_t nbatch, int nth, int by_item)
+static int64_t run_batch(const plan *P, int64_t nbatch, int nth, int by_item)
 {
     const pf_gemm *g = P->g;
     size_t a_bytes = (size_t)P->mt * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
-    size_t b_bytes = (size_t)P->nt * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
+    size_t p_bytes = (size_t)BLOCK_N * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
     size_t na = by_item && !P->share_a ? (size_t)nth : 1;
-    size_t nbuf = by_item && !P->share_b ? (size_t)nth : 1;
-    size_t scr_bytes = round64(SCRATCH_FLOATS * sizeof(float));
-    size_t a_all, b_all, s_all, total;
+    size_t per_thread = p_bytes + round64(SCRATCH_FLOATS * sizeof(float));
+    size_t a_all, t_all, total;
     if (__builtin_mul_overflow(a_bytes, na, &a_all) ||
-        __builtin_mul_overflow(b_bytes, nbuf, &b_all) ||
-        __builtin_mul_overflow(scr_bytes, (size_t)nth, &s_all) ||
-        __builtin_add_overflow(a_all, b_all, &total) ||
-        __builtin_add_overflow(total, s_all, &total) || total > (size_t)INT64_MAX) {
+        __builtin_mul_overflow(per_thread, (size_t)nth, &t_all) ||
+        __builtin_add_overflow(a_all, t_all, &total) || total > (size_t)INT64_MAX) {
         return INT64_MAX;
     }
     char *work = work_take(total);
     if (work == NULL) {
         return (int64_t)total;
     }
-    pf_bf16 *abuf = (pf_bf16 *)work, *bbuf = (pf_bf16 *)(work + a_all);
-    float *scratch = (float *)(work + a_all + b_all);
-    const int64_t isz = sizeof(pf_bf16), ta = P->mt * P->kc, tb = P->nt * P->kc;
-    const int64_t nblk = P->nbi * P->nbj;
+    const int64_t isz = sizeof(pf_bf16), ta = P->mt * P->kc;
+    const int64_t njobs = P->npanel * P->nrange;
     const char *A = g->a.data, *B = g->b.data;
     char *C = g->c.data;
+    pf_bf16 *abuf = (pf_bf16 *)work;
     (void)nth;
 
     #pragma omp parallel num_threads(nth) if (nth > 1)
@@ -750,26 +843,22 @@ static int64_t run_batch(plan *P, int64_t nbatch, int nth, int by_item)
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        float *scr = scratch + (size_t)tid * (scr_bytes / sizeof(float));
+        char *mine = work + a_all + (size_t)tid * per_thread;
+        pf_bf16 *panel = (pf_bf16 *)mine;
+        float *scr = (float *)(mine + p_bytes);
+        int64_t held = -1;
         if (P->path == PF_BF16_AMX) {
             amx_begin();
         }
-        /* an operand shared by the whole batch is packed once, by all threads */
+        /* an A shared by the whole batch is packed once, by all threads */
         if (P->share_a) {
             #pragma omp for schedule(static)
             for (int64_t t = 0; t < ta; t++) {
                 pack_a(P, (const pf_bf16 *)A, abuf, t);
             }
         }
-        if (P->share_b) {
-            #pragma omp for schedule(static)
-            for (int64_t t = 0; t < tb; t++) {
-                pack_b(P, (const pf_bf16 *)B, bbuf, t);
-            }
-        }
         if (by_item) {
             pf_bf16 *myA = P->share_a ? abuf : abuf + (size_t)tid * (a_bytes / isz);
-            pf_bf16 *myB = P->share_b ? bbuf : bbuf + (size_t)tid * (b_bytes / isz);
             #pragma omp for schedule(dynamic, 1)
             for (int64_t bi = 0; bi < nbatch; bi++) {
                 int64_t oa, ob, oc;
@@ -777,11 +866,10 @@ static int64_t run_batch(plan *P, int64_t nbatch, int nth, int by_item)
                 for (int64_t t = 0; t < ta && !P->share_a; t++) {
                     pack_a(P, (const pf_bf16 *)(A + oa * isz), myA, t);
                 }
-                for (int64_t t = 0; t < tb && !P->share_b; t++) {
-                    pack_b(P, (const pf_bf16 *)(B + ob * isz), myB, t);
-                }
-                for (int64_t blk = 0; blk < nblk; blk++) {
-                    run_block(P, myA, myB, (float *)C + oc, blk, scr);
+                held = -1;
+                for (int64_t jb = 0; jb < njobs; jb++) {
+                    run_job(P, myA, (const pf_bf16 *)(B + ob * isz), (float *)C + oc, jb, panel,
+                            &held, scr);
                 }
             }
         }
@@ -795,16 +883,15 @@ static int64_t run_batch(plan *P, int64_t nbatch, int nth, int by_item)
                         pack_a(P, (const pf_bf16 *)(A + oa * isz), abuf, t);
                     }
                 }
-                if (!P->share_b) {
-                    #pragma omp for schedule(static)
-                    for (int64_t t = 0; t < tb; t++) {
-                        pack_b(P, (const pf_bf16 *)(B + ob * isz), bbuf, t);
-                    }
-                }
-                /* the barrier at its end keeps the buffers until every block is done */
-                #pragma omp for schedule(dynamic, 1)
-                for (int64_t blk = 0; blk < nblk; blk++) {
-                    run_block(P, abuf, bbuf, (float *)C + oc, blk, scr);
+                /*
+                 * Contiguous runs of jobs per thread, so that a thread's jobs
+                 * share panels; the barrier at the end keeps A until all are done.
+                 */
+                held = -1;
+                #pragma omp for schedule(static)
+                for (int64_t jb = 0; jb < njobs; jb++) {
+                    run_job(P, abuf, (const pf_bf16 *)(B + ob * isz), (float *)C + oc, jb, panel,
+                            &held, scr);
                 }
             }
         }
@@ -817,32 +904,17 @@ static int64_t run_batch(plan *P, int64_t nbatch, int nth, int by_item)
 }
 
 /*
- * Blocks of at most BLOCK_M x BLOCK_N tiles; when one product is shared by
- * the threads, halved (the longer side first, never below a pair of tiles)
- * until each thread has at least two blocks.
+ * Row ranges: all rows in one, unless there are fewer panels than two per
+ * thread; then halved (never below a pair of row tiles) until there are.
  */
-static void choose_blocks(plan *P, int nth, int by_item)
+static void choose_jobs(plan *P, int nth, int by_item)
 {
-    int64_t bm = BLOCK_M, bn = BLOCK_N;
-    for (;;) {
-        P->nbi = (P->mt + bm - 1) / bm;
-        P->nbj = (P->nt + bn - 1) / bn;
-        P->bm = bm;
-        P->bn = bn;
-        if (by_item || P->nbi * P->nbj >= 2 * nth) {
-            return;
-        }
-        int split_m = bm > 2 && P->mt > bm / 2, split_n = bn > 2 && P->nt > bn / 2;
-        int64_t side_m = P->mt < bm ? P->mt : bm, side_n = P->nt < bn ? P->nt : bn;
-        if (split_m && (!split_n || side_m >= side_n)) {
-            bm /= 2;
-        }
-        else if (split_n) {
-            bn /= 2;
-        }
-        else {
-            return;
-        }
+    P->npanel = (P->nt + BLOCK_N - 1) / BLOCK_N;
+    P->nrange = 1;
+    P->range = P->mt + (P->mt & 1);
+    while (!by_item && P->npanel * P->nrange < 2 * nth && P->range > 2) {
+        P->range = (P->range / 2 + 1) & ~(int64_t)1;
+        P->nrange = (P->mt + P->range - 1) / P->range;
     }
 }
 
@@ -899,7 +971,6 @@ int64_t pf_gemm_bf16_run(const pf_gemm *g0)
     P.nt = (g->n + 15) / 16;
     P.kc = (g->k + 31) / 32;
     P.share_a = nbatch > 1 && shared_operand(g, &g->a);
-    P.share_b = nbatch > 1 && shared_operand(g, &g->b);
     P.a_colwise = g->a.rs == 1 && g->a.cs != 1;
     P.b_rowwise = g->b.cs == 1;
     double work = (double)nbatch * (double)g->m * (double)g->n * (double)g->k;
@@ -913,7 +984,7 @@ int64_t pf_gemm_bf16_run(const pf_gemm *g0)
         nth = 1;
     }
     int by_item = nth > 1 && nbatch >= nth && (nbatch % nth == 0 || nbatch >= 4 * nth);
-    choose_blocks(&P, nth, by_item);
+    choose_jobs(&P, nth, by_item);
     return run_batch(&P, nbatch, nth, by_item);
 #else
     return 0;   /* unreachable: no path but the generic one is ever available */
