@@ -30,8 +30,13 @@ def _bf16_line(c):
     names = {"amx": "AMX-BF16 tiles", "avx512": "AVX512-BF16",
              "generic": "widened to float32, OpenBLAS sgemm"}
     line = "%s (%s)" % (c["bf16_gemm"], names.get(c["bf16_gemm"], "?"))
+    others = [p for p, why in paths.items() if why is None and p != c["bf16_gemm"]]
     missing = ["%s: %s" % (p, why) for p, why in paths.items() if why is not None]
-    return line + ("; unavailable: " + "; ".join(missing) if missing else "")
+    if others:
+        line += "; also available: " + ", ".join(others)
+    if missing:
+        line += "; unavailable: " + "; ".join(missing)
+    return line
 
 
 def show_config():

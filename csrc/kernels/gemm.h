@@ -83,7 +83,11 @@ extern const char *const pf_bf16_path_names[PF_BF16_NPATHS];   /* "generic", "av
  * them with the GIL held.  *why (may be NULL) is set to the reason when not.
  */
 int pf_bf16_path_available(pf_bf16_path p, const char **why);
-/* The path bfloat16 products take: the fastest available unless set. */
+/*
+ * The path bfloat16 products take unless set: amx where available, else
+ * avx512 on AMD CPUs (on Intel's VDPBF16PS is slower than float32 FMA),
+ * else generic.
+ */
 pf_bf16_path pf_bf16_path_active(void);
 /* Make p (which must be available) the active path. */
 void pf_bf16_path_set(pf_bf16_path p);
