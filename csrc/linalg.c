@@ -9,9 +9,10 @@
  * another dtype, is copied first.  Products are computed in an engine dtype
  * -- float64, float32 (also for float16, and for bfloat16 on a CPU without
  * bfloat16 instructions, whose inputs are widened), bfloat16 (two bfloat16
- * operands into a float32 result, gemm_bf16.c: AMX or AVX512-BF16) or int64
- * (every integer dtype and bool) -- and cast to the promoted dtype at the
- * end, so a bfloat16 result is rounded once from float32 sums either way.  Integer products wrap, as NumPy's do; a bool
+ * operands, gemm_bf16.c: AMX or AVX512-BF16, which writes its float32 sums
+ * rounded to bfloat16 itself) or int64 (every integer dtype and bool) --
+ * and cast to the promoted dtype at the end, so a bfloat16 result is
+ * rounded once from float32 sums either way.  Integer products wrap, as NumPy's do; a bool
  * product is an OR of ANDs (a sum of 0/1 products tested for nonzero).
  *
  * einsum reduces every contraction to that one primitive: labels are
@@ -62,10 +63,23 @@ static void choose_engine(pf_gemm *g, pf_dtype edt, pf_dtype da, pf_dtype db)
     }
 }
 
-/* The dtype the engine writes C in: the bfloat16 engine accumulates in float32. */
+/* The dtype the engine writes C in when the result's is not one it writes. */
 static pf_dtype engine_out(pf_dtype engine)
 {
     return engine == PF_BFLOAT16 ? PF_FLOAT32 : engine;
+}
+
+/*
+ * Can the engine write C in dtype d?  The bfloat16 engine writes its
+ * float32 sums either as they are or rounded to bfloat16 (so a bfloat16
+ * result needs no float32 buffer and no second pass).
+ */
+static int engine_writes(pf_dtype engine, pf_dtype d)
+{
+    if (engine == PF_BFLOAT16) {
+        return d == PF_FLOAT32 || d == PF_BFLOAT16;
+    }
+    return d == engine;
 }
 
 static int kind_rank(pf_dtype d)
@@ -206,7 +220,7 @@ static int prep_output(const pf_gemm *g, pf_gemm_mat *mat, PfTensor *v, int nr, 
     if (!gemm_has_work(g)) {
         return 1;
     }
-    if (v->dtype != engine_out(g->dtype) ||
+    if (!engine_writes(g->dtype, v->dtype) ||
         !collapse(nr, v->shape + g->nb, v->strides + g->nb, &rows, &rs) ||
         !collapse(nc, v->shape + g->nb + nr, v->strides + g->nb + nr, &cols, &cs) ||
         (g->dtype != PF_INT64 && !pf_gemm_layout(rows, cols, rs, cs, &trans, &ld))) {
@@ -368,14 +382,15 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
     }
     pf_dtype res = pf_promote(a->dtype, b->dtype);
     choose_engine(&g, engine_dtype(res), a->dtype, b->dtype);
-    pf_dtype cdt = engine_out(g.dtype);
+    pf_dtype cdt = engine_writes(g.dtype, res) ? res : engine_out(g.dtype);
     if (check_blas_dims(&g, op) < 0 || (out != NULL && check_out(out, nd, shape, res, op) < 0)) {
         return NULL;
     }
 
     /* the result: straight into out= when the engine can write it, else aside */
     PfTensor vc;
-    if (out != NULL && out->dtype == cdt && !overlaps(out, a) && !overlaps(out, b)) {
+    if (out != NULL && engine_writes(g.dtype, out->dtype) && !overlaps(out, a) &&
+        !overlaps(out, b)) {
         canonical_view(&vc, out, g.nb, !a1, !b1);
         if (prep_output(&g, &g.c, &vc, 1, 1)) {
             dst = out;
@@ -390,6 +405,7 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
         prep_output(&g, &g.c, &vc, 1, 1);     /* contiguous: always writable */
         dst = tmp;
     }
+    g.c_bf16 = dst->dtype == PF_BFLOAT16;
     PfTensor va, vb;
     canonical_view(&va, a, g.nb, !a1, 1);
     canonical_view(&vb, b, g.nb, 1, !b1);
@@ -796,6 +812,7 @@ static int contract(labeled *A, labeled *B, uint64_t keep, const int8_t *flab, i
         memcpy(R->lab + nbt, ll, (size_t)nl);
         memcpy(R->lab + nbt + nl, lr, (size_t)nr);
     }
+    g.c_bf16 = (tmp != NULL ? tmp : dst)->dtype == PF_BFLOAT16;
     PfTensor va, vb;
     permuted_view(&va, a.t, perm_a, na);
     permuted_view(&vb, b.t, perm_b, nbb);

@@ -171,7 +171,7 @@ def test_env_cap_makes_paths_unavailable(cap):
 SHAPES = [  # (m, k, n): ones, edges off the 16/32 grid, odd k, long k
     (1, 1, 1), (1, 7, 1), (1, 33, 17), (17, 1, 5), (5, 3, 1), (16, 32, 16), (32, 64, 32),
     (31, 33, 47), (33, 65, 15), (48, 31, 80), (17, 1001, 19), (3, 2049, 2), (100, 37, 129),
-    (64, 300, 70), (130, 1030, 129),
+    (64, 300, 70), (130, 1030, 129), (300, 1100, 40),   # k > 1024: sums carried across k steps
 ]
 
 
@@ -227,9 +227,10 @@ def test_any_strides(path, la, lb):
     check(a @ w.T, a, w.T)
 
 
-def test_out(path):
+@pytest.mark.parametrize("k", [70, 1100])
+def test_out(path, k):
     rng = np.random.default_rng(4)
-    a, b = bf16((3, 37, 70), rng), bf16((70, 45), rng)
+    a, b = bf16((3, 37, k), rng), bf16((k, 45), rng)
     out = pf.empty((3, 37, 45), dtype=pf.bfloat16)
     r = pf.matmul(a, b, out=out)
     assert r is out

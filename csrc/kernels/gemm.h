@@ -29,8 +29,8 @@ typedef enum {
  * dtype is the engine dtype: PF_FLOAT32 and PF_FLOAT64 (all three operands)
  * go to OpenBLAS, PF_INT64 to pyframe's own loops (wrapping arithmetic;
  * bool matmul runs here on 0/1 values), PF_BFLOAT16 (A and B bfloat16, C
- * float32) to gemm_bf16.c on the path bf16_path, which must be available
- * and not PF_BF16_GENERIC.  For float32/float64 A and B must be readable by
+ * float32 or, with c_bf16, bfloat16) to gemm_bf16.c on the path bf16_path,
+ * which must be available and not PF_BF16_GENERIC.  For float32/float64 A and B must be readable by
  * BLAS (pf_gemm_layout) and m, n and k must fit a BLAS int; the integer and
  * bfloat16 engines take any strides of A and B.  C must be readable either
  * way round (C^T = B^T A^T is used when only its transpose is).  k == 0
@@ -39,7 +39,9 @@ typedef enum {
  */
 typedef struct {
     pf_dtype dtype;
-    pf_bf16_path bf16_path;         /* PF_BFLOAT16 only */
+    pf_bf16_path bf16_path;         /* PF_BFLOAT16 only: the kernel */
+    int c_bf16;                     /* PF_BFLOAT16 only: C is bfloat16 (each element rounded
+                                       once from its float32 sum), else float32 */
     int nb;
     int64_t bshape[PF_MAX_DIMS];
     int64_t m, n, k;

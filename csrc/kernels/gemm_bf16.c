@@ -408,25 +408,69 @@ static PACK_FN void pack_b_tile(const pf_bf16 *B, int64_t rs, int64_t cs, int64_
     }
 }
 
-/* ------------------------------------------------------------ C edges */
+/* ------------------------------------------------------------ C */
 
-/* A partial C tile (rows x cols of 16 x 16, row stride ldc) to and from a full one. */
-static void edge_in(const float *c, int64_t ldc, int64_t rows, int64_t cols, float *t)
+/*
+ * Where a micro-kernel's block of C comes from and goes to: the partial
+ * sums of the earlier k steps (none on the first), and the float32 sums of
+ * this one -- into C or into the thread's partial-sum block -- or, on the
+ * last step of a bfloat16 C, the sums rounded to bfloat16.
+ */
+typedef struct {
+    const float *in;    /* partial sums to start from, row stride ldin; NULL: zero */
+    int64_t ldin;
+    float *outf;        /* float32 destination, row stride ldout ... */
+    pf_bf16 *outh;      /* ... or, when outf is NULL, bfloat16, row stride ldout */
+    int64_t ldout;
+    int64_t rows, cols; /* how much of the micro-kernel's block lies inside C */
+} ctile;
+
+/* A mask of the first n (<= 16) of 16 lanes. */
+static inline __mmask16 lanes(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+/*
+ * 16 float32 rounded to bfloat16 and stored at dst under mask m: the
+ * rounding of half.h (to nearest even, NaN kept quiet), so every path
+ * rounds alike.
+ */
+static PACK_FN INLINE void store_bf16(pf_bf16 *dst, __m512 v, __mmask16 m)
+{
+    __m512i u = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
+    _mm512_mask_cvtepi32_storeu_epi16(dst, m, _mm512_mask_mov_epi32(r, nan, q));
+}
+
+/* A partial tile (rows x cols of 16 x 16, row stride ld) into a full one, zero-padded. */
+static void edge_in(const float *c, int64_t ld, int64_t rows, int64_t cols, float *t)
 {
     rows = rows < 16 ? rows : 16;
     cols = cols < 16 ? cols : 16;
     memset(t, 0, SCRATCH_FLOATS * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
-        memcpy(t + 16 * r, c + r * ldc, (size_t)cols * sizeof(float));
+        memcpy(t + 16 * r, c + r * ld, (size_t)cols * sizeof(float));
     }
 }
 
-static void edge_out(float *c, int64_t ldc, int64_t rows, int64_t cols, const float *t)
+/* The rows x cols inside C of a full tile t, to float32 (f) or bfloat16 (h) C. */
+static PACK_FN void edge_out(float *f, pf_bf16 *h, int64_t ld, int64_t rows, int64_t cols,
+                             const float *t)
 {
     rows = rows < 16 ? rows : 16;
-    cols = cols < 16 ? cols : 16;
     for (int64_t r = 0; r < rows; r++) {
-        memcpy(c + r * ldc, t + 16 * r, (size_t)cols * sizeof(float));
+        if (f != NULL) {
+            memcpy(f + r * ld, t + 16 * r, (size_t)(cols < 16 ? cols : 16) * sizeof(float));
+        }
+        else {
+            store_bf16(h + r * ld, _mm512_loadu_ps(t + 16 * r), lanes(cols));
+        }
     }
 }
 
@@ -461,54 +505,56 @@ static AMX_FN void amx_end(void)
 
 /*
  * C tile T, at row tile ti and column tile tj of the micro-kernel's block:
- * zeroed on the first k step, else loaded from C -- straight when all
- * 16 x 16 lie inside C, through the edge scratch otherwise.
+ * zero on the first k step, else the partial sums -- loaded straight when
+ * all 16 x 16 lie inside C, through the scratch tile otherwise.
  */
 #define C_IN(T, ti, tj)                                                             \
     do {                                                                            \
-        float *ct_ = c + (ti) * 16 * ldc + (tj) * 16;                               \
-        int64_t r_ = rows - 16 * (ti), q_ = cols - 16 * (tj);                       \
-        if (first) {                                                                \
+        int64_t r_ = ct->rows - 16 * (ti), q_ = ct->cols - 16 * (tj);               \
+        if (ct->in == NULL) {                                                       \
             _tile_zero(T);                                                          \
         }                                                                           \
-        else if (r_ >= 16 && q_ >= 16) {                                            \
-            _tile_loadd(T, ct_, ldc * (int64_t)sizeof(float));                      \
-        }                                                                           \
         else {                                                                      \
-            edge_in(ct_, ldc, r_, q_, scr);                                         \
-            COMPILER_BARRIER();                                                     \
-            _tile_loadd(T, scr, 64);                                                \
+            const float *p_ = ct->in + (ti) * 16 * ct->ldin + (tj) * 16;            \
+            if (r_ >= 16 && q_ >= 16) {                                             \
+                _tile_loadd(T, p_, ct->ldin * (int64_t)sizeof(float));              \
+            }                                                                       \
+            else {                                                                  \
+                edge_in(p_, ct->ldin, r_, q_, scr);                                 \
+                COMPILER_BARRIER();                                                 \
+                _tile_loadd(T, scr, 64);                                            \
+            }                                                                       \
         }                                                                           \
     } while (0)
 
+/* ... and out: float32 straight when whole, else (or for bfloat16) through scratch. */
 #define C_OUT(T, ti, tj)                                                            \
     do {                                                                            \
-        float *ct_ = c + (ti) * 16 * ldc + (tj) * 16;                               \
-        int64_t r_ = rows - 16 * (ti), q_ = cols - 16 * (tj);                       \
-        if (r_ >= 16 && q_ >= 16) {                                                 \
-            _tile_stored(T, ct_, ldc * (int64_t)sizeof(float));                     \
+        int64_t r_ = ct->rows - 16 * (ti), q_ = ct->cols - 16 * (tj);               \
+        int64_t o_ = (ti) * 16 * ct->ldout + (tj) * 16;                             \
+        if (ct->outf != NULL && r_ >= 16 && q_ >= 16) {                             \
+            _tile_stored(T, ct->outf + o_, ct->ldout * (int64_t)sizeof(float));     \
         }                                                                           \
         else {                                                                      \
             _tile_stored(T, scr, 64);                                               \
-            edge_out(ct_, ldc, r_, q_, scr);                                        \
+            edge_out(ct->outf ? ct->outf + o_ : NULL, ct->outh ? ct->outh + o_ : NULL, \
+                     ct->ldout, r_, q_, scr);                                       \
         }                                                                           \
     } while (0)
 
 /*
- * The AMX micro-kernel: C (16mt x 16nt, mt and nt 1 or 2) += A (16mt x 32cn)
- * B (32cn x 16nt).  a: packed A tile (i, c0), with row tile i + 1 astep
- * elements on; b: packed B tile (j, c0), column tile j + 1 bstep on; c: C's
- * element (16i, 16j), row stride ldc; rows, cols: how much of C lies from
- * there on (the parts beyond go through scr); first: start from zero.
+ * The AMX micro-kernel: C (16mt x 16nt, mt and nt 1 or 2) = partial sums
+ * + A (16mt x 32cn) B (32cn x 16nt).  a: packed A tile (i, c0), with row
+ * tile i + 1 astep elements on; b: packed B tile (j, c0), column tile j + 1
+ * bstep on; ct: C's element (16i, 16j) in and out.
  *
  * Tiles: C in tmm0 (0,0), tmm1 (0,1), tmm2 (1,0), tmm3 (1,1); A in tmm4-5;
  * B in tmm6-7.  With mt = nt = 2 each A and B tile loaded serves two
  * TDPBF16PS, four in flight, which keeps the tile unit busy.
  */
 static AMX_FN INLINE void amx_micro(const int mt, const int nt, const pf_bf16 *a, int64_t astep,
-                                    const pf_bf16 *b, int64_t bstep, int64_t cn, float *c,
-                                    int64_t ldc, int64_t rows, int64_t cols, int first,
-                                    float *scr)
+                                    const pf_bf16 *b, int64_t bstep, int64_t cn,
+                                    const ctile *ct, float *scr)
 {
     C_IN(0, 0, 0);
     if (nt > 1) {
@@ -552,28 +598,26 @@ static AMX_FN INLINE void amx_micro(const int mt, const int nt, const pf_bf16 *a
 /* ------------------------------------------------------------ AVX512-BF16 */
 
 /*
- * The AVX512-BF16 micro-kernel: C (8 x 16nt, nt 1 or 2) += A (8 x 32cn)
- * B (32cn x 16nt).  a: row r0 % 16 of packed A tile (r0 / 16, c0), i.e. 8
- * rows of 32 bf16 with the next chunk 512 elements on; b and bstep as for
- * amx_micro; c: C's element (r0, 16j), row stride ldc; rows, cols: how much
- * of C lies from there on (masked loads and stores); first: start from
- * zero.  Per k-pair: two rows of B (one zmm each), then for each of the 8
- * rows of A its pair broadcast to all lanes, two VDPBF16PS.
+ * The AVX512-BF16 micro-kernel: C (8 x 16nt, nt 1 or 2) = partial sums +
+ * A (8 x 32cn) B (32cn x 16nt).  a: row r0 % 16 of packed A tile
+ * (r0 / 16, c0), i.e. 8 rows of 32 bf16 with the next chunk 512 elements
+ * on; b and bstep as for amx_micro; ct: C's element (r0, 16j) in and out
+ * (masked loads and stores at the edges).  Per k-pair: two rows of B (one
+ * zmm each), then for each of the 8 rows of A its pair broadcast to all
+ * lanes, two VDPBF16PS.
  */
 static AVX_FN INLINE void avx_micro(const int nt, const pf_bf16 *a, const pf_bf16 *b,
-                                    int64_t bstep, int64_t cn, float *c, int64_t ldc,
-                                    int64_t rows, int64_t cols, int first)
+                                    int64_t bstep, int64_t cn, const ctile *ct)
 {
     __m512 acc0[8], acc1[8];
-    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
-    __mmask16 m1 = cols >= 32 ? 0xffff : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
-    int nr = rows < 8 ? (int)rows : 8;
+    __mmask16 m0 = lanes(ct->cols), m1 = ct->cols > 16 ? lanes(ct->cols - 16) : 0;
+    int nr = ct->rows < 8 ? (int)ct->rows : 8;
     for (int r = 0; r < 8; r++) {
         acc0[r] = acc1[r] = _mm512_setzero_ps();
-        if (!first && r < nr) {
-            acc0[r] = _mm512_maskz_loadu_ps(m0, c + r * ldc);
+        if (ct->in != NULL && r < nr) {
+            acc0[r] = _mm512_maskz_loadu_ps(m0, ct->in + r * ct->ldin);
             if (nt > 1) {
-                acc1[r] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+                acc1[r] = _mm512_maskz_loadu_ps(m1, ct->in + r * ct->ldin + 16);
             }
         }
     }
@@ -594,9 +638,17 @@ static AVX_FN INLINE void avx_micro(const int nt, const pf_bf16 *a, const pf_bf1
         }
     }
     for (int r = 0; r < nr; r++) {
-        _mm512_mask_storeu_ps(c + r * ldc, m0, acc0[r]);
-        if (nt > 1) {
-            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc1[r]);
+        if (ct->outf != NULL) {
+            _mm512_mask_storeu_ps(ct->outf + r * ct->ldout, m0, acc0[r]);
+            if (nt > 1) {
+                _mm512_mask_storeu_ps(ct->outf + r * ct->ldout + 16, m1, acc1[r]);
+            }
+        }
+        else {
+            store_bf16(ct->outh + r * ct->ldout, acc0[r], m0);
+            if (nt > 1) {
+                store_bf16(ct->outh + r * ct->ldout + 16, acc1[r], m1);
+            }
         }
     }
 }
@@ -611,45 +663,75 @@ typedef struct {
     int64_t m, kc;              /* rows of C; chunks of k */
     const pf_bf16 *ap;          /* packed A: row tile i, chunk c at ap + (i*kc + c)*512 */
     const pf_bf16 *bp;          /* packed panel: its column tile j, chunk c at bp + (j*kc + c)*512 */
-    float *c;                   /* C's element (0, first column of the panel), row stride ldc */
+    float *cf;                  /* C's element (0, first column of the panel), float32 ... */
+    pf_bf16 *ch;                /* ... or bfloat16 (one of the two is NULL); row stride ldc */
     int64_t ldc;
     int64_t cols;               /* columns of C from there on */
+    float *part;                /* bfloat16 C over several k steps: partial sums of one block */
 } job;
+
+#define PART_LD (BLOCK_N * 16)  /* row stride of the partial-sum block */
+
+/*
+ * Where the micro-kernel at row tile i, column tile j (of the panel) of
+ * block ib reads and writes on the k step [c0, c0 + cn): a float32 C
+ * holds the partial sums itself; a bfloat16 C keeps them in the thread's
+ * block `part` until the last step rounds them into C.
+ */
+static inline ctile c_of(const job *J, int64_t ib, int64_t i, int64_t j, int first, int last)
+{
+    ctile t;
+    int64_t oc = 16 * i * J->ldc + 16 * j, op = 16 * (i - ib) * PART_LD + 16 * j;
+    t.rows = J->m - 16 * i;
+    t.cols = J->cols - 16 * j;
+    if (J->cf != NULL) {
+        t.in = first ? NULL : J->cf + oc;
+        t.ldin = J->ldc;
+        t.outf = J->cf + oc;
+        t.outh = NULL;
+        t.ldout = J->ldc;
+        return t;
+    }
+    t.in = first ? NULL : J->part + op;
+    t.ldin = PART_LD;
+    t.outf = last ? NULL : J->part + op;
+    t.outh = last ? J->ch + oc : NULL;
+    t.ldout = last ? J->ldc : PART_LD;
+    return t;
+}
 
 /*
  * Row tiles [i0, i1) of C times the panel's nj column tiles, all of k, on
- * AMX: k in steps of KB chunks; within a step, blocks of BLOCK_M row tiles
- * (whose A, 256 x 1024 bf16, stays in L2), and within a block, pairs of
- * column tiles, then pairs of row tiles.
+ * AMX: blocks of BLOCK_M row tiles; in a block, k in steps of KB chunks
+ * (the block's A for one step, 256 x 1024 bf16, stays in L2 while the
+ * panel's column pairs pass), then pairs of column tiles, then pairs of
+ * row tiles.
  */
 static AMX_FN void amx_job(const job *J, int64_t i0, int64_t i1, int64_t nj, float *scr)
 {
-    const int64_t kc = J->kc, step = kc * TILE_ELEMS, ldc = J->ldc;
+    const int64_t kc = J->kc, step = kc * TILE_ELEMS;
     COMPILER_BARRIER();     /* the packed tiles are written before they are loaded */
-    for (int64_t c0 = 0; c0 < kc; c0 += KB) {
-        int64_t cn = kc - c0 < KB ? kc - c0 : KB;
-        int first = c0 == 0;
-        for (int64_t ib = i0; ib < i1; ib += BLOCK_M) {
-            int64_t ie = ib + BLOCK_M < i1 ? ib + BLOCK_M : i1;
+    for (int64_t ib = i0; ib < i1; ib += BLOCK_M) {
+        int64_t ie = ib + BLOCK_M < i1 ? ib + BLOCK_M : i1;
+        for (int64_t c0 = 0; c0 < kc; c0 += KB) {
+            int64_t cn = kc - c0 < KB ? kc - c0 : KB;
             for (int64_t j = 0; j < nj; j += 2) {
                 const pf_bf16 *b = J->bp + j * step + c0 * TILE_ELEMS;
-                int64_t cols = J->cols - 16 * j;
                 for (int64_t i = ib; i < ie; i += 2) {
                     const pf_bf16 *a = J->ap + i * step + c0 * TILE_ELEMS;
-                    float *c = J->c + 16 * i * ldc + 16 * j;
-                    int64_t rows = J->m - 16 * i;
+                    ctile ct = c_of(J, ib, i, j, c0 == 0, c0 + cn == kc);
                     int two_i = i + 1 < ie, two_j = j + 1 < nj;
                     if (two_i && two_j) {
-                        amx_micro(2, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                        amx_micro(2, 2, a, step, b, step, cn, &ct, scr);
                     }
                     else if (two_i) {
-                        amx_micro(2, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                        amx_micro(2, 1, a, step, b, step, cn, &ct, scr);
                     }
                     else if (two_j) {
-                        amx_micro(1, 2, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                        amx_micro(1, 2, a, step, b, step, cn, &ct, scr);
                     }
                     else {
-                        amx_micro(1, 1, a, step, b, step, cn, c, ldc, rows, cols, first, scr);
+                        amx_micro(1, 1, a, step, b, step, cn, &ct, scr);
                     }
                 }
             }
@@ -660,25 +742,29 @@ static AMX_FN void amx_job(const job *J, int64_t i0, int64_t i1, int64_t nj, flo
 /* The same on AVX512-BF16, in steps of 8 rows. */
 static AVX_FN void avx_job(const job *J, int64_t i0, int64_t i1, int64_t nj)
 {
-    const int64_t kc = J->kc, step = kc * TILE_ELEMS, ldc = J->ldc;
-    for (int64_t c0 = 0; c0 < kc; c0 += KB) {
-        int64_t cn = kc - c0 < KB ? kc - c0 : KB;
-        int first = c0 == 0;
-        for (int64_t ib = i0; ib < i1; ib += BLOCK_M) {
-            int64_t ie = ib + BLOCK_M < i1 ? ib + BLOCK_M : i1;
-            int64_t r1 = 16 * ie < J->m ? 16 * ie : J->m;
+    const int64_t kc = J->kc, step = kc * TILE_ELEMS;
+    for (int64_t ib = i0; ib < i1; ib += BLOCK_M) {
+        int64_t ie = ib + BLOCK_M < i1 ? ib + BLOCK_M : i1;
+        int64_t r1 = 16 * ie < J->m ? 16 * ie : J->m;
+        for (int64_t c0 = 0; c0 < kc; c0 += KB) {
+            int64_t cn = kc - c0 < KB ? kc - c0 : KB;
             for (int64_t j = 0; j < nj; j += 2) {
                 const pf_bf16 *b = J->bp + j * step + c0 * TILE_ELEMS;
-                int64_t cols = J->cols - 16 * j;
                 for (int64_t r0 = 16 * ib; r0 < r1; r0 += 8) {
                     const pf_bf16 *a = J->ap + (r0 / 16) * step + c0 * TILE_ELEMS +
                                        32 * (r0 % 16);
-                    float *c = J->c + r0 * ldc + 16 * j;
+                    /* the 8-row step as a tile's worth, offset by its half */
+                    ctile ct = c_of(J, ib, r0 / 16, j, c0 == 0, c0 + cn == kc);
+                    int64_t h = r0 % 16;
+                    ct.rows -= h;
+                    ct.in = ct.in ? ct.in + h * ct.ldin : NULL;
+                    ct.outf = ct.outf ? ct.outf + h * ct.ldout : NULL;
+                    ct.outh = ct.outh ? ct.outh + h * ct.ldout : NULL;
                     if (j + 1 < nj) {
-                        avx_micro(2, a, b, step, cn, c, ldc, J->m - r0, cols, first);
+                        avx_micro(2, a, b, step, cn, &ct);
                     }
                     else {
-                        avx_micro(1, a, b, step, cn, c, ldc, J->m - r0, cols, first);
+                        avx_micro(1, a, b, step, cn, &ct);
                     }
                 }
             }
@@ -744,13 +830,20 @@ static void pack_panel(const plan *P, const pf_bf16 *B, pf_bf16 *dst, int64_t j0
     }
 }
 
+/* A thread's buffers: its panel of B, the scratch tile, the partial-sum block. */
+typedef struct {
+    pf_bf16 *panel;
+    int64_t held;               /* the panel in it; -1: none */
+    float *scr, *part;
+} mine;
+
 /*
  * Job `jb` (panel jb / nrange, row range jb % nrange) of the product with
- * packed A ap, B at B and C at C; panel is the thread's panel buffer, which
- * holds the panel *held (-1: none) and is packed anew only for another.
+ * packed A ap, B at B and C at C (bfloat16 when g->c_bf16, else float32);
+ * the thread's panel buffer is packed anew only for another panel.
  */
-static void run_job(const plan *P, const pf_bf16 *ap, const pf_bf16 *B, float *C, int64_t jb,
-                    pf_bf16 *panel, int64_t *held, float *scr)
+static void run_job(const plan *P, const pf_bf16 *ap, const pf_bf16 *B, char *C, int64_t jb,
+                    mine *T)
 {
     const pf_gemm *g = P->g;
     int64_t pn = jb / P->nrange, rg = jb % P->nrange;
@@ -759,13 +852,19 @@ static void run_job(const plan *P, const pf_bf16 *ap, const pf_bf16 *B, float *C
     if (i0 >= i1) {
         return;
     }
-    if (*held != pn) {
-        pack_panel(P, B, panel, j0, j1);
-        *held = pn;
+    if (T->held != pn) {
+        pack_panel(P, B, T->panel, j0, j1);
+        T->held = pn;
     }
-    job J = {g->m, P->kc, ap, panel, C + 16 * j0, g->c.rs, g->n - 16 * j0};
+    job J = {g->m, P->kc, ap, T->panel, NULL, NULL, g->c.rs, g->n - 16 * j0, T->part};
+    if (g->c_bf16) {
+        J.ch = (pf_bf16 *)C + 16 * j0;
+    }
+    else {
+        J.cf = (float *)C + 16 * j0;
+    }
     if (P->path == PF_BF16_AMX) {
-        amx_job(&J, i0, i1, j1 - j0, scr);
+        amx_job(&J, i0, i1, j1 - j0, T->scr);
     }
     else {
         avx_job(&J, i0, i1, j1 - j0);
@@ -831,7 +930,11 @@ static int64_t run_batch(const plan *P, int64_t nbatch, int nth, int by_item)
     size_t a_bytes = (size_t)P->mt * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
     size_t p_bytes = (size_t)BLOCK_N * (size_t)P->kc * TILE_ELEMS * sizeof(pf_bf16);
     size_t na = by_item && !P->share_a ? (size_t)nth : 1;
-    size_t per_thread = p_bytes + round64(SCRATCH_FLOATS * sizeof(float));
+    /* a bfloat16 C summed over several k steps keeps one block of partial sums aside */
+    size_t part_bytes = g->c_bf16 && P->kc > KB ? (size_t)BLOCK_M * 16 * PART_LD * sizeof(float)
+                                                : 0;
+    size_t scr_bytes = round64(SCRATCH_FLOATS * sizeof(float));
+    size_t per_thread = p_bytes + scr_bytes + part_bytes;
     size_t a_all, t_all, total;
     if (__builtin_mul_overflow(a_bytes, na, &a_all) ||
         __builtin_mul_overflow(per_thread, (size_t)nth, &t_all) ||
@@ -842,7 +945,8 @@ static int64_t run_batch(const plan *P, int64_t nbatch, int nth, int by_item)
     if (work == NULL) {
         return (int64_t)total;
     }
-    const int64_t isz = sizeof(pf_bf16), ta = P->mt * P->kc;
+    const int64_t isz = sizeof(pf_bf16), csz = g->c_bf16 ? sizeof(pf_bf16) : sizeof(float);
+    const int64_t ta = P->mt * P->kc;
     const int64_t njobs = P->npanel * P->nrange;
     const char *A = g->a.data, *B = g->b.data;
     char *C = g->c.data;
@@ -855,10 +959,9 @@ static int64_t run_batch(const plan *P, int64_t nbatch, int nth, int by_item)
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        char *mine = work + a_all + (size_t)tid * per_thread;
-        pf_bf16 *panel = (pf_bf16 *)mine;
-        float *scr = (float *)(mine + p_bytes);
-        int64_t held = -1;
+        char *own = work + a_all + (size_t)tid * per_thread;
+        mine T = {(pf_bf16 *)own, -1, (float *)(own + p_bytes),
+                  part_bytes ? (float *)(own + p_bytes + scr_bytes) : NULL};
         if (P->path == PF_BF16_AMX) {
             amx_begin();
         }
@@ -878,10 +981,9 @@ static int64_t run_batch(const plan *P, int64_t nbatch, int nth, int by_item)
                 for (int64_t t = 0; t < ta && !P->share_a; t++) {
                     pack_a(P, (const pf_bf16 *)(A + oa * isz), myA, t);
                 }
-                held = -1;
+                T.held = -1;
                 for (int64_t jb = 0; jb < njobs; jb++) {
-                    run_job(P, myA, (const pf_bf16 *)(B + ob * isz), (float *)C + oc, jb, panel,
-                            &held, scr);
+                    run_job(P, myA, (const pf_bf16 *)(B + ob * isz), C + oc * csz, jb, &T);
                 }
             }
         }
@@ -899,11 +1001,10 @@ static int64_t run_batch(const plan *P, int64_t nbatch, int nth, int by_item)
                  * Contiguous runs of jobs per thread, so that a thread's jobs
                  * share panels; the barrier at the end keeps A until all are done.
                  */
-                held = -1;
+                T.held = -1;
                 #pragma omp for schedule(static)
                 for (int64_t jb = 0; jb < njobs; jb++) {
-                    run_job(P, abuf, (const pf_bf16 *)(B + ob * isz), (float *)C + oc, jb, panel,
-                            &held, scr);
+                    run_job(P, abuf, (const pf_bf16 *)(B + ob * isz), C + oc * csz, jb, &T);
                 }
             }
         }
@@ -937,10 +1038,15 @@ static void zero_c(const pf_gemm *g, int64_t nbatch)
     for (int64_t bi = 0; bi < nbatch; bi++) {
         int64_t oa, ob, oc;
         pf_gemm_batch_offsets(g, bi, &oa, &ob, &oc);
-        float *c = (float *)g->c.data + oc;
         for (int64_t i = 0; i < g->m; i++) {
             for (int64_t j = 0; j < g->n; j++) {
-                c[i * g->c.rs + j * g->c.cs] = 0.0f;
+                int64_t e = oc + i * g->c.rs + j * g->c.cs;
+                if (g->c_bf16) {
+                    ((pf_bf16 *)g->c.data)[e] = 0;
+                }
+                else {
+                    ((float *)g->c.data)[e] = 0.0f;
+                }
             }
         }
     }
