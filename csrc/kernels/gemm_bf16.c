@@ -1,13 +1,14 @@
 /*
  * gemm_bf16.c -- bfloat16 matrix products with float32 accumulation: the
- * pf_gemm problems of dtype PF_BFLOAT16 (gemm.h), C (m x n, float32) =
- * A (m x k, bfloat16) B (k x n, bfloat16) for every batch index.
+ * pf_gemm problems of dtype PF_BFLOAT16 (gemm.h), C (m x n) = A (m x k,
+ * bfloat16) B (k x n, bfloat16) for every batch index, C float32 or, with
+ * c_bf16, the float32 sums rounded to bfloat16 here (as half.h rounds).
  *
  * Why pyframe has its own kernel: the OpenBLAS it links (the scipy-openblas32
  * wheel, 0.3.34) is built without sbgemm -- `nm -D libscipy_openblas.so`
  * lists no sbgemm symbol -- so the only bfloat16 product it offers is the
- * float32 one (widen both operands, sgemm, round).  Intel's recent server
- * cores multiply bfloat16 directly, in one of two ways:
+ * float32 one (widen both operands, sgemm, round).  Recent x86 cores
+ * multiply bfloat16 directly, in one of two ways:
  *
  *   amx     AMX-BF16: TDPBF16PS multiplies a 16 x 32 tile of A by a 32 x 16
  *           tile of B into a 16 x 16 float32 tile of C, 8192 multiply-adds
@@ -28,21 +29,21 @@
  * avx512 path ran at 0.7x the float32 engine -- so an Intel CPU without
  * usable AMX (an older kernel refuses it; Cooper Lake lacks it) keeps the
  * generic path.  Any check failing leaves the next path down; nothing here
- * can crash on an older CPU,
- * because every instruction that needs a feature sits in a function
- * compiled for it (target attributes) and is only called once it is known.
- * PYFRAME_BF16_GEMM=generic|avx512 caps the choice.
+ * can crash on an older CPU, because every instruction that needs a feature
+ * sits in a function compiled for it (target attributes) and is only
+ * called once it is known.  PYFRAME_BF16_GEMM=generic|avx512 caps the choice.
  *
  * Packed layout, shared by both paths (every operand is packed, so A and B
  * may have any strides):
  *
  *   A  mt = ceil(m/16) row tiles x kc = ceil(k/32) chunks, tile (i, c) at
  *      Ap + (i*kc + c)*512: 16 rows of 32 bf16, row r = A[16i + r][32c ...].
- *   B  nt = ceil(n/16) column tiles x kc chunks, tile (j, c) at
- *      Bp + (j*kc + c)*512: 16 rows of 16 k-pairs ("VNNI" layout), row r
- *      holding B[32c + 2r][16j + q] and B[32c + 2r + 1][16j + q] side by
- *      side at 2q and 2q + 1.  A 32-bit word is one column's k-pair, which
- *      is what both TDPBF16PS and VDPBF16PS multiply.
+ *   B  a panel of up to 16 column tiles at a time (below), x kc chunks:
+ *      its tile (j, c) at Bp + (j*kc + c)*512 is 16 rows of 16 k-pairs
+ *      ("VNNI" layout), row r holding B[32c + 2r][16j + q] and
+ *      B[32c + 2r + 1][16j + q] side by side at 2q and 2q + 1.  A 32-bit
+ *      word is one column's k-pair, which both TDPBF16PS and VDPBF16PS
+ *      multiply.
  *
  * Everything outside (m, k) and (k, n) is zero, so ragged edges and a k
  * that is no multiple of 32 (odd included) cost padding, not special
@@ -62,13 +63,14 @@
  * of KB chunks, blocks of 256 rows (their A, 512 KB, stays in L2 while the
  * panel's 8 column pairs pass), pairs of column tiles, pairs of row tiles.
  * No element of C is ever split between threads, so results have the same
- * bits on any thread count.  C accumulates in float32 between k steps.
+ * bits on any thread count.  Between k steps the sums stay float32: in C
+ * itself, or for a bfloat16 C in a 256 x 256 block of the thread's own.
  *
  * Threads: pyframe's OpenMP threads (pf_get_num_threads()).  OpenBLAS is
  * not called here, so its pool is idle and the two never compete.  A batch
  * of at least as many products as threads is split by product (each thread
- * packs its own operands); otherwise the threads pack each product's
- * operands together and then share out its blocks.
+ * packs its own A); otherwise the threads pack each product's A together
+ * and then share out its jobs (panel x row range).
  */
 #include "gemm.h"
 #include "half.h"
