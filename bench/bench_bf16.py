@@ -72,8 +72,9 @@ def main():
             continue
         flops = 2.0 * m * n * k
         rec["gflops"] = {c: round(flops / t, 1) for c, t in rec["median"].items()}
-        if "pyframe" in rec["median"] and "pf_f32" in rec["median"]:
-            rec["speedup_bf16_over_f32"] = round(rec["median"]["pf_f32"] / rec["median"]["pyframe"], 2)
+        med = rec["median"]
+        if "pyframe" in med and "pf_f32" in med:
+            rec["speedup_bf16_over_f32"] = round(med["pf_f32"] / med["pyframe"], 2)
         rec["bf16_gemm_path"] = pf._C._bf16_gemm_path()
         if not bench.args.json_only:
             gf = "  ".join(f"{c} {v:.0f}" for c, v in rec["gflops"].items())

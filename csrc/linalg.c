@@ -12,8 +12,9 @@
  * operands, gemm_bf16.c: AMX or AVX512-BF16, which writes its float32 sums
  * rounded to bfloat16 itself) or int64 (every integer dtype and bool) --
  * and cast to the promoted dtype at the end, so a bfloat16 result is
- * rounded once from float32 sums either way.  Integer products wrap, as NumPy's do; a bool
- * product is an OR of ANDs (a sum of 0/1 products tested for nonzero).
+ * rounded once from float32 sums either way.  Integer products wrap, as
+ * NumPy's do; a bool product is an OR of ANDs (a sum of 0/1 products tested
+ * for nonzero).
  *
  * einsum reduces every contraction to that one primitive: labels are
  * classified into batch (in both operands and kept), contracted (in both,

@@ -664,7 +664,7 @@ static AVX_FN INLINE void avx_micro(const int nt, const pf_bf16 *a, const pf_bf1
 typedef struct {
     int64_t m, kc;              /* rows of C; chunks of k */
     const pf_bf16 *ap;          /* packed A: row tile i, chunk c at ap + (i*kc + c)*512 */
-    const pf_bf16 *bp;          /* packed panel: its column tile j, chunk c at bp + (j*kc + c)*512 */
+    const pf_bf16 *bp;          /* packed panel: its tile j, chunk c at bp + (j*kc + c)*512 */
     float *cf;                  /* C's element (0, first column of the panel), float32 ... */
     pf_bf16 *ch;                /* ... or bfloat16 (one of the two is NULL); row stride ldc */
     int64_t ldc;
