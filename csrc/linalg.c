@@ -7,10 +7,14 @@
  * and sliced views reach OpenBLAS without a copy; only a view that BLAS
  * cannot read (neither its rows nor its columns contiguous), or one in
  * another dtype, is copied first.  Products are computed in an engine dtype
- * -- float64, float32 (also for float16 and bfloat16, whose inputs are
- * widened) or int64 (every integer dtype and bool) -- and cast to the
- * promoted dtype at the end.  Integer products wrap, as NumPy's do; a bool
- * product is an OR of ANDs (a sum of 0/1 products tested for nonzero).
+ * -- float64, float32 (also for float16, and for bfloat16 on a CPU without
+ * bfloat16 instructions, whose inputs are widened), bfloat16 (two bfloat16
+ * operands, gemm_bf16.c: AMX or AVX512-BF16, which writes its float32 sums
+ * rounded to bfloat16 itself) or int64 (every integer dtype and bool) --
+ * and cast to the promoted dtype at the end, so a bfloat16 result is
+ * rounded once from float32 sums either way.  Integer products wrap, as
+ * NumPy's do; a bool product is an OR of ANDs (a sum of 0/1 products tested
+ * for nonzero).
  *
  * einsum reduces every contraction to that one primitive: labels are
  * classified into batch (in both operands and kept), contracted (in both,
@@ -165,6 +169,50 @@ static int run_cuda(const pf_gemm *g, const PfTensor *t, const char *op)
     return status == 0 ? 0 : pf_cuda_raise(lib, op, status);
 }
 
+/*
+ * The engine of one product of operands of dtypes da and db, within a
+ * computation whose engine dtype is edt: two bfloat16 operands take the
+ * bfloat16 engine unless the active path is the generic one (a CPU
+ * without AMX or AVX512-BF16, or the test switch); anything else, edt.
+ */
+static void choose_engine(pf_gemm *g, pf_dtype edt, pf_dtype da, pf_dtype db)
+{
+    g->dtype = edt;
+    if (edt == PF_FLOAT32 && da == PF_BFLOAT16 && db == PF_BFLOAT16) {
+        pf_bf16_path path = pf_bf16_path_active();
+        if (path != PF_BF16_GENERIC) {
+            g->dtype = PF_BFLOAT16;
+            g->bf16_path = path;
+        }
+    }
+}
+
+/* The dtype the engine writes C in when the result's is not one it writes. */
+/* pyframe's own loops (int64, the cpu's bfloat16 kernels) read any strides and any sizes */
+static int own_kernel(const pf_gemm *g)
+{
+    return g->dtype == PF_INT64 || (g->dtype == PF_BFLOAT16 && g->bf16_path != PF_BF16_GENERIC);
+}
+
+static pf_dtype engine_out(const pf_gemm *g)
+{
+    return g->dtype == PF_BFLOAT16 && g->bf16_path != PF_BF16_GENERIC ? PF_FLOAT32 : g->dtype;
+}
+
+/*
+ * Can the engine write C in dtype d?  The bfloat16 engine writes its
+ * float32 sums either as they are or rounded to bfloat16 (so a bfloat16
+ * result needs no float32 buffer and no second pass).
+ */
+static int engine_writes(const pf_gemm *g, pf_dtype d)
+{
+    /* only the cpu's bfloat16 kernels write float32 sums too; cuBLAS writes its own dtype */
+    if (g->dtype == PF_BFLOAT16 && g->bf16_path != PF_BF16_GENERIC) {
+        return d == PF_FLOAT32 || d == PF_BFLOAT16;
+    }
+    return d == g->dtype;
+}
+
 static int kind_rank(pf_dtype d)
 {
     switch (pf_dtypes[d].kind) {
@@ -252,7 +300,8 @@ static int gemm_has_work(const pf_gemm *g)
  * then nr dimensions that make the matrix rows and nc that make its columns
  * -- as operand `mat` of g.  It is copied (contiguous, in the engine dtype)
  * when its dtype differs, its groups do not collapse, or BLAS cannot read
- * its layout; *copy then holds the copy, which must outlive the product.
+ * its layout (the integer and bfloat16 engines read any strides); *copy
+ * then holds the copy, which must outlive the product.
  */
 static int prep_operand(const pf_gemm *g, pf_gemm_mat *mat, PfTensor *v, int nr, int nc,
                         PfTensor **copy, const char *op)
@@ -270,7 +319,7 @@ static int prep_operand(const pf_gemm *g, pf_gemm_mat *mat, PfTensor *v, int nr,
         if (cur->dtype == g->dtype &&
             collapse(nr, cur->shape + g->nb, cur->strides + g->nb, &rows, &rs) &&
             collapse(nc, cur->shape + g->nb + nr, cur->strides + g->nb + nr, &cols, &cs) &&
-            (g->dtype == PF_INT64 || pf_gemm_layout(rows, cols, rs, cs, &trans, &ld))) {
+            (own_kernel(g) || pf_gemm_layout(rows, cols, rs, cs, &trans, &ld))) {
             mat->data = pf_tensor_data(cur);
             for (int d = 0; d < g->nb; d++) {
                 mat->bstrides[d] = cur->shape[d] == 1 ? 0 : cur->strides[d];
@@ -301,7 +350,7 @@ static int prep_output(const pf_gemm *g, pf_gemm_mat *mat, PfTensor *v, int nr, 
     if (!gemm_has_work(g)) {
         return 1;
     }
-    if (v->dtype != g->dtype ||
+    if (!engine_writes(g, v->dtype) ||
         !collapse(nr, v->shape + g->nb, v->strides + g->nb, &rows, &rs) ||
         !collapse(nc, v->shape + g->nb + nr, v->strides + g->nb + nr, &cols, &cs) ||
         (g->dtype != PF_INT64 && !pf_gemm_layout(rows, cols, rs, cs, &trans, &ld))) {
@@ -323,20 +372,29 @@ static int run_engine(const pf_gemm *g, const PfTensor *t, const char *op)
     }
     double work = (double)pf_numel(g->bshape, g->nb) * (double)g->m * (double)g->n *
                   (double)g->k;
+    int64_t failed;
     if (work > GIL_WORK) {
         Py_BEGIN_ALLOW_THREADS
-        pf_gemm_run(g);
+        failed = pf_gemm_run(g);
         Py_END_ALLOW_THREADS
     }
     else {
-        pf_gemm_run(g);
+        failed = pf_gemm_run(g);
+    }
+    if (failed) {
+        PyErr_Format(PyExc_MemoryError,
+                     "%s: out of memory allocating %lld bytes of packing buffers for a bfloat16 "
+                     "product of (%lld x %lld) and (%lld x %lld) matrices; use smaller operands "
+                     "or fewer at a time", op, (long long)failed, (long long)g->m,
+                     (long long)g->k, (long long)g->k, (long long)g->n);
+        return -1;
     }
     return 0;
 }
 
 static int check_blas_dims(const pf_gemm *g, const char *op)
 {
-    if (g->dtype == PF_INT64) {
+    if (own_kernel(g)) {
         return 0;
     }
     int64_t d[3] = {g->m, g->n, g->k};
@@ -460,20 +518,25 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
     if (pick_engine(res, a, b, op, &g.dtype) < 0) {
         return NULL;
     }
+    if (!on_cuda_path(a)) {
+        choose_engine(&g, g.dtype, a->dtype, b->dtype);
+    }
+    pf_dtype cdt = engine_writes(&g, res) ? res : engine_out(&g);
     if (check_blas_dims(&g, op) < 0 || (out != NULL && check_out(out, nd, shape, res, op) < 0)) {
         return NULL;
     }
 
     /* the result: straight into out= when the engine can write it, else aside */
     PfTensor vc;
-    if (out != NULL && out->dtype == g.dtype && !overlaps(out, a) && !overlaps(out, b)) {
+    if (out != NULL && engine_writes(&g, out->dtype) && !overlaps(out, a) &&
+        !overlaps(out, b)) {
         canonical_view(&vc, out, g.nb, !a1, !b1);
         if (prep_output(&g, &g.c, &vc, 1, 1)) {
             dst = out;
         }
     }
     if (dst == NULL) {
-        tmp = pf_tensor_empty(nd, shape, g.dtype, a->storage->device, op);
+        tmp = pf_tensor_empty(nd, shape, cdt, a->storage->device, op);
         if (tmp == NULL) {
             goto done;
         }
@@ -481,14 +544,12 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
         prep_output(&g, &g.c, &vc, 1, 1);     /* contiguous: always writable */
         dst = tmp;
     }
+    g.c_bf16 = dst->dtype == PF_BFLOAT16;
     PfTensor va, vb;
     canonical_view(&va, a, g.nb, !a1, 1);
     canonical_view(&vb, b, g.nb, 1, !b1);
     if (prep_operand(&g, &g.a, &va, 1, 1, &ca, op) < 0 ||
-        prep_operand(&g, &g.b, &vb, 1, 1, &cb, op) < 0) {
-        goto done;
-    }
-    if (run_engine(&g, a, op) < 0) {
+        prep_operand(&g, &g.b, &vb, 1, 1, &cb, op) < 0 || run_engine(&g, a, op) < 0) {
         goto done;
     }
     if (out != NULL) {
@@ -500,7 +561,7 @@ static PyObject *matmul_impl(const char *op, PfTensor *a, PfTensor *b, PfTensor 
         }
         result = Py_NewRef(out);
     }
-    else if (g.dtype == res) {
+    else if (cdt == res) {
         result = (PyObject *)tmp;
         tmp = NULL;
     }
@@ -823,7 +884,7 @@ static int contract(labeled *A, labeled *B, uint64_t keep, const int8_t *flab, i
 
     pf_gemm g;
     memset(&g, 0, sizeof(g));
-    g.dtype = edt;
+    choose_engine(&g, edt, a.t->dtype, b.t->dtype);
     g.nb = nbt;
     g.m = g.n = g.k = 1;
     int perm_a[PF_MAX_DIMS], perm_b[PF_MAX_DIMS], perm_c[PF_MAX_DIMS];
@@ -875,7 +936,7 @@ static int contract(labeled *A, labeled *B, uint64_t keep, const int8_t *flab, i
         }
         permuted_view(&vc, dst, perm_c, nout);
         if (!prep_output(&g, &g.c, &vc, nl, nr)) {
-            tmp = pf_tensor_empty(nout, shape_c, edt, a.t->storage->device, op);
+            tmp = pf_tensor_empty(nout, shape_c, engine_out(&g), a.t->storage->device, op);
             if (tmp == NULL) {
                 goto done;
             }
@@ -895,14 +956,12 @@ static int contract(labeled *A, labeled *B, uint64_t keep, const int8_t *flab, i
         memcpy(R->lab + nbt, ll, (size_t)nl);
         memcpy(R->lab + nbt + nl, lr, (size_t)nr);
     }
+    g.c_bf16 = (tmp != NULL ? tmp : dst)->dtype == PF_BFLOAT16;
     PfTensor va, vb;
     permuted_view(&va, a.t, perm_a, na);
     permuted_view(&vb, b.t, perm_b, nbb);
     if (prep_operand(&g, &g.a, &va, nl, nc, &ca, op) < 0 ||
-        prep_operand(&g, &g.b, &vb, nc, nr, &cb, op) < 0) {
-        goto done;
-    }
-    if (run_engine(&g, a.t, op) < 0) {
+        prep_operand(&g, &g.b, &vb, nc, nr, &cb, op) < 0 || run_engine(&g, a.t, op) < 0) {
         goto done;
     }
     if (tmp != NULL && pf_tensor_assign(&vc, tmp, op) < 0) {
@@ -1675,6 +1734,69 @@ static PyObject *py_cuda_host_matmul(PyObject *m, PyObject *const *args, Py_ssiz
                   "cuBLAS; expected one of matmul, mm, bmm, dot, tensordot, einsum", name);
 }
 
+/* ------------------------------------------------- the bfloat16 GEMM path */
+
+static const char *const bf16_path_list = "'amx', 'avx512' or 'generic'";
+
+/* _bf16_gemm_path(): the path bfloat16 products take now */
+static PyObject *py_bf16_gemm_path(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs))
+{
+    return PyUnicode_FromString(pf_bf16_path_names[pf_bf16_path_active()]);
+}
+
+/* _bf16_gemm_paths(): {path: None if this CPU runs it, else the reason it does not} */
+static PyObject *py_bf16_gemm_paths(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noargs))
+{
+    PyObject *d = PyDict_New();
+    for (int p = 0; d != NULL && p < PF_BF16_NPATHS; p++) {
+        const char *why = NULL;
+        int ok = pf_bf16_path_available((pf_bf16_path)p, &why);
+        PyObject *v = ok ? Py_NewRef(Py_None) : PyUnicode_FromString(why ? why : "unavailable");
+        if (v == NULL || PyDict_SetItemString(d, pf_bf16_path_names[p], v) < 0) {
+            Py_XDECREF(v);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+/*
+ * _set_bf16_gemm_path(name): make bfloat16 products take `name` (tests and
+ * benchmarks compare the paths); returns the previous path's name.
+ */
+static PyObject *py_set_bf16_gemm_path(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    const char *op = "_set_bf16_gemm_path";
+    if (!PyUnicode_Check(arg)) {
+        return PF_ERR(PyExc_TypeError, "%s: expected a path name, %s; got %.100s", op,
+                      bf16_path_list, Py_TYPE(arg)->tp_name);
+    }
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) {
+        return NULL;
+    }
+    for (int p = 0; p < PF_BF16_NPATHS; p++) {
+        if (strcmp(name, pf_bf16_path_names[p]) != 0) {
+            continue;
+        }
+        const char *why = NULL;
+        if (!pf_bf16_path_available((pf_bf16_path)p, &why)) {
+            return PF_ERR(PyExc_RuntimeError, "%s: this CPU cannot run the '%s' path: %s; "
+                          "pf._C._bf16_gemm_paths() lists the paths it can run", op, name,
+                          why ? why : "unavailable");
+        }
+        PyObject *prev = PyUnicode_FromString(pf_bf16_path_names[pf_bf16_path_active()]);
+        if (prev != NULL) {
+            pf_bf16_path_set((pf_bf16_path)p);
+        }
+        return prev;
+    }
+    return PF_ERR(PyExc_ValueError, "%s: unknown path '%s'; expected %s", op, name,
+                  bf16_path_list);
+}
+
 PyMethodDef pf_linalg_module_methods[] = {
     {"set_float32_matmul_precision", py_set_f32_precision, METH_O,
      "set_float32_matmul_precision(precision): 'highest' (float32, the default) or 'high' / "
@@ -1687,5 +1809,13 @@ PyMethodDef pf_linalg_module_methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "_cuda_host_matmul(name, *args, **kw): the product on CPU tensors through the CUDA "
      "library's host self-test of its cuBLAS mapping (tests only)"},
+    {"_bf16_gemm_path", py_bf16_gemm_path, METH_NOARGS,
+     "_bf16_gemm_path(): the path bfloat16 matrix products take ('amx', 'avx512' or "
+     "'generic')"},
+    {"_bf16_gemm_paths", py_bf16_gemm_paths, METH_NOARGS,
+     "_bf16_gemm_paths(): {path: None if this CPU runs it, else why not}"},
+    {"_set_bf16_gemm_path", py_set_bf16_gemm_path, METH_O,
+     "_set_bf16_gemm_path(name): force a bfloat16 GEMM path (tests, benchmarks); returns the "
+     "previous one"},
     {NULL, NULL, 0, NULL},
 };

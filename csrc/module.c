@@ -5,6 +5,7 @@
 #include "autograd.h"
 #include "cuda_backend.h"
 #include "gather_cuda.h"
+#include "kernels/gemm.h"
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -103,7 +104,7 @@ static PyObject *py_build_info(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noarg
     const char *omp = "no";
 #endif
     return Py_BuildValue(
-        "{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:s,s:s,s:O}",
+        "{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:O}",
         "version", PYFRAME_VERSION,
         "blas", scipy_openblas_get_config(),
         "blas_core", scipy_openblas_get_corename(),
@@ -114,6 +115,7 @@ static PyObject *py_build_info(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(noarg
         "openmp", omp,
         "simd", simd_level(),
         "simd_baseline", simd_baseline(),
+        "bf16_gemm", pf_bf16_path_names[pf_bf16_path_active()],
         "sanitize",
 #ifdef PYFRAME_SANITIZE
         Py_True
@@ -162,13 +164,13 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_layer_norm_cuda_host_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bridge_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bench_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_linalg_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_optim_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_autograd_module_methods) < 0 || pf_autograd_init(m) < 0 ||
         PyModule_AddFunctions(m, pf_cuda_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_gather_cuda_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_autocast_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_reduce_module_methods) < 0 ||
-        PyModule_AddFunctions(m, pf_linalg_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_ew_cuda_module_methods) < 0 ||
         pf_caching_allocator_harness_init(m) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DIMS", PF_MAX_DIMS) < 0) {

@@ -135,6 +135,8 @@ extern PyMethodDef pf_ops_info_methods[];
 /* The @ and @= operators (installed by pf_ops_install_slots). */
 PyObject *pf_nb_matmul(PyObject *a, PyObject *b);
 PyObject *pf_nb_inplace_matmul(PyObject *a, PyObject *b);
+/* _bf16_gemm_path, _bf16_gemm_paths, _set_bf16_gemm_path */
+extern PyMethodDef pf_linalg_module_methods[];
 
 /* ---------------------------------------------------------- elementwise */
 

@@ -6,7 +6,8 @@
  * read off the strides so that a transposed operand is never copied.
  * Where the batch only walks down the rows of A (a stacked A times one B)
  * the whole batch is one taller GEMM.  Integers (and bool, as 0/1 values)
- * run pyframe's own loops with wrapping 64-bit arithmetic.
+ * run pyframe's own loops with wrapping 64-bit arithmetic.  bfloat16 products
+ * (A and B bfloat16, C float32) have their own kernels in gemm_bf16.c.
  *
  * Threads: OpenBLAS's own threads split a big product.  A batch of many
  * products is split over pyframe's threads instead, one whole GEMM per
@@ -118,8 +119,7 @@ static void int_row(const int64_t *a, int64_t acs, const int64_t *b, int64_t brs
     }
 }
 
-/* Element offsets of batch index bi in each operand. */
-static void batch_offsets(const pf_gemm *g, int64_t bi, int64_t *oa, int64_t *ob, int64_t *oc)
+void pf_gemm_batch_offsets(const pf_gemm *g, int64_t bi, int64_t *oa, int64_t *ob, int64_t *oc)
 {
     int64_t a = 0, b = 0, c = 0;
     for (int d = g->nb - 1; d >= 0; d--) {
@@ -147,7 +147,7 @@ static void run_int(const pf_gemm *g, int64_t nbatch)
     #pragma omp parallel for num_threads(nth) if (par) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t oa, ob, oc, i = r % m;
-        batch_offsets(g, r / m, &oa, &ob, &oc);
+        pf_gemm_batch_offsets(g, r / m, &oa, &ob, &oc);
         int_row(A + oa + i * g->a.rs, g->a.cs, B + ob, g->b.rs, g->b.cs, C + oc + i * g->c.rs,
                 g->c.cs, n, k);
     }
@@ -160,7 +160,7 @@ static void zero_float(const pf_gemm *g, int64_t nbatch)
     int64_t isz = pf_dtypes[g->dtype].itemsize;
     for (int64_t bi = 0; bi < nbatch; bi++) {
         int64_t oa, ob, oc;
-        batch_offsets(g, bi, &oa, &ob, &oc);
+        pf_gemm_batch_offsets(g, bi, &oa, &ob, &oc);
         for (int64_t i = 0; i < g->m; i++) {
             char *row = g->c.data + (oc + i * g->c.rs) * isz;
             for (int64_t j = 0; j < g->n; j++) {
@@ -225,12 +225,7 @@ static void blas_call(pf_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t
     }
 }
 
-/*
- * Do the rows of every batch index of x, taken in order, form one matrix
- * with a uniform row stride?  Then a batch that only moves A and C (B is
- * broadcast) is a single GEMM with nbatch * m rows.
- */
-static int stacked_rows(const pf_gemm *g, const pf_gemm_mat *x, int64_t *rows, int64_t *rs)
+int pf_gemm_stacked_rows(const pf_gemm *g, const pf_gemm_mat *x, int64_t *rows, int64_t *rs)
 {
     int64_t st = 0, sz = 1;
     int have = 0;
@@ -270,7 +265,8 @@ static int try_fold(const pf_gemm *g, int64_t nbatch, int tb, int ldb)
         }
     }
     int64_t rows, rsa, rowsc, rsc;
-    if (!stacked_rows(g, &g->a, &rows, &rsa) || !stacked_rows(g, &g->c, &rowsc, &rsc) ||
+    if (!pf_gemm_stacked_rows(g, &g->a, &rows, &rsa) ||
+        !pf_gemm_stacked_rows(g, &g->c, &rowsc, &rsc) ||
         rows > PF_GEMM_MAX_DIM) {
         return 0;
     }
@@ -328,7 +324,7 @@ static void run_float(const pf_gemm *g, int64_t nbatch)
         #pragma omp parallel for num_threads(nth) schedule(static)
         for (int64_t bi = 0; bi < nbatch; bi++) {
             int64_t oa, ob, oc;
-            batch_offsets(g, bi, &oa, &ob, &oc);
+            pf_gemm_batch_offsets(g, bi, &oa, &ob, &oc);
             blas_call(g->dtype, ta, tb, g->m, g->n, g->k, g->a.data + oa * isz, lda,
                       g->b.data + ob * isz, ldb, g->c.data + oc * isz, ldc);
         }
@@ -356,8 +352,7 @@ static void run_float(const pf_gemm *g, int64_t nbatch)
     }
 }
 
-/* The same product seen transposed: C^T (n x m) = B^T (n x k) A^T (k x m). */
-static void transpose_problem(const pf_gemm *g, pf_gemm *t)
+void pf_gemm_transpose(const pf_gemm *g, pf_gemm *t)
 {
     *t = *g;
     t->m = g->n;
@@ -372,25 +367,29 @@ static void transpose_problem(const pf_gemm *g, pf_gemm *t)
     t->c.cs = g->c.rs;
 }
 
-void pf_gemm_run(const pf_gemm *g)
+int64_t pf_gemm_run(const pf_gemm *g)
 {
+    if (g->dtype == PF_BFLOAT16) {
+        return pf_gemm_bf16_run(g);
+    }
     int64_t nbatch = pf_numel(g->bshape, g->nb);
     if (nbatch == 0 || g->m == 0 || g->n == 0) {
-        return;
+        return 0;
     }
     if (g->dtype == PF_INT64) {
         run_int(g, nbatch);     /* k == 0 writes zeros there */
-        return;
+        return 0;
     }
     if (g->k == 0) {
         zero_float(g, nbatch);
-        return;
+        return 0;
     }
     if (rowmajor_ld(g->m, g->n, g->c.rs, g->c.cs) < 0) {
         pf_gemm t;
-        transpose_problem(g, &t);
+        pf_gemm_transpose(g, &t);
         run_float(&t, nbatch);
-        return;
+        return 0;
     }
     run_float(g, nbatch);
+    return 0;
 }
