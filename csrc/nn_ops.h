@@ -145,4 +145,15 @@ int pf_nn_attn_mask(const pf_nn_attn *A, PfTensor *mask, pf_dtype dt, const char
 PfTensor *pf_nn_attn_full(PfTensor *t, const pf_nn_attn *A, int64_t rows, int64_t cols,
                           pf_dtype dt, const char *op);
 
+/*
+ * The losses on a CUDA device (nn_losses_cuda.c), composed of elementwise
+ * ops and reductions that run there; called by the bindings after their
+ * checks, with the parsed arguments.  New reference, or NULL with an
+ * exception ("<op>: CUDA is not available: ..." first when it is not).
+ */
+PyObject *pf_nn_pointwise_loss_cuda(const char *op, pf_ewloss kind, PfTensor *x, PfTensor *t,
+                                    pf_nn_red red, double prm, pf_dtype res);
+PyObject *pf_nn_bce_cuda(const char *op, int logits, PfTensor *x, PfTensor *t, PfTensor *w,
+                         PfTensor *pw, pf_nn_red red);
+
 #endif /* PF_NN_OPS_H */

@@ -1,0 +1,18 @@
+/*
+ * losses.cu -- the losses' entries in the library's kernel table.
+ *
+ * The losses run on a device as compositions of ops that have kernels here
+ * already (csrc/nn_losses_cuda.c): elementwise ops (elementwise.cu), the
+ * casts, and the reductions (reduce.cu).  They add no kernel of their own;
+ * these registrations say which dtypes reach those kernels, so that the op
+ * table and the library agree (tests/test_cuda_op_table.py).  Every float
+ * dtype: half and bfloat16 are computed in float32 and cast back.
+ */
+#include "internal.cuh"
+
+static pfc_register r_mse_loss(PFC_OP_MSE_LOSS, PFC_FLOAT_DTYPES);
+static pfc_register r_l1_loss(PFC_OP_L1_LOSS, PFC_FLOAT_DTYPES);
+static pfc_register r_huber_loss(PFC_OP_HUBER_LOSS, PFC_FLOAT_DTYPES);
+static pfc_register r_smooth_l1_loss(PFC_OP_SMOOTH_L1_LOSS, PFC_FLOAT_DTYPES);
+static pfc_register r_bce(PFC_OP_BINARY_CROSS_ENTROPY, PFC_FLOAT_DTYPES);
+static pfc_register r_bce_logits(PFC_OP_BCE_WITH_LOGITS, PFC_FLOAT_DTYPES);

@@ -1,0 +1,226 @@
+"""The losses on CUDA (csrc/nn_losses_cuda.c): compositions of elementwise ops and reductions
+that already run on a device; their rules (backward_nnops.c) are elementwise already.
+
+* Host check (every machine): ``_C._cuda_host_loss`` runs the device composition itself on
+  cpu tensors, compared with the fused cpu kernels and a NumPy float64 oracle, for every
+  loss, reduction and float dtype -- this checks the algebra (huber without a select, the
+  log clamps, the softplus split, casts) that the device runs.
+* Fake device tensors (machines without a GPU): the losses ask for CUDA first.
+* With a GPU: values and gradients of device tensors against the cpu backend.
+
+Tolerances: the composition rounds each step in the compute dtype (float32 for float32,
+float16, bfloat16; float64 for float64) where the cpu kernel works in float64 throughout:
+rtol 1e-5 (float32), 1e-12 (float64), and the result dtype's own step for float16 (2e-3)
+and bfloat16 (1.6e-2), each plus the same absolute term times the mean |loss|.
+"""
+import re
+
+import numpy as np
+import pytest
+
+import pyframe as pf
+from pyframe import _C
+
+CUDA = pf.cuda.is_available()
+REASON = pf.cuda.status()
+gpu = pytest.mark.skipif(not CUDA, reason="needs a usable CUDA GPU; here: " + REASON)
+fake = pytest.mark.skipif(CUDA, reason="_fake_cuda_tensor is for machines without a GPU")
+
+TOL = {"float32": 1e-5, "float64": 1e-12, "float16": 2e-3, "bfloat16": 1.6e-2}
+POINTWISE = [("mse_loss", None), ("l1_loss", None), ("huber_loss", 1.0),
+             ("huber_loss", 0.3), ("smooth_l1_loss", 1.0), ("smooth_l1_loss", 2.5)]
+REDUCTIONS = ["none", "mean", "sum"]
+
+
+def _oracle_pointwise(name, x, t, prm):
+    d = x.astype(np.float64) - t.astype(np.float64)
+    a = np.abs(d)
+    if name == "mse_loss":
+        return d * d
+    if name == "l1_loss":
+        return a
+    if name == "huber_loss":
+        return np.where(a < prm, 0.5 * a * a, prm * (a - 0.5 * prm))
+    return np.where(a < prm, 0.5 * a * a / prm, a - 0.5 * prm)
+
+
+def _oracle_bce(x, t, w=None, pw=None, logits=False):
+    x, t = x.astype(np.float64), t.astype(np.float64)
+    if logits:
+        lw = 1.0 if pw is None else 1.0 + (pw - 1.0) * t
+        l = (1 - t) * x + lw * (np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))))
+    else:
+        with np.errstate(divide="ignore"):
+            lp = np.maximum(np.log(x), -100.0)
+            lq = np.maximum(np.log1p(-x), -100.0)
+        l = -(t * lp + (1 - t) * lq)
+    return l if w is None else l * w
+
+
+def _reduce(l, red):
+    return l if red == "none" else (l.mean() if red == "mean" else l.sum())
+
+
+def _close(got, want, dtype):
+    got = np.asarray(got, dtype=np.float64)
+    tol = TOL[dtype]
+    scale = float(np.mean(np.abs(want))) if np.size(want) else 1.0
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+def _np(t):
+    return np.asarray(t.cpu().astype(pf.float64))
+
+
+def _data(shape, dtype, seed):
+    g = np.random.default_rng(seed)
+    x = g.normal(size=shape) * 2
+    t = g.normal(size=shape) * 2
+    return pf.tensor(x).astype(dtype), pf.tensor(t).astype(dtype)
+
+
+# ------------------------------------------------------------ host check of the composition
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("name,prm", POINTWISE)
+def test_host_pointwise_composition(name, prm, red, dtype):
+    x, t = _data((7, 33), dtype, 1)
+    got = _C._cuda_host_loss(name, x, t, red, 1.0 if prm is None else prm)
+    assert got.dtype == x.dtype
+    kw = {} if prm is None else {"delta" if name == "huber_loss" else "beta": prm}
+    cpu = getattr(pf, name)(x, t, reduction=red, **kw)
+    want = _reduce(_oracle_pointwise(name, _np(x), _np(t), prm), red)
+    _close(_np(got), want, dtype)
+    _close(_np(got), _np(cpu), dtype)
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_host_bce_composition(red, dtype, weighted):
+    g = np.random.default_rng(2)
+    p = g.uniform(0, 1, size=(5, 9))
+    p[0, :3] = [0.0, 1.0, 1e-30]             # the log clamps at -100
+    t = g.uniform(0, 1, size=(5, 9))
+    w = g.uniform(0.5, 2, size=(9,)) if weighted else None
+    xp, tp = pf.tensor(p).astype(dtype), pf.tensor(t).astype(dtype)
+    wp = None if w is None else pf.tensor(w).astype(dtype)
+    got = _C._cuda_host_loss("binary_cross_entropy", xp, tp, red, 0.0, wp)
+    cpu = pf.binary_cross_entropy(xp, tp, weight=wp, reduction=red)
+    want = _reduce(_oracle_bce(_np(xp), _np(tp), None if w is None else _np(wp)), red)
+    _close(_np(got), want, dtype)
+    _close(_np(got), _np(cpu), dtype)
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("extra", ["none", "weight", "pos_weight", "both"])
+def test_host_bce_logits_composition(red, dtype, extra):
+    g = np.random.default_rng(3)
+    x = g.normal(size=(6, 8)) * 4
+    x[0, :2] = [-60.0, 60.0]                  # softplus far out on both sides
+    t = g.uniform(0, 1, size=(6, 8))
+    xp, tp = pf.tensor(x).astype(dtype), pf.tensor(t).astype(dtype)
+    wp = pf.tensor(g.uniform(0.5, 2, size=(8,))).astype(dtype) \
+        if extra in ("weight", "both") else None
+    pwp = pf.tensor(g.uniform(0.5, 3, size=(8,))).astype(dtype) \
+        if extra in ("pos_weight", "both") else None
+    got = _C._cuda_host_loss("binary_cross_entropy_with_logits", xp, tp, red, 0.0, wp, pwp)
+    cpu = pf.binary_cross_entropy_with_logits(xp, tp, weight=wp, pos_weight=pwp,
+                                              reduction=red)
+    want = _reduce(_oracle_bce(_np(xp), _np(tp), None if wp is None else _np(wp),
+                               None if pwp is None else _np(pwp), logits=True), red)
+    _close(_np(got), want, dtype)
+    _close(_np(got), _np(cpu), dtype)
+
+
+def test_host_bce_composition_names_a_bad_probability():
+    x = pf.tensor([[0.5, 1.5], [0.2, 0.1]])
+    msg = (r"^binary_cross_entropy: input values must be probabilities in \[0, 1\]; got 1\.5 "
+           r"\(apply sigmoid first, or use binary_cross_entropy_with_logits\)$")
+    with pytest.raises(ValueError, match=msg):
+        _C._cuda_host_loss("binary_cross_entropy", x, pf.zeros((2, 2)), "mean", 0.0)
+    with pytest.raises(ValueError, match=msg):
+        pf.binary_cross_entropy(x, pf.zeros((2, 2)))
+    x = pf.tensor([0.5, float("nan")])
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]; got nan"):
+        _C._cuda_host_loss("binary_cross_entropy", x, pf.zeros(2), "mean", 0.0)
+
+
+# ------------------------------------------------------------ fake device tensors
+
+LOSSES = ["mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
+          "binary_cross_entropy_with_logits"]
+
+
+@fake
+@pytest.mark.parametrize("name", LOSSES)
+def test_fake_device_losses_ask_for_cuda(name):
+    x = _C._fake_cuda_tensor((2, 3), pf.float32, 0)
+    y = _C._fake_cuda_tensor((2, 3), pf.float32, 0)
+    with pytest.raises(RuntimeError, match="^" + re.escape(name) + ": CUDA is not available"):
+        getattr(pf, name)(x, y)
+
+
+@fake
+def test_fake_device_loss_with_a_cpu_target_names_both_devices():
+    x = _C._fake_cuda_tensor((3,), pf.float32, 0)
+    with pytest.raises(RuntimeError, match=r"^mse_loss: tensors on (cuda:0 and cpu|cpu and "
+                                           r"cuda:0); move them to one device"):
+        pf.mse_loss(x, pf.ones(3))
+
+
+# ------------------------------------------------------------ on a GPU
+
+def _grads(fn, *ts):
+    ts = [t.detach().requires_grad_(True) for t in ts]
+    out = fn(*ts)
+    out.backward(pf.ones_like(out))
+    return out, [t.grad for t in ts]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("name,prm", POINTWISE)
+def test_gpu_pointwise_losses_match_the_cpu(name, prm, red, dtype):
+    x, t = _data((16, 65), dtype, 4)
+    kw = {} if prm is None else {"delta" if name == "huber_loss" else "beta": prm}
+    fn = lambda a, b: getattr(pf, name)(a, b, reduction=red, **kw)      # noqa: E731
+    yc, gc = _grads(fn, x, t)
+    yd, gd = _grads(fn, x.cuda(), t.cuda())
+    assert yd.device == "cuda:0" and yd.dtype == yc.dtype
+    _close(_np(yd), _np(yc), dtype)
+    for a, b in zip(gd, gc):
+        assert a.device == "cuda:0"
+        _close(_np(a), _np(b), dtype)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("logits", [False, True])
+def test_gpu_bce_matches_the_cpu(logits, red, dtype):
+    g = np.random.default_rng(5)
+    x = g.normal(size=(8, 12)) * 3 if logits else g.uniform(0.01, 0.99, size=(8, 12))
+    xs = pf.tensor(x).astype(dtype)
+    ts = pf.tensor(g.uniform(0, 1, size=(8, 12))).astype(dtype)
+    ws = pf.tensor(g.uniform(0.5, 2, size=(12,))).astype(dtype)
+    name = "binary_cross_entropy_with_logits" if logits else "binary_cross_entropy"
+    fn = lambda a, b, w: getattr(pf, name)(a, b, weight=w, reduction=red)  # noqa: E731
+    yc, gc = _grads(fn, xs, ts, ws)
+    yd, gd = _grads(fn, xs.cuda(), ts.cuda(), ws.cuda())
+    assert yd.device == "cuda:0"
+    _close(_np(yd), _np(yc), dtype)
+    for a, b in zip(gd, gc):
+        _close(_np(a), _np(b), dtype)
+
+
+@gpu
+def test_gpu_bce_names_a_bad_probability():
+    x = pf.tensor([0.5, -0.25, 0.1]).cuda()
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy: input values must be "
+                                         r"probabilities in \[0, 1\]; got -0\.25 "):
+        pf.binary_cross_entropy(x, pf.zeros(3).cuda())
