@@ -190,8 +190,165 @@ PyObject *pf_nn_bce_cuda(const char *op, int logits, PfTensor *x, PfTensor *t, P
     return bce_compose(op, logits, x, t, w, pw, red);
 }
 
+/* ------------------------------------------------ cross-entropy, nll */
+
 /*
- * _cuda_host_loss(name, input, target, reduction, param, weight, pos_weight):
+ * Class indices on a device: the label check reads back one flag (any
+ * target outside [0, C) that is not ignore_index), then the first such
+ * label for the message the cpu gives.
+ */
+static int check_labels(pf_arena *A, PyObject *ti, int64_t C, int64_t ignore, const char *op)
+{
+    PyObject *ig = pf_keep(A, PyLong_FromLongLong(ignore));
+    PyObject *lo = pf_keep(A, PyLong_FromLong(0)), *hi = pf_keep(A, PyLong_FromLongLong(C));
+    PyObject *bad = E2(LOGICAL_AND, E2(NE, ti, ig), E2(LOGICAL_OR, E2(LT, ti, lo),
+                                                      E2(GE, ti, hi)));
+    PyObject *any = bad == NULL ? NULL : pf_keep(A, pf_call(PF_OP_ANY, &bad, 1, NULL));
+    if (any == NULL) {
+        return -1;
+    }
+    int found = PyObject_IsTrue(any);
+    if (found <= 0) {
+        return found;
+    }
+    PyObject *at = pf_keep(A, pf_call(PF_OP_ARGMAX, &bad, 1, NULL));
+    PyObject *flat = pf_keep(A, PyObject_CallMethod(ti, "reshape", "(i)", -1));
+    PyObject *v = at == NULL || flat == NULL ? NULL : pf_keep(A, PyObject_GetItem(flat, at));
+    PyObject *lab = v == NULL ? NULL : pf_keep(A, PyObject_CallMethod(v, "item", NULL));
+    if (lab == NULL) {
+        return -1;
+    }
+    PyErr_Format(PyExc_IndexError, "%s: target %lld is out of range for %lld classes; class "
+                 "indices must be in [0, %lld) or equal ignore_index (%lld)", op,
+                 PyLong_AsLongLong(lab), (long long)C, (long long)C, (long long)ignore);
+    return -1;
+}
+
+int pf_nn_class_q_cuda(const char *op, PfTensor *x, PfTensor *t, PfTensor *w,
+                       const pf_nn_ce *g, int64_t ignore, double eps, PyObject **q,
+                       PyObject **den)
+{
+    pf_arena A_ = {0}, *A = &A_;
+    int rc = -1, cls = g->unbatched ? 0 : 1;
+    pf_dtype comp = pf_nn_comp(x->dtype);
+    int64_t cs[PF_MAX_DIMS], ts[PF_MAX_DIMS];
+    *q = *den = NULL;
+    /* (1, C, 1, ...) or (C,): a class vector against the input's layout */
+    for (int d = 0; d < x->ndim; d++) {
+        cs[d] = d == cls ? g->C : 1;
+    }
+    PyObject *wb = w == NULL ? NULL : A_reshape(A, as_dtype(A, w, comp, op), cs, x->ndim);
+    if (w != NULL && wb == NULL) {
+        goto done;
+    }
+    PyObject *Q, *D;
+    if (g->probs) {
+        /* w (t (1 - eps) + eps / C); the mean is over rows */
+        Q = ADD(MUL(as_dtype(A, t, comp, op), F(1.0 - eps)), F(eps / (double)g->C));
+        if (wb != NULL) {
+            Q = MUL(Q, wb);
+        }
+        D = F((double)(g->N * g->K));
+    }
+    else {
+        PyObject *ti = as_dtype(A, t, PF_INT64, op);
+        if (ti == NULL || check_labels(A, ti, g->C, ignore, op) < 0) {
+            goto done;
+        }
+        /* the target with a class axis of 1, against arange(C) on the device */
+        for (int d = 0, k = 0; d < x->ndim; d++) {
+            ts[d] = d == cls ? 1 : t->shape[k++];
+        }
+        PfTensor *ar = (PfTensor *)pf_keep(A, pf_bw_arange(0, g->C));
+        PyObject *ad = ar == NULL ? NULL : pf_keep(A, (PyObject *)pf_tensor_to_device(
+                                                  ar, x->storage->device, PF_INT64, op));
+        PyObject *tr = A_reshape(A, ti, ts, x->ndim);
+        PyObject *ig = pf_keep(A, PyLong_FromLongLong(ignore));
+        PyObject *valid = E2(NE, tr, ig);
+        PyObject *hot = E2(LOGICAL_AND, E2(EQ, tr, A_reshape(A, ad, cs, x->ndim)), valid);
+        PyObject *hard = hot == NULL ? NULL : as_dtype(A, (PfTensor *)hot, comp, op);
+        if (wb != NULL) {
+            hard = MUL(hard, wb);           /* w[t] at the target, 0 elsewhere */
+        }
+        /* (1 - eps) w[t] at the target plus eps / C w_c on every class of a kept row */
+        Q = eps == 0 ? hard : MUL(hard, F(1.0 - eps));
+        if (eps != 0) {
+            PyObject *vf = valid == NULL ? NULL : as_dtype(A, (PfTensor *)valid, comp, op);
+            PyObject *sm = MUL(vf, F(eps / (double)g->C));
+            Q = ADD(Q, wb != NULL ? MUL(sm, wb) : sm);
+        }
+        /* the mean's denominator: the summed weights of the kept targets */
+        D = hard == NULL ? NULL : pf_keep(A, pf_call(PF_OP_SUM, &hard, 1, NULL));
+    }
+    if (Q == NULL || D == NULL || A->err || PyErr_Occurred()) {
+        goto done;
+    }
+    *q = Py_NewRef(Q);
+    *den = Py_NewRef(D);
+    rc = 0;
+done:
+    pf_arena_free(A);
+    return rc;
+}
+
+static PyObject *class_compose(const char *op, int is_nll, PfTensor *x, PfTensor *t,
+                               PfTensor *w, const pf_nn_ce *g, int64_t ignore, double eps,
+                               pf_nn_red red)
+{
+    pf_arena A_ = {0}, *A = &A_;
+    PyObject *q = NULL, *den = NULL, *r = NULL;
+    int cls = g->unbatched ? 0 : 1;
+    if (pf_nn_class_q_cuda(op, x, t, w, g, ignore, eps, &q, &den) < 0) {
+        goto done;
+    }
+    pf_keep(A, q);
+    pf_keep(A, den);
+    PyObject *xc = as_dtype(A, x, pf_nn_comp(x->dtype), op), *lp = xc;
+    PyObject *ax = pf_keep(A, PyLong_FromLong(cls));
+    if (!is_nll) {
+        lp = xc == NULL || ax == NULL ? NULL
+             : pf_keep(A, pf_call_kw(PF_OP_LOG_SOFTMAX, &xc, 1, "axis", ax, NULL, NULL));
+    }
+    /* -sum_c q_c lp_c, with the classes q leaves out dropped (an lp of -inf there adds 0) */
+    PyObject *term = lp == NULL ? NULL
+                     : pf_keep(A, pf_ew3(PF_OP_WHERE, E2(NE, q, F(0.0)), MUL(q, lp), F(0.0)));
+    PyObject *rows = term == NULL ? NULL
+                     : E1(NEG, pf_keep(A, pf_call_kw(PF_OP_SUM, &term, 1, "axis", ax, NULL,
+                                                     NULL)));
+    if (rows == NULL || A->err || PyErr_Occurred()) {
+        goto done;
+    }
+    if (red == PF_RED_NONE) {
+        r = (PyObject *)pf_tensor_copy_as((PfTensor *)rows, x->dtype, op);
+        goto done;
+    }
+    PyObject *s = pf_keep(A, pf_call(PF_OP_SUM, &rows, 1, NULL));
+    if (red == PF_RED_MEAN) {
+        s = DIV(s, den);
+    }
+    if (s != NULL && !A->err && !PyErr_Occurred()) {
+        r = (PyObject *)pf_tensor_copy_as((PfTensor *)s, x->dtype, op);
+    }
+done:
+    pf_arena_free(A);
+    return r;
+}
+
+PyObject *pf_nn_class_loss_cuda(const char *op, int is_nll, PfTensor *x, PfTensor *t,
+                                PfTensor *w, const pf_nn_ce *g, int64_t ignore, double eps,
+                                pf_nn_red red)
+{
+    if (pf_cuda_lib(op) == NULL || same_device(op, x, t, "target") < 0 ||
+        same_device(op, x, w, "weight") < 0) {
+        return NULL;
+    }
+    return class_compose(op, is_nll, x, t, w, g, ignore, eps, red);
+}
+
+/*
+ * _cuda_host_loss(name, input, target, reduction, param, weight, pos_weight,
+ * ignore_index) (param: delta, beta or label_smoothing; pos_weight None for the
+ * class losses):
  * the device composition above run on cpu tensors (its ops then take their
  * cpu kernels), so that a machine without a GPU checks its algebra -- the
  * select-free huber, the clamps, the softplus split, the reductions and
@@ -203,14 +360,16 @@ static PyObject *py_cuda_host_loss(PyObject *Py_UNUSED(m), PyObject *args)
     const char *name, *rs;
     PyObject *xo, *to, *wo = Py_None, *pwo = Py_None, *res = NULL;
     double prm;
-    if (!PyArg_ParseTuple(args, "sOOsd|OO:_cuda_host_loss", &name, &xo, &to, &rs, &prm, &wo,
-                          &pwo)) {
+    long long ignore = -100;
+    if (!PyArg_ParseTuple(args, "sOOsd|OOL:_cuda_host_loss", &name, &xo, &to, &rs, &prm, &wo,
+                          &pwo, &ignore)) {
         return NULL;
     }
     static const struct { const char *name; int kind; } kinds[] = {
         {"mse_loss", PF_LOSS_MSE}, {"l1_loss", PF_LOSS_L1}, {"huber_loss", PF_LOSS_HUBER},
         {"smooth_l1_loss", PF_LOSS_SMOOTH_L1}, {"binary_cross_entropy", PF_LOSS_BCE},
         {"binary_cross_entropy_with_logits", PF_LOSS_BCE_LOGITS},
+        {"cross_entropy", 100}, {"nll_loss", 101},
     };
     int kind = -1;
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -231,7 +390,13 @@ static PyObject *py_cuda_host_loss(PyObject *Py_UNUSED(m), PyObject *args)
         (pwo != Py_None && pw == NULL) || pf_nn_reduction(ro, op, &red) < 0) {
         goto done;
     }
-    if (kind == PF_LOSS_BCE || kind == PF_LOSS_BCE_LOGITS) {
+    if (kind >= 100) {
+        pf_nn_ce g;
+        if (pf_nn_ce_geom(x, t, kind == 100, name, &g) == 0) {
+            res = class_compose(name, kind == 101, x, t, w, &g, ignore, prm, red);
+        }
+    }
+    else if (kind == PF_LOSS_BCE || kind == PF_LOSS_BCE_LOGITS) {
         res = bce_compose(name, kind == PF_LOSS_BCE_LOGITS, x, t, w, pw, red);
     }
     else {
@@ -249,7 +414,8 @@ done:
 
 PyMethodDef pf_nn_losses_cuda_host_methods[] = {
     {"_cuda_host_loss", py_cuda_host_loss, METH_VARARGS,
-     "_cuda_host_loss(name, input, target, reduction, param, weight=None, pos_weight=None): "
+     "_cuda_host_loss(name, input, target, reduction, param, weight=None, pos_weight=None, "
+     "ignore_index=-100): "
      "the losses' device composition run on cpu tensors (tests)"},
     {NULL, NULL, 0, NULL},
 };

@@ -884,6 +884,10 @@ static PyObject *class_loss_entry(const char *op, int is_nll, PyObject *const *v
     if (w != NULL && pf_nn_need_vector(w, g.C, op, "weight", "class") < 0) {
         goto done;
     }
+    if (!pf_tensor_on_cpu(x) || !pf_tensor_on_cpu(t)) {
+        res = pf_nn_class_loss_cuda(op, is_nll, x, t, w, &g, ignore, smoothing, red);
+        goto done;
+    }
     pf_dtype comp = pf_nn_comp(x->dtype);
     int64_t rows = g.N * g.K;
     if ((xr = pf_nn_class_rows(x, &g, comp, op)) == NULL ||

@@ -224,3 +224,129 @@ def test_gpu_bce_names_a_bad_probability():
     with pytest.raises(ValueError, match=r"^binary_cross_entropy: input values must be "
                                          r"probabilities in \[0, 1\]; got -0\.25 "):
         pf.binary_cross_entropy(x, pf.zeros(3).cuda())
+
+
+# ------------------------------------------------------------ cross_entropy and nll_loss
+
+torch = pytest.importorskip("torch")
+
+# (input shape, smoothing, weighted, probabilities, with an ignored target)
+CLASS_CASES = [((8, 5), 0.0, False, False, False), ((8, 5), 0.1, True, False, True),
+               ((4, 3, 6), 0.0, True, False, True), ((4, 3, 2, 3), 0.2, False, False, False),
+               ((7,), 0.0, False, False, False), ((6, 4), 0.15, True, True, False),
+               ((3, 4, 5), 0.0, False, True, False)]
+
+
+def _class_data(shape, weighted, probs, ignored, dtype, seed=7):
+    g = np.random.default_rng(seed)
+    x = g.normal(size=shape) * 2
+    cls = 0 if len(shape) == 1 else 1
+    C = shape[cls]
+    if probs:
+        t = g.uniform(0, 1, size=shape)
+        t = t / t.sum(axis=cls, keepdims=True)
+        tp = pf.tensor(t).astype(dtype)
+    else:
+        t = g.integers(0, C, size=shape[:cls] + shape[cls + 1:])
+        if ignored:
+            t.reshape(-1)[1] = -100
+        tp = pf.tensor(t.astype(np.int64))
+    w = g.uniform(0.5, 2, size=(C,)) if weighted else None
+    wp = None if w is None else pf.tensor(w).astype(dtype)
+    return pf.tensor(x).astype(dtype), tp, wp
+
+
+def _torch_loss(name, x, t, w, red, eps):
+    xt = torch.tensor(_np(x))
+    tt = torch.tensor(np.asarray(t.cpu().astype(pf.float64 if t.dtype.is_floating_point
+                                                 else pf.int64)))
+    wt = None if w is None else torch.tensor(_np(w))
+    if name == "nll_loss":
+        return torch.nn.functional.nll_loss(xt, tt, weight=wt, reduction=red).numpy()
+    return torch.nn.functional.cross_entropy(xt, tt, weight=wt, reduction=red,
+                                             label_smoothing=eps).numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("case", CLASS_CASES, ids=[str(c) for c in CLASS_CASES])
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_host_class_loss_composition(name, case, red, dtype):
+    shape, eps, weighted, probs, ignored = case
+    if name == "nll_loss" and (probs or eps):
+        pytest.skip("nll_loss takes class indices and no label smoothing")
+    x, t, w = _class_data(shape, weighted, probs, ignored, dtype)
+    if name == "nll_loss":
+        x = pf.log_softmax(x.astype(pf.float64), axis=0 if len(shape) == 1 else 1).astype(dtype)
+    got = _C._cuda_host_loss(name, x, t, red, eps, w)
+    assert got.dtype == x.dtype
+    kw = {} if name == "nll_loss" else {"label_smoothing": eps}
+    cpu = getattr(pf, name)(x, t, weight=w, reduction=red, **kw)
+    want = _torch_loss(name, x, t, w, red, eps)
+    _close(_np(got), want, dtype)
+    _close(_np(got), _np(cpu), dtype)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_host_class_loss_composition_names_a_bad_label(name):
+    x = pf.zeros((4, 3))
+    msg = (r"^" + name + r": target 7 is out of range for 3 classes; class indices must be "
+           r"in \[0, 3\) or equal ignore_index \(-100\)$")
+    t = pf.tensor(np.array([0, 2, 7, 1], dtype=np.int64))
+    with pytest.raises(IndexError, match=msg):
+        _C._cuda_host_loss(name, x, t, "mean", 0.0)
+    with pytest.raises(IndexError, match=msg):
+        getattr(pf, name)(x, t)
+    t = pf.tensor(np.array([0, -1, 1, -5], dtype=np.int64))      # the first bad one is named
+    with pytest.raises(IndexError, match=r"target -1 is out of range"):
+        _C._cuda_host_loss(name, x, t, "mean", 0.0)
+    t = pf.tensor(np.array([0, 5, 1, 2], dtype=np.int64))        # ignore_index 5 is allowed
+    got = _C._cuda_host_loss(name, x, t, "sum", 0.0, None, None, 5)
+    np.testing.assert_allclose(_np(got), _np(getattr(pf, name)(x, t, ignore_index=5,
+                                                                reduction="sum")), rtol=1e-6)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("case", CLASS_CASES, ids=[str(c) for c in CLASS_CASES])
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_gpu_class_losses_match_the_cpu(name, case, red, dtype):
+    shape, eps, weighted, probs, ignored = case
+    if name == "nll_loss" and (probs or eps):
+        pytest.skip("nll_loss takes class indices and no label smoothing")
+    x, t, w = _class_data(shape, weighted, probs, ignored, dtype)
+    kw = {} if name == "nll_loss" else {"label_smoothing": eps}
+    fn = lambda a, b: getattr(pf, name)(a, b, weight=w if a.device == "cpu"  # noqa: E731
+                                         else w.cuda() if w is not None else None,
+                                         reduction=red, **kw)
+    if probs:
+        yc, gc = _grads(fn, x, t)
+        yd, gd = _grads(fn, x.cuda(), t.cuda())
+    else:
+        yc, gc = _grads(lambda a: fn(a, t), x)
+        yd, gd = _grads(lambda a: fn(a, t.cuda()), x.cuda())
+    assert yd.device == "cuda:0" and yd.dtype == yc.dtype
+    _close(_np(yd), _np(yc), dtype)
+    for a, b in zip(gd, gc):
+        assert a.device == "cuda:0"
+        _close(_np(a), _np(b), dtype)
+
+
+@gpu
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_gpu_class_loss_names_a_bad_label(name):
+    x = pf.zeros((4, 3)).cuda()
+    t = pf.tensor(np.array([0, 2, 3, 1], dtype=np.int64)).cuda()
+    with pytest.raises(IndexError, match=r"^" + name + r": target 3 is out of range for 3 "
+                                         r"classes"):
+        getattr(pf, name)(x, t)
+
+
+@fake
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_fake_device_class_losses_ask_for_cuda(name):
+    x = _C._fake_cuda_tensor((2, 3), pf.float32, 0)
+    t = _C._fake_cuda_tensor((2,), pf.int64, 0)
+    with pytest.raises(RuntimeError, match="^" + re.escape(name) + ": CUDA is not available"):
+        getattr(pf, name)(x, t)

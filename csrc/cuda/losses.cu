@@ -16,3 +16,7 @@ static pfc_register r_huber_loss(PFC_OP_HUBER_LOSS, PFC_FLOAT_DTYPES);
 static pfc_register r_smooth_l1_loss(PFC_OP_SMOOTH_L1_LOSS, PFC_FLOAT_DTYPES);
 static pfc_register r_bce(PFC_OP_BINARY_CROSS_ENTROPY, PFC_FLOAT_DTYPES);
 static pfc_register r_bce_logits(PFC_OP_BCE_WITH_LOGITS, PFC_FLOAT_DTYPES);
+/* cross_entropy = log_softmax (softmax.cu: float32, float64) then the weighted sum; the
+   other float dtypes are computed in float32 */
+static pfc_register r_cross_entropy(PFC_OP_CROSS_ENTROPY, PFC_FLOAT_DTYPES);
+static pfc_register r_nll_loss(PFC_OP_NLL_LOSS, PFC_FLOAT_DTYPES);
