@@ -350,3 +350,32 @@ def test_fake_device_class_losses_ask_for_cuda(name):
     t = _C._fake_cuda_tensor((2,), pf.int64, 0)
     with pytest.raises(RuntimeError, match="^" + re.escape(name) + ": CUDA is not available"):
         getattr(pf, name)(x, t)
+
+
+# ------------------------------------------------------------ outer (a broadcast multiply)
+
+@fake
+def test_fake_device_outer_asks_for_cuda():
+    x = _C._fake_cuda_tensor((2, 3), pf.float32, 0)
+    with pytest.raises(RuntimeError, match=r"^outer: CUDA is not available"):
+        pf.outer(x, x)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+def test_gpu_outer_matches_the_cpu(dtype):
+    g = np.random.default_rng(9)
+    a = pf.tensor(g.normal(size=(3, 4)) * 3).astype(dtype)
+    b = pf.tensor(g.normal(size=(5,)) * 3).astype(dtype)
+    want = np.outer(np.asarray(a).ravel(), np.asarray(b))
+    got = pf.outer(a.cuda(), b.cuda())
+    assert got.device == "cuda:0" and got.dtype == a.dtype
+    np.testing.assert_allclose(np.asarray(got.cpu()), want, rtol=1e-6 if dtype == "float32"
+                               else 1e-15)
+    if dtype != "int32":
+        ac, bc = a.cuda().requires_grad_(True), b.cuda().requires_grad_(True)
+        pf.outer(ac, bc).sum().backward()
+        np.testing.assert_allclose(np.asarray(ac.grad.cpu()),
+                                   np.full((3, 4), np.asarray(b).sum()), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(bc.grad.cpu()),
+                                   np.full((5,), np.asarray(a).sum()), rtol=1e-5)

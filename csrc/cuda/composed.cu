@@ -1,5 +1,6 @@
 /*
- * losses.cu -- the losses' entries in the library's kernel table.
+ * composed.cu -- the kernel-table entries of ops that run on a device as
+ * compositions of other ops: the losses and outer.
  *
  * The losses run on a device as compositions of ops that have kernels here
  * already (csrc/nn_losses_cuda.c): elementwise ops (elementwise.cu), the
@@ -20,3 +21,5 @@ static pfc_register r_bce_logits(PFC_OP_BCE_WITH_LOGITS, PFC_FLOAT_DTYPES);
    other float dtypes are computed in float32 */
 static pfc_register r_cross_entropy(PFC_OP_CROSS_ENTROPY, PFC_FLOAT_DTYPES);
 static pfc_register r_nll_loss(PFC_OP_NLL_LOSS, PFC_FLOAT_DTYPES);
+/* outer: a column view times a row view, the multiply kernel's dtypes (every dtype) */
+static pfc_register r_outer(PFC_OP_OUTER, (1u << PF_CUDA_NDTYPES) - 1u);
