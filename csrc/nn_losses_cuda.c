@@ -118,7 +118,9 @@ static int check_probabilities(pf_arena *A, PyObject *xc, const char *op)
     if (found <= 0) {
         return found;
     }
-    PyObject *at = pf_keep(A, pf_call(PF_OP_ARGMAX, &bad, 1, NULL));
+    /* the position as a Python int: a device tensor as an index would be advanced indexing */
+    PyObject *am = pf_keep(A, pf_call(PF_OP_ARGMAX, &bad, 1, NULL));
+    PyObject *at = am == NULL ? NULL : pf_keep(A, PyObject_CallMethod(am, "item", NULL));
     PyObject *flat = pf_keep(A, PyObject_CallMethod(xc, "reshape", "(i)", -1));
     PyObject *v = at == NULL || flat == NULL ? NULL : pf_keep(A, PyObject_GetItem(flat, at));
     PyObject *f = v == NULL ? NULL : pf_keep(A, PyObject_CallMethod(v, "item", NULL));
@@ -211,7 +213,9 @@ static int check_labels(pf_arena *A, PyObject *ti, int64_t C, int64_t ignore, co
     if (found <= 0) {
         return found;
     }
-    PyObject *at = pf_keep(A, pf_call(PF_OP_ARGMAX, &bad, 1, NULL));
+    /* the position as a Python int: a device tensor as an index would be advanced indexing */
+    PyObject *am = pf_keep(A, pf_call(PF_OP_ARGMAX, &bad, 1, NULL));
+    PyObject *at = am == NULL ? NULL : pf_keep(A, PyObject_CallMethod(am, "item", NULL));
     PyObject *flat = pf_keep(A, PyObject_CallMethod(ti, "reshape", "(i)", -1));
     PyObject *v = at == NULL || flat == NULL ? NULL : pf_keep(A, PyObject_GetItem(flat, at));
     PyObject *lab = v == NULL ? NULL : pf_keep(A, PyObject_CallMethod(v, "item", NULL));
