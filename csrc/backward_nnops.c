@@ -621,13 +621,13 @@ done:
 
 /* the per-row factor of a class loss's gradient: g shaped to broadcast against the input */
 static PyObject *class_scale(pf_arena *A, PyObject *g, pf_nn_red red, const PfTensor *x,
-                             const pf_nn_ce *cg, double den)
+                             const pf_nn_ce *cg, PyObject *den)
 {
     if (red == PF_RED_SUM) {
         return g;
     }
     if (red == PF_RED_MEAN) {
-        return DIV(g, F(den));
+        return DIV(g, den);
     }
     if (cg->unbatched) {
         return g;
@@ -681,7 +681,17 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
     int64_t rows = cg.N * cg.K, C = cg.C;
     int wx = wants(n, slot[0]), wt = cg.probs && wants(n, slot[1]);
     PfTensor *xr = NULL, *tr = NULL, *wc = NULL;
-    if ((wx || wt) && ((xr = (PfTensor *)A_t(A, pf_nn_class_rows(x, &cg, comp, op))) == NULL ||
+    /* on a device: q and the mean's denominator from ops there, then the composed path */
+    int dev = !pf_tensor_on_cpu(x);
+    PyObject *qd = NULL, *dend = NULL;
+    if (dev && (wx || wt)) {
+        if (pf_nn_class_q_cuda(op, x, t, w, &cg, ignore, eps, &qd, &dend) < 0) {
+            goto done;
+        }
+        pf_keep(A, qd);
+        pf_keep(A, dend);
+    }
+    if (!dev && (wx || wt) && ((xr = (PfTensor *)A_t(A, pf_nn_class_rows(x, &cg, comp, op))) == NULL ||
                        (tr = (PfTensor *)A_t(A, cg.probs ? pf_nn_class_rows(t, &cg, comp, op)
                                              : pf_nn_class_targets(t, &cg, ignore, op))) == NULL ||
                        (w != NULL && (wc = (PfTensor *)A_t(A, pf_nn_contig(w, comp, op))) == NULL))) {
@@ -691,12 +701,15 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
         rc = 0;
         goto done;
     }
-    pf_xent P = {rows, C, cg.probs ? NULL : (const int64_t *)pf_tensor_data(tr),
-                 cg.probs ? pf_tensor_data(tr) : NULL, wc ? pf_tensor_data(wc) : NULL, ignore,
-                 eps};
+    pf_xent P = {rows, C, NULL, NULL, NULL, ignore, eps};
+    if (!dev) {
+        P.target = cg.probs ? NULL : (const int64_t *)pf_tensor_data(tr);
+        P.probs = cg.probs ? pf_tensor_data(tr) : NULL;
+        P.weight = wc ? pf_tensor_data(wc) : NULL;
+    }
     /* the mean's denominator: summed target weights (class indices) or the row count */
     double den = (double)rows;
-    if (!cg.probs) {
+    if (!cg.probs && !dev) {
         den = 0;
         for (int64_t r = 0; r < rows; r++) {
             int64_t tv = P.target[r];
@@ -712,12 +725,15 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
     }
     PyObject *g = gout[0], *dx = NULL, *dt = NULL;
     int64_t rshape[2] = {rows, C};
-    PyObject *s = NULL;
-    if (wx && (is_nll || pf_grad_enabled())) {
+    PyObject *s = NULL, *deno = dev ? dend : F(den);
+    if (wx && (is_nll || dev || pf_grad_enabled())) {
         /* class indices: q is a constant, built by the kernel in the input's layout;
            probabilities: q depends on the target and is built from ops below */
         PyObject *q = NULL;
-        if (!cg.probs) {
+        if (dev) {
+            q = qd;
+        }
+        else if (!cg.probs) {
             PfTensor *qr = (PfTensor *)A_t(A, pf_tensor_empty(2, rshape, comp, CPU, op));
             if (qr == NULL) {
                 goto done;
@@ -725,7 +741,7 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
             pf_xent_target_dist(&P, comp, pf_tensor_data(qr));
             q = A_t(A, pf_nn_class_unrows(qr, x, &cg));
         }
-        s = class_scale(A, g, red, x, &cg, den);
+        s = class_scale(A, g, red, x, &cg, deno);
         int cls = cg.unbatched ? 0 : 1;
         int cmask[PF_MAX_DIMS] = {0};
         cmask[cls] = 1;
@@ -779,7 +795,7 @@ static int bw_class_loss(PfNode *n, PyObject **gout, PyObject **gin, int is_nll)
         cmask[cls] = 1;
         channel_shape(x->ndim, cls, C, cs);
         if (s == NULL) {
-            s = class_scale(A, g, red, x, &cg, den);
+            s = class_scale(A, g, red, x, &cg, deno);
         }
         int saved = pf_grad_disabled;
         pf_grad_disabled++;

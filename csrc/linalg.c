@@ -1624,6 +1624,10 @@ PyObject *pf_op_outer(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t 
         (fa = flat(a, op)) == NULL || (fb = flat(b, op)) == NULL) {
         goto done;
     }
+    /* on a device the product is the multiply kernel's; ask for CUDA under outer's name */
+    if ((!pf_tensor_on_cpu(a) || !pf_tensor_on_cpu(b)) && pf_cuda_lib(op) == NULL) {
+        goto done;
+    }
     int64_t cshape[2] = {fa->shape[0], 1}, cstr[2] = {fa->strides[0], 1};
     int64_t rshape[2] = {1, fb->shape[0]}, rstr[2] = {1, fb->strides[0]};
     if ((col = pf_tensor_view(fa, 2, cshape, cstr, fa->offset)) == NULL ||

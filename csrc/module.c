@@ -162,6 +162,7 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddFunctions(m, pf_random_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_softmax_cuda_host_methods) < 0 ||
         PyModule_AddFunctions(m, pf_layer_norm_cuda_host_methods) < 0 ||
+        PyModule_AddFunctions(m, pf_nn_losses_cuda_host_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bridge_module_methods) < 0 ||
         PyModule_AddFunctions(m, pf_bench_methods) < 0 ||
         PyModule_AddFunctions(m, pf_linalg_module_methods) < 0 ||

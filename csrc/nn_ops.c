@@ -884,6 +884,10 @@ static PyObject *class_loss_entry(const char *op, int is_nll, PyObject *const *v
     if (w != NULL && pf_nn_need_vector(w, g.C, op, "weight", "class") < 0) {
         goto done;
     }
+    if (!pf_tensor_on_cpu(x) || !pf_tensor_on_cpu(t)) {
+        res = pf_nn_class_loss_cuda(op, is_nll, x, t, w, &g, ignore, smoothing, red);
+        goto done;
+    }
     pf_dtype comp = pf_nn_comp(x->dtype);
     int64_t rows = g.N * g.K;
     if ((xr = pf_nn_class_rows(x, &g, comp, op)) == NULL ||
@@ -1005,6 +1009,10 @@ static PyObject *pointwise_entry(const char *op, pf_ewloss kind, PyObject *xo, P
             goto done;
         }
     }
+    if (!pf_tensor_on_cpu(x) || !pf_tensor_on_cpu(t)) {
+        res = pf_nn_pointwise_loss_cuda(op, kind, x, t, red, prm, rdt);
+        goto done;
+    }
     pf_dtype comp = pf_nn_comp(rdt);
     if ((xb = expand_contig(x, bs, bnd, comp, op)) == NULL ||
         (tb = expand_contig(t, bs, bnd, comp, op)) == NULL) {
@@ -1110,6 +1118,10 @@ static PyObject *bce_entry(const char *op, int logits, PyObject *const *v)
                        check_broadcasts_to(w, x->shape, x->ndim, op, "weight") < 0)) ||
         (pw != NULL && (pf_nn_need_float(pw, op, "pos_weight") < 0 ||
                         check_broadcasts_to(pw, x->shape, x->ndim, op, "pos_weight") < 0))) {
+        goto done;
+    }
+    if (!pf_tensor_on_cpu(x) || !pf_tensor_on_cpu(t)) {
+        res = pf_nn_bce_cuda(op, logits, x, t, w, pw, red);
         goto done;
     }
     pf_dtype comp = pf_nn_comp(x->dtype);

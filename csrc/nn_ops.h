@@ -145,4 +145,27 @@ int pf_nn_attn_mask(const pf_nn_attn *A, PfTensor *mask, pf_dtype dt, const char
 PfTensor *pf_nn_attn_full(PfTensor *t, const pf_nn_attn *A, int64_t rows, int64_t cols,
                           pf_dtype dt, const char *op);
 
+/*
+ * The losses on a CUDA device (nn_losses_cuda.c), composed of elementwise
+ * ops and reductions that run there; called by the bindings after their
+ * checks, with the parsed arguments.  New reference, or NULL with an
+ * exception ("<op>: CUDA is not available: ..." first when it is not).
+ */
+PyObject *pf_nn_pointwise_loss_cuda(const char *op, pf_ewloss kind, PfTensor *x, PfTensor *t,
+                                    pf_nn_red red, double prm, pf_dtype res);
+PyObject *pf_nn_bce_cuda(const char *op, int logits, PfTensor *x, PfTensor *t, PfTensor *w,
+                         PfTensor *pw, pf_nn_red red);
+/*
+ * cross_entropy (is_nll 0) and nll_loss on a device; the target distribution
+ * q (the input's shape: the weight of each class in a row's loss) and the
+ * mean's denominator (a 0-d tensor or a float) as new references, which the
+ * rule uses too.  The label check raises IndexError naming the label.
+ */
+PyObject *pf_nn_class_loss_cuda(const char *op, int is_nll, PfTensor *x, PfTensor *t,
+                                PfTensor *w, const pf_nn_ce *g, int64_t ignore, double eps,
+                                pf_nn_red red);
+int pf_nn_class_q_cuda(const char *op, PfTensor *x, PfTensor *t, PfTensor *w,
+                       const pf_nn_ce *g, int64_t ignore, double eps, PyObject **q,
+                       PyObject **den);
+
 #endif /* PF_NN_OPS_H */

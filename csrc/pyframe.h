@@ -309,6 +309,7 @@ extern PyMethodDef pf_random_module_methods[];
 extern PyMethodDef pf_softmax_cuda_host_methods[];
 /* _cuda_host_layer_norm(_bwd) (nn_ops.c): the CUDA layer_norm kernels on the host */
 extern PyMethodDef pf_layer_norm_cuda_host_methods[];
+extern PyMethodDef pf_nn_losses_cuda_host_methods[];
 extern PyMethodDef pf_bench_methods[];
 extern PyMappingMethods pf_tensor_as_mapping;
 PyObject *pf_tensor_getitem(PyObject *self, PyObject *key);
