@@ -6,6 +6,10 @@ kernels, not the queueing. The 16M-element cases are memory-bound (a float32 add
 strided, broadcast, scalar, half-precision, mixed-dtype and cast cases show the paths of
 csrc/ew_cuda.c (docs/architecture.md, "CUDA backend: elementwise ops").
 
+For the memory-bound cases it also prints the bytes moved per second (every input read
+once, the output written once) as a share of the H100's 3.35 TB/s HBM3 peak: issue 8's
+goal is >= 75%.
+
 Needs a GPU (and torch with CUDA for the ratios); without one it says so and exits.
 Run: python bench/bench_cuda_elementwise.py [--quick] [--filter S]
 """
@@ -18,6 +22,18 @@ from harness import reexec_clean_env  # noqa: E402
 reexec_clean_env()
 
 from harness import Bench  # noqa: E402
+
+PEAK_BYTES_PER_S = 3.35e12     # H100 SXM HBM3
+
+
+def bandwidth(rec, nbytes):
+    """Print GB/s and the share of the H100's peak of each competitor of a timed case."""
+    if rec is None:
+        return
+    parts = ["%s %.0f GB/s = %.0f%%" % (k, nbytes / (ns * 1e-9) / 1e9,
+                                         100 * nbytes / (ns * 1e-9) / PEAK_BYTES_PER_S)
+             for k, ns in rec["median"].items()]
+    print("   %s: %s of 3.35 TB/s" % (rec["case"], "; ".join(parts)))
 
 
 def main():
@@ -48,11 +64,12 @@ def main():
 
     x, tx = pair((n,))
     y, ty = pair((n,))
-    bench.case("add f32 16M", pyframe=sync_pf(lambda: x + y), torch=sync_torch(lambda: tx + ty))
-    bench.case("mul scalar f32 16M", pyframe=sync_pf(lambda: x * 2.0),
-               torch=sync_torch(lambda: tx * 2.0))
-    bench.case("exp f32 16M", pyframe=sync_pf(lambda: pf.exp(x)),
-               torch=sync_torch(lambda: torch.exp(tx)))
+    bandwidth(bench.case("add f32 16M", pyframe=sync_pf(lambda: x + y),
+                         torch=sync_torch(lambda: tx + ty)), 3 * 4 * n)
+    bandwidth(bench.case("mul scalar f32 16M", pyframe=sync_pf(lambda: x * 2.0),
+                         torch=sync_torch(lambda: tx * 2.0)), 2 * 4 * n)
+    bandwidth(bench.case("exp f32 16M", pyframe=sync_pf(lambda: pf.exp(x)),
+                         torch=sync_torch(lambda: torch.exp(tx))), 2 * 4 * n)
     m, tm = pair((4096, 4096))
     r, tr = pair((4096,))
     bench.case("add row broadcast 4096^2", pyframe=sync_pf(lambda: m + r),
@@ -63,7 +80,8 @@ def main():
     bench.case("gelu f16 16M", pyframe=sync_pf(lambda: pf.gelu(h, approximate="tanh")),
                torch=sync_torch(lambda: torch.nn.functional.gelu(th, approximate="tanh")))
     b, tb = pair((n,), "bfloat16")
-    bench.case("add bf16 16M", pyframe=sync_pf(lambda: b + b), torch=sync_torch(lambda: tb + tb))
+    bandwidth(bench.case("add bf16 16M", pyframe=sync_pf(lambda: b + b),
+                         torch=sync_torch(lambda: tb + tb)), 3 * 2 * n)
     i, ti = pair((n,), "int32")
     bench.case("int32 + f32 16M (mixed)", pyframe=sync_pf(lambda: i + x),
                torch=sync_torch(lambda: ti + tx))

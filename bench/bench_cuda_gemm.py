@@ -17,13 +17,23 @@ Run: python bench/bench_cuda_gemm.py [--quick] [--sizes 4096,8192]
 import argparse
 import ctypes
 import json
+import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 import pyframe as pf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import alternating_times  # noqa: E402
+
+
+def _sync(torch):
+    """Wait for both libraries' queued GPU work."""
+    pf.cuda.synchronize()
+    if torch is not None:
+        torch.cuda.synchronize()
 
 H100_BF16_PEAK = 989e12
 CUBLAS = {"OP_N": 0, "R_16F": 2, "R_16BF": 14, "R_32F": 0, "COMPUTE_32F": 68,
@@ -126,20 +136,8 @@ def main():
             for fn in comp.values():                   # warm-up: plans, handles, clocks
                 fn()
             pf.cuda.synchronize()
-            times = {k: [] for k in comp}
+            times = alternating_times(comp, rounds, reps, lambda: _sync(torch))
             names = list(comp)
-            for r in range(rounds):
-                for k in names[r % len(names):] + names[:r % len(names)]:
-                    pf.cuda.synchronize()
-                    if torch is not None:
-                        torch.cuda.synchronize()
-                    t0 = time.perf_counter()
-                    for _ in range(reps):
-                        comp[k]()
-                    pf.cuda.synchronize()
-                    if torch is not None:
-                        torch.cuda.synchronize()
-                    times[k].append((time.perf_counter() - t0) / reps)
             for k in names:
                 med = statistics.median(times[k])
                 tflops = 2 * n ** 3 / med / 1e12

@@ -14,13 +14,23 @@ Run: python bench/bench_cuda_reduce.py [--quick]
 """
 import argparse
 import json
+import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 import pyframe as pf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import alternating_times  # noqa: E402
+
+
+def _sync(torch):
+    """Wait for both libraries' queued GPU work."""
+    pf.cuda.synchronize()
+    if torch is not None:
+        torch.cuda.synchronize()
 
 H100_HBM_BYTES_PER_S = 3.35e12
 
@@ -68,20 +78,8 @@ def main():
             fn()
         pf.cuda.synchronize()
         reps = 20
-        times = {k: [] for k in comp}
+        times = alternating_times(comp, rounds, reps, lambda: _sync(torch))
         names = list(comp)
-        for r in range(rounds):
-            for k in names[r % len(names):] + names[:r % len(names)]:
-                pf.cuda.synchronize()
-                if torch is not None:
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                for _ in range(reps):
-                    comp[k]()
-                pf.cuda.synchronize()
-                if torch is not None:
-                    torch.cuda.synchronize()
-                times[k].append((time.perf_counter() - t0) / reps)
         nbytes = x.nbytes * passes
         for k in names:
             med = statistics.median(times[k])

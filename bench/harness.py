@@ -282,3 +282,23 @@ class Bench:
                   flush=True)
         self.records.append(record)
         return record
+
+
+def alternating_times(comp, rounds, reps, sync):
+    """Per-call seconds of each zero-argument callable in `comp`, `rounds` samples each.
+
+    Each sample runs one competitor `reps` times between two calls of `sync` (a device
+    synchronisation: GPU work is timed to its end), and the order rotates every round so
+    that no competitor always runs after the same one.  Returns {name: [seconds per call]}.
+    """
+    times = {k: [] for k in comp}
+    names = list(comp)
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            sync()
+            t0 = perf_counter_ns()
+            for _ in range(reps):
+                comp[k]()
+            sync()
+            times[k].append((perf_counter_ns() - t0) * 1e-9 / reps)
+    return times

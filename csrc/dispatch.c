@@ -835,3 +835,32 @@ int pf_ops_check_kernels(void)
     }
     return 0;
 }
+
+PyObject *pf_call_routed(const char *who, const char *kind, const char *what,
+                         const pf_named_binding *entries, size_t n, int *route_flag,
+                         PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    if (name == NULL) {
+        PyErr_Clear();
+        return PF_ERR(PyExc_TypeError, "%s: the first argument must be the name of %s (a str)",
+                      who, kind);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(entries[i].name, name) == 0) {
+            *route_flag = 1;
+            PyObject *r = entries[i].fn(m, args + 1, nargs - 1, kwnames);
+            *route_flag = 0;
+            return r;
+        }
+    }
+    char list[512];
+    size_t len = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < n && len < sizeof(list); i++) {
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+                                entries[i].name);
+    }
+    return PF_ERR(PyExc_ValueError, "%s: %s is not %s %s; expected one of %s", who, name, kind,
+                  what, list);
+}

@@ -1714,28 +1714,13 @@ static PyObject *py_cuda_blas_probe(PyObject *Py_UNUSED(m), PyObject *arg)
 static PyObject *py_cuda_host_matmul(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames)
 {
-    static const struct {
-        const char *name;
-        PyObject *(*fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
-    } entries[] = {
+    static const pf_named_binding entries[] = {
         {"matmul", pf_op_matmul}, {"mm", pf_op_mm}, {"bmm", pf_op_bmm}, {"dot", pf_op_dot},
         {"tensordot", pf_op_tensordot}, {"einsum", pf_op_einsum},
     };
-    const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
-    if (name == NULL) {
-        return PF_ERR(PyExc_TypeError, "_cuda_host_matmul: the first argument must be the name "
-                      "of a product (a str)");
-    }
-    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-        if (strcmp(entries[i].name, name) == 0) {
-            route_to_cuda_host = 1;
-            PyObject *r = entries[i].fn(m, args + 1, nargs - 1, kwnames);
-            route_to_cuda_host = 0;
-            return r;
-        }
-    }
-    return PF_ERR(PyExc_ValueError, "_cuda_host_matmul: %s is not a product that runs through "
-                  "cuBLAS; expected one of matmul, mm, bmm, dot, tensordot, einsum", name);
+    return pf_call_routed("_cuda_host_matmul", "a product", "that runs through cuBLAS", entries,
+                          sizeof(entries) / sizeof(entries[0]), &route_to_cuda_host, m, args,
+                          nargs, kwnames);
 }
 
 /* ------------------------------------------------- the bfloat16 GEMM path */

@@ -122,6 +122,21 @@ int pf_parse_args(const char *op, PyObject *const *args, Py_ssize_t nargs, PyObj
 /* None (all axes), an int or a tuple of ints -> mask[PF_MAX_DIMS] of reduced axes. */
 int pf_parse_axes(PyObject *axis, int ndim, const char *op, int *mask);
 int pf_parse_bool(PyObject *o, const char *op, const char *what, int dflt, int *out);
+/*
+ * The test-only "host self-test" bindings (_cuda_host_matmul, _cuda_host_reduce):
+ * args[0] names one of `entries`; that binding is called with the rest of the
+ * arguments while *route_flag is set, so its CPU tensors take the CUDA
+ * library's host path.  Errors name `who` and say the name is not `kind`
+ * `what` ("a product" "that runs through cuBLAS").
+ */
+typedef struct {
+    const char *name;
+    PyObject *(*fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+} pf_named_binding;
+PyObject *pf_call_routed(const char *who, const char *kind, const char *what,
+                         const pf_named_binding *entries, size_t n, int *route_flag,
+                         PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+
 /* Run an elementwise op on Python objects (b may be NULL for unary ops). */
 PyObject *pf_call_ew(pf_op op, PyObject *a, PyObject *b);
 

@@ -956,32 +956,16 @@ PyMethodDef pf_softmax_cuda_host_methods[] = {
 static PyObject *py_cuda_host_reduce(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames)
 {
-    static const struct {
-        const char *name;
-        PyObject *(*fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
-    } entries[] = {
+    static const pf_named_binding entries[] = {
         {"sum", pf_op_sum}, {"mean", pf_op_mean}, {"prod", pf_op_prod}, {"max", pf_op_max},
         {"min", pf_op_min}, {"argmax", pf_op_argmax}, {"argmin", pf_op_argmin},
         {"var", pf_op_var}, {"std", pf_op_std}, {"logsumexp", pf_op_logsumexp},
         {"norm", pf_op_norm}, {"all", pf_op_all}, {"any", pf_op_any},
         {"cumsum", pf_op_cumsum}, {"cumprod", pf_op_cumprod},
     };
-    const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
-    if (name == NULL) {
-        return PF_ERR(PyExc_TypeError, "_cuda_host_reduce: the first argument must be the name "
-                      "of a reduction or scan (a str)");
-    }
-    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-        if (strcmp(entries[i].name, name) == 0) {
-            route_to_cuda_host = 1;
-            PyObject *r = entries[i].fn(m, args + 1, nargs - 1, kwnames);
-            route_to_cuda_host = 0;
-            return r;
-        }
-    }
-    return PF_ERR(PyExc_ValueError, "_cuda_host_reduce: %s is not a reduction or scan with a "
-                  "CUDA kernel; expected one of sum, mean, prod, max, min, argmax, argmin, var, "
-                  "std, logsumexp, norm, all, any, cumsum, cumprod", name);
+    return pf_call_routed("_cuda_host_reduce", "a reduction or scan", "with a CUDA kernel", entries,
+                          sizeof(entries) / sizeof(entries[0]), &route_to_cuda_host, m, args,
+                          nargs, kwnames);
 }
 
 PyMethodDef pf_reduce_module_methods[] = {
